@@ -1,0 +1,52 @@
+"""Arms of traffic: which slice a request belongs to, and the stable hash that decides it.
+
+A request is in the *experiment* arm (faults apply), the *control* arm (measured beside it,
+untouched) or in no arm. The arm travels in the ``x-mlchaos-arm`` header; where a caller does
+not propagate it, a stable hash of a key (an entity id, a user id) decides, so that an edge
+proxy and a dependency proxy agree without changes to the service between them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import IntEnum, StrEnum
+
+__all__ = ["ARM_HEADER", "Arm", "ArmCode", "arm_for_key", "arm_for_unit"]
+
+ARM_HEADER = "x-mlchaos-arm"
+
+
+class Arm(StrEnum):
+    EXPERIMENT = "experiment"
+    CONTROL = "control"
+
+
+class ArmCode(IntEnum):
+    """Compact code of an arm in columnar observation stores."""
+
+    NONE = 0
+    EXPERIMENT = 1
+    CONTROL = 2
+
+    @classmethod
+    def of(cls, arm: Arm | None) -> ArmCode:
+        if arm is None:
+            return cls.NONE
+        return cls.EXPERIMENT if arm is Arm.EXPERIMENT else cls.CONTROL
+
+
+def arm_for_unit(u: float, experiment: float, control: float) -> Arm | None:
+    """Map a number in [0, 1) to an arm: the first ``experiment`` share, then ``control``."""
+    if u < experiment:
+        return Arm.EXPERIMENT
+    if u < experiment + control:
+        return Arm.CONTROL
+    return None
+
+
+def arm_for_key(key: bytes | str, experiment: float, control: float, salt: str = "") -> Arm | None:
+    """Stable arm for a key: the same key, shares and salt give the same arm in every process."""
+    data = key.encode() if isinstance(key, str) else key
+    digest = hashlib.blake2b(data, digest_size=8, person=salt.encode()[:16]).digest()
+    u = int.from_bytes(digest, "big") / 2**64
+    return arm_for_unit(u, experiment, control)

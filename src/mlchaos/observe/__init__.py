@@ -1,0 +1,5 @@
+"""Observations of requests, and probes of the system's steady state."""
+
+from mlchaos.observe._store import COLUMNS, ErrorKind, Observation, ObservationStore
+
+__all__ = ["COLUMNS", "ErrorKind", "Observation", "ObservationStore"]

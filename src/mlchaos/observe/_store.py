@@ -1,0 +1,161 @@
+"""The observation store: one record per request, held column by column.
+
+Columns are typed Python arrays that grow by appending (cheap on the hot path) and are read as
+numpy arrays without copying. One million records take about 40 bytes each.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+from mlchaos.arms import Arm, ArmCode
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["COLUMNS", "ErrorKind", "Observation", "ObservationStore"]
+
+
+class ErrorKind(IntEnum):
+    """Why a request got no usable response (``OK`` when it got one, whatever its status)."""
+
+    OK = 0
+    TIMEOUT = 1
+    CONNECT = 2
+    RESET = 3
+    PROTOCOL = 4
+    OTHER = 5
+
+
+# name → array typecode; the single place a new column is declared.
+COLUMNS: dict[str, str] = {
+    "arm": "b",  # ArmCode
+    "start": "d",  # wall-clock start, seconds since the epoch (scheduled start for replay)
+    "latency": "d",  # seconds from (scheduled) start to complete response
+    "status": "h",  # HTTP status, 0 when no response
+    "error": "b",  # ErrorKind
+    "model": "h",  # index into ObservationStore.models, -1 when unknown
+    "prediction": "d",  # NaN when none
+    "label": "d",  # NaN when none
+    "fault": "b",  # 1 when a proxy applied a fault to this request
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One request as seen by the traffic generator or a proxy."""
+
+    arm: Arm | None
+    start: float
+    latency: float
+    status: int = 0
+    error: ErrorKind = ErrorKind.OK
+    model: str | None = None
+    prediction: float = math.nan
+    label: float = math.nan
+    fault: bool = False
+
+
+class ObservationStore:
+    """Append-only columnar store of observations."""
+
+    def __init__(self) -> None:
+        self._cols: dict[str, array[Any]] = {name: array(code) for name, code in COLUMNS.items()}
+        self.models: list[str] = []
+        self._model_index: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._cols["arm"])
+
+    def model_code(self, name: str | None) -> int:
+        if name is None:
+            return -1
+        code = self._model_index.get(name)
+        if code is None:
+            code = self._model_index[name] = len(self.models)
+            self.models.append(name)
+        return code
+
+    def append(self, obs: Observation) -> None:
+        self.add(
+            arm=ArmCode.of(obs.arm),
+            start=obs.start,
+            latency=obs.latency,
+            status=obs.status,
+            error=obs.error,
+            model=self.model_code(obs.model),
+            prediction=obs.prediction,
+            label=obs.label,
+            fault=int(obs.fault),
+        )
+
+    def add(
+        self,
+        *,
+        arm: int,
+        start: float,
+        latency: float,
+        status: int = 0,
+        error: int = 0,
+        model: int = -1,
+        prediction: float = math.nan,
+        label: float = math.nan,
+        fault: int = 0,
+    ) -> None:
+        """Append one record from already-encoded values (the hot-path form)."""
+        c = self._cols
+        c["arm"].append(arm)
+        c["start"].append(start)
+        c["latency"].append(latency)
+        c["status"].append(status)
+        c["error"].append(error)
+        c["model"].append(model)
+        c["prediction"].append(prediction)
+        c["label"].append(label)
+        c["fault"].append(fault)
+
+    def column(self, name: str) -> npt.NDArray[Any]:
+        """A read-only numpy view of one column (no copy)."""
+        import numpy as np  # noqa: PLC0415 - keep the proxy and CLI start-up free of numpy
+
+        arr = self._cols[name]
+        view: np.ndarray[Any, Any] = (
+            np.frombuffer(arr, dtype=arr.typecode)
+            if len(arr)
+            else (np.empty(0, dtype=arr.typecode))
+        )
+        return view
+
+    def columns(self, start: int = 0, stop: int | None = None) -> dict[str, list[Any]]:
+        """Plain lists of a slice of every column, for the journal."""
+        return {name: arr[start:stop].tolist() for name, arr in self._cols.items()}
+
+    def extend_columns(self, data: Mapping[str, Iterable[Any]], models: list[str]) -> None:
+        """Append a batch written by :meth:`columns`, re-coding model indices to this store's."""
+        recode = [self.model_code(m) for m in models]
+        for name, values in data.items():
+            if name not in self._cols:
+                continue
+            if name == "model":
+                self._cols[name].extend(recode[v] if v >= 0 else -1 for v in values)
+            else:
+                self._cols[name].extend(_nan_safe(name, values))
+        lengths = {len(a) for a in self._cols.values()}
+        if len(lengths) != 1:
+            raise ValueError("observation batch has columns of unequal length")
+
+    def nbytes(self) -> int:
+        return sum(a.itemsize * len(a) for a in self._cols.values())
+
+
+def _nan_safe(name: str, values: Iterable[Any]) -> Iterable[Any]:
+    """JSON has no NaN: the journal writes null, which reads back as NaN in float columns."""
+    if COLUMNS[name] == "d":
+        return (math.nan if v is None else v for v in values)
+    return values

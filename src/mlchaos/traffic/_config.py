@@ -1,0 +1,79 @@
+"""Configuration of replay traffic: dataset, rate, duration, request shape, what to extract."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mlchaos.proxy._config import ArmSplit
+from mlchaos.units import Duration, Rate, Share
+
+__all__ = ["Extract", "JsonRequest", "RequestShape", "TrafficConfig", "V2Request"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class V2Request(_Model):
+    """Open Inference Protocol v2: ``POST /v2/models/{model}/infer``, one FP32 row per request."""
+
+    protocol: Literal["v2"] = "v2"
+    model: str
+    version: str | None = None
+    input_name: str = "input-0"
+    inputs: list[str] | None = Field(
+        None, description="dataset columns sent as the input row; default: all but label and key"
+    )
+
+
+class JsonRequest(_Model):
+    """A plain JSON request; strings ``"{{column}}"`` in the template take the row's value."""
+
+    protocol: Literal["json"]
+    path: str = "/predict"
+    method: Literal["POST", "PUT"] = "POST"
+    template: dict[str, Any]
+
+
+RequestShape = Annotated[V2Request | JsonRequest, Field(discriminator="protocol")]
+
+
+class Extract(_Model):
+    """Dotted JSON paths (``outputs[0].data[0]``) into the response."""
+
+    prediction: str | None = "outputs[0].data[0]"
+    model: str | None = "model_name"
+
+
+class TrafficConfig(_Model):
+    """Open-loop replay of a dataset against ``target`` at ``rate`` for ``duration``."""
+
+    target: str = Field(description="base URL requests are sent to, e.g. http://127.0.0.1:8080")
+    dataset: str = Field(description="CSV or Parquet file; relative paths are from the spec file")
+    rate: Rate
+    duration: Duration
+    request: RequestShape
+    arms: ArmSplit = ArmSplit(experiment=Share(0.5), control=Share(0.5))
+    label: str | None = Field(None, description="dataset column holding the true label")
+    key: str | None = Field(None, description="dataset column hashed to choose the arm")
+    extract: Extract = Extract()
+    headers: dict[str, str] = {}
+    timeout: Duration = Duration(5.0)
+    max_in_flight: int = Field(1024, gt=0)
+    seed: int = 0
+
+    @field_validator("duration", "timeout")
+    @classmethod
+    def _positive(cls, v: Duration) -> Duration:
+        if v.seconds <= 0:
+            raise ValueError(f"must be positive, got {v}")
+        return v
+
+    @field_validator("target")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// URL, got {v!r}")
+        return v.rstrip("/")
