@@ -1,0 +1,87 @@
+"""The experiment file: typed models, loading with located errors, JSON Schema export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mlchaos.errors import SpecError
+from mlchaos.spec._checks import (
+    Bound,
+    BoundKind,
+    HttpProbe,
+    Judge,
+    Metric,
+    MetricCheck,
+    Probe,
+    TcpProbe,
+)
+from mlchaos.spec._crossref import cross_check
+from mlchaos.spec._load import load_model, parse_text, validate_data
+from mlchaos.spec._models import (
+    AbortFault,
+    Analysis,
+    BandwidthFault,
+    BlackholeFault,
+    CommandAction,
+    ConnectProxy,
+    Experiment,
+    Fault,
+    HttpAction,
+    LatencyFault,
+    ProxySpec,
+    Recovery,
+    RefuseFault,
+    ResetFault,
+    RollbackAction,
+    Target,
+)
+
+__all__ = [
+    "AbortFault",
+    "Analysis",
+    "BandwidthFault",
+    "BlackholeFault",
+    "Bound",
+    "BoundKind",
+    "CommandAction",
+    "ConnectProxy",
+    "Experiment",
+    "Fault",
+    "HttpAction",
+    "HttpProbe",
+    "Judge",
+    "LatencyFault",
+    "Metric",
+    "MetricCheck",
+    "Probe",
+    "ProxySpec",
+    "Recovery",
+    "RefuseFault",
+    "ResetFault",
+    "RollbackAction",
+    "Target",
+    "TcpProbe",
+    "experiment_schema",
+    "load_experiment",
+    "load_model",
+    "parse_text",
+    "validate_data",
+]
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Load and fully check an experiment file; raise SpecError listing every problem."""
+    exp = load_model(path, Experiment)
+    issues = cross_check(exp)
+    if issues:
+        raise SpecError(str(path), issues)
+    return exp
+
+
+def experiment_schema() -> dict[str, Any]:
+    """JSON Schema of the experiment file, for editors."""
+    schema = Experiment.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "mlchaos experiment"
+    return schema

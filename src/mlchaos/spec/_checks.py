@@ -1,0 +1,226 @@
+"""Checks in an experiment file: metric checks (hypothesis, guardrails) and steady-state probes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    Tag,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+from mlchaos.arms import Arm
+from mlchaos.units import Duration, Share
+
+__all__ = [
+    "Bound",
+    "BoundKind",
+    "HttpProbe",
+    "Judge",
+    "Metric",
+    "MetricCheck",
+    "Probe",
+    "TcpProbe",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Metric(StrEnum):
+    """What a metric check measures over the observations of one arm."""
+
+    ERROR_RATE = "error_rate"
+    LATENCY_P50 = "latency_p50"
+    LATENCY_P95 = "latency_p95"
+    LATENCY_P99 = "latency_p99"
+    ACCURACY = "accuracy"
+    MODEL_SHARE = "model_share"
+
+    @property
+    def is_latency(self) -> bool:
+        return self.value.startswith("latency_")
+
+    @property
+    def quantile(self) -> float:
+        return int(self.value.removeprefix("latency_p")) / 100.0
+
+
+class Judge(StrEnum):
+    """Judge a check on its confidence interval (default) or on the point estimate."""
+
+    INTERVAL = "interval"
+    POINT = "point"
+
+
+class BoundKind(StrEnum):
+    PERCENT = "percent"  # proportions and their differences, e.g. "5%", "-3%"
+    TIME = "time"  # latency, e.g. "250ms"
+    RATIO = "ratio"  # latency against control, e.g. "1.5x"
+
+
+_RATIO = re.compile(r"(\d+(?:\.\d+)?)\s*x")
+_PERCENT = re.compile(r"([+-]?\d+(?:\.\d+)?)\s*%")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A limit in a check: a signed percentage, a duration or a ratio, as written in the file."""
+
+    kind: BoundKind
+    value: float  # fraction for PERCENT, seconds for TIME, factor for RATIO
+
+    @classmethod
+    def parse(cls, value: object) -> Bound:
+        if isinstance(value, str):
+            text = value.strip()
+            if m := _PERCENT.fullmatch(text):
+                return cls(BoundKind.PERCENT, float(m.group(1)) / 100.0)
+            if m := _RATIO.fullmatch(text):
+                return cls(BoundKind.RATIO, float(m.group(1)))
+            try:
+                return cls(BoundKind.TIME, Duration.parse(text).seconds)
+            except ValueError:
+                pass
+        raise ValueError(f"expected a bound such as '5%', '-2%', '250ms' or '1.5x', got {value!r}")
+
+    def __str__(self) -> str:
+        if self.kind is BoundKind.PERCENT:
+            return f"{Share(abs(self.value))}" if self.value >= 0 else f"-{Share(-self.value)}"
+        if self.kind is BoundKind.TIME:
+            return str(Duration(self.value))
+        return f"{self.value:g}x"
+
+    json_pattern: ClassVar[str] = r"^([+-]?\d+(\.\d+)?\s*%|\d+(\.\d+)?\s*x|.*(us|ms|s|m|h))$"
+
+    @classmethod
+    def _validate(cls, value: object) -> Bound:
+        if isinstance(value, Bound):
+            return value
+        try:
+            return cls.parse(value)
+        except ValueError as exc:
+            raise PydanticCustomError("mlchaos_value", "{msg}", {"msg": str(exc)}) from None
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls._validate, serialization=core_schema.plain_serializer_function_ser_schema(str)
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "examples": ["5%", "-2%", "250ms", "1.5x"]}
+
+
+class MetricCheck(_Model):
+    """A bound on one arm's metric, or on its difference (ratio for latency) against control.
+
+    In the hypothesis a check *holds* when its interval lies inside the bounds; as a guardrail it
+    *trips* when its interval lies wholly outside them (``judge: point`` uses the estimate).
+    """
+
+    name: str | None = None
+    metric: Metric
+    arm: Arm = Arm.EXPERIMENT
+    relative_to: Literal["control"] | None = Field(
+        None, description="compare with the control arm: difference (rates) or ratio (latency)"
+    )
+    model: str | None = Field(None, description="the answering model, for metric model_share")
+    max: Bound | None = None
+    min: Bound | None = None
+    judge: Judge = Judge.INTERVAL
+    min_samples: int = Field(
+        0, ge=0, description="fewer observations than this: no verdict (guardrails do not trip)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.max is None and self.min is None:
+            raise ValueError("give 'max', 'min' or both")
+        if self.metric is Metric.MODEL_SHARE and not self.model:
+            raise ValueError("metric 'model_share' needs 'model' (which model's share)")
+        if self.relative_to is not None and self.arm is Arm.CONTROL:
+            raise ValueError("a check relative to control must be on the experiment arm")
+        want = self.bound_kind
+        for side, bound in (("max", self.max), ("min", self.min)):
+            if bound is not None and bound.kind is not want:
+                example = {"percent": "'5%'", "time": "'250ms'", "ratio": "'1.5x'"}[want]
+                raise ValueError(
+                    f"'{side}' of {self.describe()} must be written like {example}, got '{bound}'"
+                )
+        if self.max is not None and self.min is not None and self.min.value > self.max.value:
+            raise ValueError(f"'min' ({self.min}) is above 'max' ({self.max})")
+        return self
+
+    @property
+    def bound_kind(self) -> BoundKind:
+        if self.metric.is_latency:
+            return BoundKind.RATIO if self.relative_to else BoundKind.TIME
+        return BoundKind.PERCENT
+
+    def describe(self) -> str:
+        """A readable name: the given one, or one made from the metric."""
+        if self.name:
+            return self.name
+        what = self.metric.value + (f"[{self.model}]" if self.model else "")
+        if self.relative_to:
+            op = "/" if self.metric.is_latency else "-"
+            return f"{what} {self.arm.value} {op} control"
+        return f"{what} {self.arm.value}"
+
+
+class HttpProbe(_Model):
+    """Steady state holds when ``url`` answers with an expected status within ``timeout``."""
+
+    type: Literal["http"] = "http"
+    name: str
+    url: str
+    method: Literal["GET", "POST", "HEAD"] = "GET"
+    expect_status: list[int] = [200]
+    timeout: Duration = Duration(2.0)
+    max_latency: Duration | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _status_list(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("expect_status"), int):
+            return {**value, "expect_status": [value["expect_status"]]}
+        return value
+
+
+class TcpProbe(_Model):
+    """Steady state holds when ``address`` accepts a TCP connection within ``timeout``."""
+
+    type: Literal["tcp"]
+    name: str
+    address: str
+    timeout: Duration = Duration(2.0)
+
+
+def _probe_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("type", "http"))
+    return str(getattr(value, "type", "http"))
+
+
+Probe = Annotated[
+    Annotated[HttpProbe, Tag("http")] | Annotated[TcpProbe, Tag("tcp")],
+    Discriminator(_probe_type),
+]

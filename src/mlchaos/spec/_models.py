@@ -1,0 +1,229 @@
+"""The experiment file: frozen, typed models of every section.
+
+Fault rules, proxy and traffic settings are the models their own packages define, so a fault
+written here means exactly what the proxy's control API means by it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    model_validator,
+)
+
+from mlchaos.proxy._config import Protocol, ProxyConfig
+from mlchaos.proxy._rules import (
+    AbortRule,
+    BandwidthRule,
+    BlackholeRule,
+    LatencyRule,
+    RefuseRule,
+    ResetRule,
+    Rule,
+)
+from mlchaos.spec._checks import MetricCheck, Probe
+from mlchaos.traffic._config import TrafficConfig
+from mlchaos.units import Duration, Share
+
+__all__ = [
+    "AbortFault",
+    "Analysis",
+    "BandwidthFault",
+    "BlackholeFault",
+    "CommandAction",
+    "ConnectProxy",
+    "Experiment",
+    "Fault",
+    "HttpAction",
+    "LatencyFault",
+    "ProxySpec",
+    "Recovery",
+    "RefuseFault",
+    "ResetFault",
+    "RollbackAction",
+    "Target",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Target(_Model):
+    """A part of the system under test; preflight checks that it is reachable."""
+
+    name: str
+    url: str | None = Field(None, description="HTTP base URL; preflight GETs url + health")
+    health: str = "/"
+    address: str | None = Field(None, description="host:port for non-HTTP targets (TCP connect)")
+
+    @model_validator(mode="after")
+    def _one_way_to_reach(self) -> Self:
+        if (self.url is None) == (self.address is None):
+            raise ValueError("give exactly one of 'url' (HTTP) or 'address' (TCP)")
+        return self
+
+
+class ConnectProxy(_Model):
+    """A proxy that already runs as its own process (``mlchaos proxy serve``)."""
+
+    url: str = Field(description="control API base URL, e.g. http://127.0.0.1:9901")
+    token_file: str
+    protocol: Protocol = Protocol.HTTP
+
+
+class ProxySpec(_Model):
+    """A proxy the runner starts itself (``serve``) or one it connects to (``connect``)."""
+
+    name: str
+    serve: ProxyConfig | None = None
+    connect: ConnectProxy | None = None
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> Self:
+        if (self.serve is None) == (self.connect is None):
+            raise ValueError(
+                "give exactly one of 'serve' (start it) or 'connect' (already running)"
+            )
+        return self
+
+    @property
+    def protocol(self) -> Protocol:
+        if self.serve is not None:
+            return self.serve.protocol
+        assert self.connect is not None
+        return self.connect.protocol
+
+
+@cache
+def _rule_adapter() -> TypeAdapter[Rule]:
+    return TypeAdapter(Rule)
+
+
+class _Scheduled(BaseModel):
+    """When and where a fault is injected; mixed into each rule model."""
+
+    target: str = Field(description="name of the proxy that applies the fault")
+    start: Duration = Field(Duration(0.0), description="offset from the start of traffic")
+    duration: Duration | None = Field(None, description="how long it stays; default: to the end")
+
+    def rule(self) -> Rule:
+        """The proxy rule this fault installs: the same fields without the schedule."""
+        return _rule_adapter().validate_python(
+            self.model_dump(exclude=set(_Scheduled.model_fields))
+        )
+
+    def end(self, traffic_duration: Duration) -> float:
+        """Offset in seconds at which the fault is removed."""
+        if self.duration is None:
+            return traffic_duration.seconds
+        return self.start.seconds + self.duration.seconds
+
+
+class LatencyFault(_Scheduled, LatencyRule):
+    pass
+
+
+class AbortFault(_Scheduled, AbortRule):
+    pass
+
+
+class ResetFault(_Scheduled, ResetRule):
+    pass
+
+
+class BlackholeFault(_Scheduled, BlackholeRule):
+    pass
+
+
+class BandwidthFault(_Scheduled, BandwidthRule):
+    pass
+
+
+class RefuseFault(_Scheduled, RefuseRule):
+    pass
+
+
+Fault = Annotated[
+    LatencyFault | AbortFault | ResetFault | BlackholeFault | BandwidthFault | RefuseFault,
+    Field(discriminator="type"),
+]
+
+
+class HttpAction(_Model):
+    """A rollback step: one HTTP request that must answer with an expected status."""
+
+    type: Literal["http"] = "http"
+    name: str
+    url: str
+    method: Literal["GET", "POST", "PUT", "DELETE"] = "POST"
+    body: Any = None
+    expect_status: list[int] = [200, 201, 202, 204]
+    timeout: Duration = Duration(10.0)
+
+
+class CommandAction(_Model):
+    """A rollback step: a command (argv list, no shell) that must exit 0 within ``timeout``."""
+
+    type: Literal["command"]
+    name: str
+    argv: list[str] = Field(min_length=1)
+    timeout: Duration = Duration(30.0)
+
+
+def _action_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("type", "http"))
+    return str(getattr(value, "type", "http"))
+
+
+RollbackAction = Annotated[
+    Annotated[HttpAction, Tag("http")] | Annotated[CommandAction, Tag("command")],
+    Discriminator(_action_type),
+]
+
+
+class Recovery(_Model):
+    """After rollback, steady state must hold again within ``deadline``."""
+
+    deadline: Duration = Duration(30.0)
+    interval: Duration = Duration(0.25)
+
+
+class Analysis(_Model):
+    """How observations are judged."""
+
+    confidence: Share = Field(Share(0.95), description="confidence level of every interval")
+    threshold: float | None = Field(
+        None, description="predicted class = prediction >= threshold; default: exact match"
+    )
+    window: Literal["faults", "all"] = Field(
+        "faults", description="judge the hypothesis on requests sent while faults were active"
+    )
+
+
+class Experiment(_Model):
+    """One chaos experiment: steady state, hypothesis, faults, guardrails, rollback, recovery."""
+
+    title: str = Field(min_length=1)
+    description: str = ""
+    targets: list[Target] = []
+    proxies: list[ProxySpec] = []
+    traffic: TrafficConfig
+    steady_state: list[Probe] = []
+    hypothesis: list[MetricCheck] = Field(min_length=1)
+    faults: list[Fault] = []
+    guardrails: list[MetricCheck] = []
+    rollback: list[RollbackAction] = []
+    recovery: Recovery = Recovery()
+    analysis: Analysis = Analysis()
+    lease: Duration = Field(Duration(5.0), description="lease of every injected fault")
+    tick: Duration = Field(Duration(0.1), description="how often guardrails are evaluated")
