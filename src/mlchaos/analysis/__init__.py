@@ -1,0 +1,9 @@
+"""Judging checks on observations: a metric check and the observations give a check result.
+
+The runner uses this for guardrails (every tick) and the hypothesis (at the end); the report
+uses it to rebuild every verdict from the journal, so both always agree.
+"""
+
+from mlchaos.analysis._evaluate import CheckResult, CheckStatus, evaluate, fault_window_mask
+
+__all__ = ["CheckResult", "CheckStatus", "evaluate", "fault_window_mask"]

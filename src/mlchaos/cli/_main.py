@@ -1,0 +1,170 @@
+"""Argument parsing and the mapping of errors to one clear line and an exit code.
+
+Exit codes: 0 hypothesis held, 1 hypothesis failed or experiment aborted, 2 invalid input,
+3 the system or the tool could not run the experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from mlchaos import __version__
+from mlchaos.errors import EXIT_CANNOT_RUN, EXIT_INVALID, MlchaosError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INVALID, f"mlchaos: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="mlchaos",
+        description="Chaos engineering for machine-learning services.",
+        epilog="exit codes: 0 hypothesis held, 1 failed or aborted, 2 invalid input, "
+        "3 could not run",
+    )
+    p.add_argument("--version", action="version", version=f"mlchaos {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    v = sub.add_parser("validate", help="check an experiment file and report every problem")
+    v.add_argument("file", type=Path)
+    v.set_defaults(func=_cmd_validate)
+
+    s = sub.add_parser("schema", help="print the JSON Schema of experiment files")
+    s.set_defaults(func=_cmd_schema)
+
+    r = sub.add_parser("run", help="run an experiment")
+    r.add_argument("file", type=Path)
+    r.add_argument("--out", type=Path, help="directory for journal and summary (reports/RUN_ID)")
+    r.add_argument("--quiet", action="store_true", help="print only the summary")
+    r.set_defaults(func=_cmd_run)
+
+    rep = sub.add_parser("report", help="rebuild the summary of a run from its journal")
+    rep.add_argument("journal", type=Path)
+    rep.add_argument("--json", type=Path, help="also write the JSON summary here ('-' = stdout)")
+    rep.set_defaults(func=_cmd_report)
+
+    px = sub.add_parser("proxy", help="the fault proxy")
+    pxs = px.add_subparsers(dest="proxy_command", required=True, parser_class=_Parser)
+    serve = pxs.add_parser("serve", help="run a proxy as its own long-lived process")
+    serve.add_argument("--config", type=Path, required=True)
+    serve.set_defaults(func=_cmd_proxy_serve)
+
+    up = sub.add_parser("upstream", help="the bundled toy model server for examples and tests")
+    ups = up.add_subparsers(dest="upstream_command", required=True, parser_class=_Parser)
+    userve = ups.add_parser("serve", help="serve the toy model (Open Inference Protocol v2)")
+    userve.add_argument("--host", default="127.0.0.1")
+    userve.add_argument("--port", type=int, default=8500)
+    userve.set_defaults(func=_cmd_upstream_serve)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except MlchaosError as exc:
+        print(f"mlchaos: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mlchaos: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a traceback is a bug; show one line unless debugging
+        if os.environ.get("MLCHAOS_DEBUG"):
+            raise
+        print(
+            f"mlchaos: internal error: {type(exc).__name__}: {exc} "
+            "(set MLCHAOS_DEBUG=1 for a traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_CANNOT_RUN
+    return code
+
+
+def _run_async(make: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    import asyncio  # noqa: PLC0415
+
+    try:
+        import uvloop  # noqa: PLC0415
+
+        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is absent on some platforms
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(make())
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from mlchaos.spec import load_experiment  # noqa: PLC0415
+
+    exp = load_experiment(args.file)
+    print(
+        f"{args.file}: valid — '{exp.title}': {len(exp.faults)} faults, "
+        f"{len(exp.hypothesis)} hypothesis checks, {len(exp.guardrails)} guardrails"
+    )
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+
+    from mlchaos.spec import experiment_schema  # noqa: PLC0415
+
+    print(json.dumps(experiment_schema(), indent=2))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mlchaos.cli._run import run_experiment_file  # noqa: PLC0415
+
+    return _run_async(lambda: run_experiment_file(args.file, out=args.out, quiet=args.quiet))
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+
+    from mlchaos.report import render_terminal, summarize  # noqa: PLC0415
+    from mlchaos.runner import read_journal  # noqa: PLC0415
+
+    summary = summarize(read_journal(args.journal))
+    if args.json is not None and str(args.json) == "-":
+        print(json.dumps(summary.to_dict(), indent=2))
+        return 0
+    render_terminal(summary, Console())
+    if args.json is not None:
+        args.json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _cmd_proxy_serve(args: argparse.Namespace) -> int:
+    from mlchaos.proxy import ProxyConfig, serve_forever  # noqa: PLC0415
+    from mlchaos.spec import load_model  # noqa: PLC0415
+
+    config = load_model(args.config, ProxyConfig)
+
+    async def go() -> int:
+        await serve_forever(config)
+        return 0
+
+    return _run_async(go)
+
+
+def _cmd_upstream_serve(args: argparse.Namespace) -> int:
+    from mlchaos.testing import serve_upstream_forever  # noqa: PLC0415
+
+    async def go() -> int:
+        await serve_upstream_forever(args.host, args.port)
+        return 0
+
+    return _run_async(go)

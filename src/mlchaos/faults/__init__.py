@@ -1,0 +1,6 @@
+"""Injectors the runner drives: check, inject, renew, remove, verify removed."""
+
+from mlchaos.faults._base import Injector
+from mlchaos.faults._proxy import ProxyFaultInjector
+
+__all__ = ["Injector", "ProxyFaultInjector"]

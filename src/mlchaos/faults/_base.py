@@ -1,0 +1,29 @@
+"""The one small interface every injector offers the runner."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["Injector"]
+
+
+class Injector(Protocol):
+    """A fault the runner can check, inject, keep alive, remove and verify removed.
+
+    ``inject`` gives the fault a lease; unless ``renew`` is called within it, the fault removes
+    itself, so a runner that dies leaves nothing behind for longer than one lease.
+    """
+
+    @property
+    def label(self) -> str: ...
+
+    async def check(self) -> None:
+        """Raise PreflightError unless the fault can be both injected and removed."""
+
+    async def inject(self) -> None: ...
+
+    async def renew(self) -> None: ...
+
+    async def remove(self) -> None: ...
+
+    async def verify_removed(self) -> bool: ...

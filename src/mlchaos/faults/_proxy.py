@@ -1,0 +1,49 @@
+"""Proxy faults, injected through a proxy's control API with a lease."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlchaos.errors import ControlAPIError, PreflightError
+
+if TYPE_CHECKING:
+    from mlchaos.proxy import ControlClient, Rule
+    from mlchaos.units import Duration
+
+__all__ = ["ProxyFaultInjector"]
+
+
+class ProxyFaultInjector:
+    """One rule on one proxy, under a fixed id so removal and renewal are idempotent."""
+
+    def __init__(
+        self, client: ControlClient, rule: Rule, *, lease: Duration, fault_id: str, proxy: str
+    ) -> None:
+        self._client = client
+        self.rule = rule
+        self._lease = lease
+        self.fault_id = fault_id
+        self.proxy = proxy
+
+    @property
+    def label(self) -> str:
+        return f"{self.rule.type} on {self.proxy} ({self.rule.arm.value}, {self.rule.probability})"
+
+    async def check(self) -> None:
+        try:
+            await self._client.health()
+        except ControlAPIError as exc:
+            raise PreflightError(f"proxy '{self.proxy}': {exc}") from None
+
+    async def inject(self) -> None:
+        await self._client.add_fault(self.rule, self._lease, fault_id=self.fault_id)
+
+    async def renew(self) -> None:
+        await self._client.renew(self.fault_id, self._lease)
+
+    async def remove(self) -> None:
+        await self._client.remove(self.fault_id, missing_ok=True)
+
+    async def verify_removed(self) -> bool:
+        faults = await self._client.list_faults()
+        return all(f.id != self.fault_id for f in faults)

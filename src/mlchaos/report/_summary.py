@@ -1,0 +1,130 @@
+"""Journal → summary: every number recomputed from the journal's own records.
+
+The spec, the observations, the fault windows and the outcome are read back from the journal;
+per-arm statistics and every check are recomputed with the same functions the runner used, and a
+check whose recomputed status differs from the one the runner recorded is flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlchaos.analysis import evaluate, fault_window_mask
+from mlchaos.arms import ArmCode
+from mlchaos.errors import ConfigError
+from mlchaos.observe import ObservationStore
+
+__all__ = ["Summary", "summarize"]
+
+
+@dataclass
+class Summary:
+    run_id: str
+    title: str
+    verdict: str
+    exit_code: int | None
+    abort_reason: str | None = None
+    error: str | None = None
+    recovered: bool | None = None
+    recovery_seconds: float | None = None
+    kill_switch_ms: float | None = None
+    observations: int = 0
+    arms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "title": self.title,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "abort_reason": self.abort_reason,
+            "error": self.error,
+            "recovered": self.recovered,
+            "recovery_seconds": self.recovery_seconds,
+            "kill_switch_ms": self.kill_switch_ms,
+            "observations": self.observations,
+            "arms": self.arms,
+            "checks": self.checks,
+            "faults": self.faults,
+            "phases": self.phases,
+            "mismatches": self.mismatches,
+        }
+
+
+def summarize(records: list[dict[str, Any]]) -> Summary:
+    """Rebuild the summary of one run from its journal records."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from mlchaos import stats  # noqa: PLC0415
+    from mlchaos.spec import Experiment  # noqa: PLC0415
+
+    header = records[0]
+    try:
+        exp = Experiment.model_validate(header["spec"])
+    except (KeyError, ValidationError) as exc:
+        raise ConfigError(f"the journal's spec record is unreadable: {exc}") from None
+    verdict = next((r for r in reversed(records) if r["kind"] == "verdict"), None)
+    s = Summary(
+        run_id=str(header.get("run_id", "?")),
+        title=exp.title,
+        verdict=verdict["verdict"] if verdict else "incomplete",
+        exit_code=verdict.get("exit_code") if verdict else None,
+    )
+    if verdict is None:
+        s.error = "the journal ends before a verdict (the runner was killed or is still running)"
+    else:
+        s.error = verdict.get("error")
+        s.abort_reason = verdict.get("abort_reason")
+        s.recovered = verdict.get("recovered")
+        s.recovery_seconds = verdict.get("recovery_seconds")
+
+    store = ObservationStore()
+    injected: dict[int, float] = {}
+    windows: list[tuple[float, float]] = []
+    recorded_checks: dict[str, str] = {}
+    for r in records:
+        kind = r["kind"]
+        if kind == "observations":
+            store.extend_columns(r["columns"], r["models"])
+        elif kind == "fault":
+            s.faults.append({k: v for k, v in r.items() if k != "kind"})
+            if r["event"] == "injected":
+                injected[r["index"]] = r["t"]
+            elif r["event"] == "removed" and r["index"] in injected:
+                windows.append((injected.pop(r["index"]), r["t"]))
+        elif kind == "phase" and r.get("event") == "end":
+            s.phases.append({"phase": r["phase"], "ok": r.get("ok"), "seconds": r.get("seconds")})
+        elif kind == "kill_switch":
+            s.kill_switch_ms = r.get("trip_to_removed_ms")
+        elif kind == "check":
+            recorded_checks[r["name"]] = r["status"]
+    last_t = records[-1]["t"]
+    windows.extend((t, last_t) for t in injected.values())  # never removed in the journal
+    s.observations = len(store)
+
+    conf = exp.analysis.confidence.fraction
+    mask = None
+    if exp.analysis.window == "faults" and windows:
+        mask = fault_window_mask(store, windows)
+    for name, code in (("experiment", ArmCode.EXPERIMENT), ("control", ArmCode.CONTROL)):
+        arm = stats.arm_stats(
+            store, code, mask=mask, confidence=conf, threshold=exp.analysis.threshold
+        )
+        s.arms[name] = arm.to_dict()
+    if verdict is not None and verdict.get("verdict") != "error":
+        for check in exp.hypothesis:
+            result = evaluate(
+                check, store, mask=mask, confidence=conf, threshold=exp.analysis.threshold
+            )
+            s.checks.append(result.to_dict())
+            was = recorded_checks.get(result.name)
+            if was is not None and was != result.status.value:
+                s.mismatches.append(
+                    f"check '{result.name}': recorded {was}, recomputed {result.status.value}"
+                )
+    return s

@@ -1,0 +1,80 @@
+"""Render a summary for the terminal with rich."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from mlchaos.report._summary import Summary
+
+__all__ = ["render_terminal"]
+
+_VERDICT_STYLE = {"held": "bold green", "failed": "bold red", "aborted": "bold red"}
+
+
+def render_terminal(s: Summary, console: Console) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    style = _VERDICT_STYLE.get(s.verdict, "bold yellow")
+    console.print(f"\n[bold]{s.title}[/]  run {s.run_id}")
+    console.print(f"verdict: [{style}]{s.verdict.upper()}[/]")
+    if s.abort_reason:
+        console.print(f"aborted: {s.abort_reason}")
+    if s.error:
+        console.print(f"error: {s.error}")
+
+    arms = Table(title="per arm (judged window)", title_justify="left")
+    for col in ("arm", "requests", "error rate [CI]", "p50", "p99 [CI]", "accuracy [CI]", "models"):
+        arms.add_column(col, justify="left" if col in ("arm", "models") else "right")
+    for name, a in s.arms.items():
+        lat = a.get("latency", {})
+        arms.add_row(
+            name,
+            str(a.get("requests", 0)),
+            _pct(a.get("errors")),
+            _ms(lat.get("p50"), interval=False),
+            _ms(lat.get("p99")),
+            _pct(a.get("accuracy")),
+            ", ".join(
+                f"{m} {100 * (e or {}).get('value', 0) or 0:.0f}%"
+                for m, e in (a.get("model_share") or {}).items()
+            ),
+        )
+    console.print(arms)
+
+    checks = Table(title="hypothesis", title_justify="left")
+    for col in ("check", "status", "estimate [CI]", "bound"):
+        checks.add_column(col)
+    for c in s.checks:
+        st = c["status"]
+        colour = {"held": "green", "violated": "red"}.get(st, "yellow")
+        checks.add_row(c["name"], f"[{colour}]{st}[/]", c["detail"].split(" n=")[0], c["bounds"])
+    if s.checks:
+        console.print(checks)
+    if s.recovered is not None:
+        rec = f"{s.recovery_seconds:.2f}s" if s.recovery_seconds is not None else "-"
+        console.print(f"recovery: {'yes' if s.recovered else '[red]no[/]'} (time to recover {rec})")
+    if s.kill_switch_ms is not None:
+        console.print(f"kill switch: faults removed {s.kill_switch_ms:.0f}ms after the trip")
+    for m in s.mismatches:
+        console.print(f"[red]journal mismatch:[/] {m}")
+
+
+def _pct(e: dict[str, Any] | None) -> str:
+    if not e or e.get("value") is None:
+        return "-"
+    lo, hi = e.get("low"), e.get("high")
+    ci = f" [{100 * lo:.1f}, {100 * hi:.1f}]" if lo is not None and hi is not None else ""
+    return f"{100 * e['value']:.1f}%{ci}"
+
+
+def _ms(e: dict[str, Any] | None, *, interval: bool = True) -> str:
+    if not e or e.get("value") is None:
+        return "-"
+    text = f"{1000 * e['value']:.1f}ms"
+    lo, hi = e.get("low"), e.get("high")
+    if interval and lo is not None and hi is not None:
+        text += f" [{1000 * lo:.1f}, {1000 * hi:.1f}]"
+    return text

@@ -1,0 +1,489 @@
+"""The phase machine of one experiment.
+
+preflight → steady state before → inject (traffic, scheduled faults with lease renewal,
+guardrails every tick) → rollback (always) → recovery → verdict. Everything that happens is
+written to the journal as it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlchaos import __version__
+from mlchaos.analysis import CheckResult, CheckStatus, evaluate, fault_window_mask
+from mlchaos.arms import ArmCode
+from mlchaos.errors import (
+    EXIT_CANNOT_RUN,
+    EXIT_FAILED,
+    EXIT_OK,
+    ConfigError,
+    ExperimentAborted,
+    MlchaosError,
+    PreflightError,
+    RunError,
+)
+from mlchaos.observe import ObservationStore, probe_all, reach_target
+from mlchaos.runner._actions import run_action
+from mlchaos.runner._display import ArmProgress, Display, NullDisplay, Snapshot
+from mlchaos.runner._journal import Journal
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from mlchaos.faults import ProxyFaultInjector
+    from mlchaos.proxy import ControlClient
+    from mlchaos.spec import Experiment, Fault
+
+__all__ = ["RunOutcome", "Runner", "new_run_id"]
+
+
+@dataclass
+class RunOutcome:
+    """What happened, in one object: the CLI turns it into a summary and an exit code."""
+
+    run_id: str
+    verdict: str = "error"  # held | failed | aborted | error
+    exit_code: int = EXIT_CANNOT_RUN
+    checks: list[CheckResult] = field(default_factory=list)
+    abort_reason: str | None = None
+    error: str | None = None
+    recovered: bool | None = None
+    recovery_seconds: float | None = None
+    journal: Path | None = None
+
+
+@dataclass
+class _Scheduled:
+    index: int
+    fault: Fault
+    injector: ProxyFaultInjector
+    injected_at: float | None = None  # wall clock
+    removed_at: float | None = None
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+class Runner:
+    """Runs one experiment; ``await run()`` never raises for the system's failures."""
+
+    def __init__(
+        self,
+        exp: Experiment,
+        *,
+        base_dir: Path,
+        journal: Journal,
+        display: Display | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.exp = exp
+        self.base_dir = base_dir
+        self.journal = journal
+        self.display = display or NullDisplay()
+        self.run_id = run_id or new_run_id()
+        self.store = ObservationStore()
+        self._scheduled: list[_Scheduled] = []
+        self._flushed = 0
+        self._trip_mono: float | None = None
+        self._last_guard: dict[str, str] = {}
+        self.rolling_back = False
+
+    # ------------------------------------------------------------------ phases
+    async def run(self) -> RunOutcome:
+        import aiohttp  # noqa: PLC0415
+
+        out = RunOutcome(self.run_id, journal=self.journal.path)
+        exp = self.exp
+        self.journal.write(
+            "run",
+            run_id=self.run_id,
+            version=__version__,
+            base_dir=str(self.base_dir),
+            spec=exp.model_dump(mode="json"),
+        )
+        try:
+            async with AsyncExitStack() as stack:
+                session = await stack.enter_async_context(aiohttp.ClientSession())
+                async with self._phase("preflight"):
+                    await self._preflight(stack, session)
+                async with self._phase("steady_state"):
+                    await self._steady_state_before(session)
+                try:
+                    async with self._phase("inject"):
+                        await self._inject_and_observe()
+                except ExperimentAborted as abort:
+                    out.abort_reason = abort.reason
+                    self.journal.write("abort", reason=abort.reason, evidence=abort.evidence)
+                    self.display.event(f"[bold red]aborted:[/] {abort.reason}")
+                except MlchaosError as exc:
+                    out.abort_reason = f"{exc}"
+                    self.journal.write("abort", reason=str(exc), evidence={})
+                    self.display.event(f"[bold red]aborted:[/] {exc}")
+                finally:
+                    self.rolling_back = True
+                    async with self._phase("rollback"):
+                        await self._rollback(session)
+                async with self._phase("recovery"):
+                    await self._recover(session, out)
+                out.checks = self._verdict_checks()
+        except asyncio.CancelledError:
+            # Interrupted before injection began (during injection the inject phase handles
+            # it): nothing is active; proxies the runner started were stopped by the stack.
+            out.error = "interrupted before any fault was injected"
+            self.journal.write("verdict", verdict="error", exit_code=EXIT_FAILED, error=out.error)
+            out.exit_code = EXIT_FAILED
+            self.journal.close()
+            return out
+        except (RunError, ConfigError) as exc:
+            out.error = str(exc)
+            out.exit_code = exc.exit_code
+            self.journal.write("verdict", verdict="error", exit_code=out.exit_code, error=out.error)
+            self.journal.close()
+            return out
+        held = all(c.status is CheckStatus.HELD for c in out.checks)
+        if out.abort_reason is not None:
+            out.verdict, out.exit_code = "aborted", EXIT_FAILED
+        elif held and out.recovered is not False:
+            out.verdict, out.exit_code = "held", EXIT_OK
+        else:
+            out.verdict, out.exit_code = "failed", EXIT_FAILED
+        for c in out.checks:
+            self.journal.write("check", **c.to_dict())
+        self.journal.write(
+            "verdict",
+            verdict=out.verdict,
+            exit_code=out.exit_code,
+            abort_reason=out.abort_reason,
+            recovered=out.recovered,
+            recovery_seconds=out.recovery_seconds,
+        )
+        self.journal.close()
+        return out
+
+    @contextlib.asynccontextmanager
+    async def _phase(self, name: str) -> AsyncIterator[None]:
+        self.display.phase(name)
+        self.journal.write("phase", phase=name, event="start")
+        t0 = time.monotonic()
+        try:
+            yield
+        except BaseException as exc:
+            if isinstance(exc, MlchaosError):
+                exc.add_context(name)
+            self.journal.write(
+                "phase",
+                phase=name,
+                event="end",
+                ok=False,
+                seconds=time.monotonic() - t0,
+                error=str(exc) or type(exc).__name__,
+            )
+            self.journal.sync()
+            raise
+        self.journal.write("phase", phase=name, event="end", ok=True, seconds=time.monotonic() - t0)
+        self.journal.sync()
+
+    async def _preflight(self, stack: AsyncExitStack, session: aiohttp.ClientSession) -> None:
+        from mlchaos.faults import ProxyFaultInjector  # noqa: PLC0415
+        from mlchaos.traffic import load_dataset  # noqa: PLC0415
+
+        exp = self.exp
+        dataset = Path(exp.traffic.dataset)
+        load_dataset(dataset if dataset.is_absolute() else self.base_dir / dataset)
+        clients: dict[str, ControlClient] = {}
+        for spec in exp.proxies:
+            clients[spec.name] = await self._open_proxy(stack, spec.name)
+        for t in exp.targets:
+            result = await reach_target(t, session)
+            self.journal.write("probe", phase="preflight", **result.to_dict())
+            if not result.ok:
+                raise PreflightError(f"target '{t.name}' is not reachable: {result.detail}")
+        for i, fault in enumerate(exp.faults):
+            injector = ProxyFaultInjector(
+                clients[fault.target],
+                fault.rule(),
+                lease=exp.lease,
+                fault_id=f"{self.run_id}-{i}",
+                proxy=fault.target,
+            )
+            await injector.check()
+            self._scheduled.append(_Scheduled(i, fault, injector))
+        self.display.event(
+            f"{len(exp.proxies)} proxies, {len(exp.targets)} targets, "
+            f"{len(exp.faults)} faults ready"
+        )
+
+    async def _open_proxy(self, stack: AsyncExitStack, name: str) -> ControlClient:
+        from mlchaos.proxy import ControlClient, ProxyServer  # noqa: PLC0415
+
+        spec = next(p for p in self.exp.proxies if p.name == name)
+        if spec.serve is not None:
+            server = ProxyServer(spec.serve)
+            await server.start()
+            stack.push_async_callback(server.stop)
+            url, token = server.control_url, server.token
+            self.journal.write(
+                "proxy", name=name, mode="serve", listen=str(server.listen_address), control=url
+            )
+            self.display.event(f"proxy {name}: listening on {server.listen_address}")
+        else:
+            assert spec.connect is not None
+            url = spec.connect.url
+            token = _read_token(Path(spec.connect.token_file), name)
+            self.journal.write("proxy", name=name, mode="connect", control=url)
+        client = ControlClient(url, token)
+        await stack.enter_async_context(client)
+        try:
+            await client.health()
+        except MlchaosError as exc:
+            raise PreflightError(f"proxy '{name}': {exc}") from None
+        return client
+
+    async def _steady_state_before(self, session: aiohttp.ClientSession) -> None:
+        results = await probe_all(self.exp.steady_state, session)
+        for r in results:
+            self.journal.write("probe", phase="steady_state", **r.to_dict())
+        failing = [r for r in results if not r.ok]
+        if failing:
+            detail = "; ".join(f"{r.name}: {r.detail}" for r in failing)
+            raise PreflightError(f"steady state does not hold before injection ({detail})")
+        self.display.event(f"steady state holds ({len(results)} probes)")
+
+    async def _inject_and_observe(self) -> None:
+        from mlchaos.traffic import run_traffic  # noqa: PLC0415
+
+        t0 = time.monotonic()
+        traffic = asyncio.create_task(
+            run_traffic(self.exp.traffic, self.store, base_dir=self.base_dir), name="traffic"
+        )
+        helpers = [
+            asyncio.create_task(self._schedule_faults(t0), name="faults"),
+            asyncio.create_task(self._renew_loop(), name="renew"),
+            asyncio.create_task(self._guardrail_loop(t0), name="guardrails"),
+            asyncio.create_task(self._flush_loop(), name="flush"),
+        ]
+        try:
+            pending: set[asyncio.Task[Any]] = {traffic, *helpers}
+            while not traffic.done():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not traffic and not task.cancelled() and task.exception():
+                        raise task.exception()  # type: ignore[misc]
+            result = traffic.result()
+            self.journal.write("traffic", **result.to_dict())
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            raise ExperimentAborted("interrupted by the operator (SIGINT/SIGTERM)") from None
+        finally:
+            for task in (traffic, *helpers):
+                task.cancel()
+            await asyncio.gather(traffic, *helpers, return_exceptions=True)
+            self._flush_observations()
+
+    async def _schedule_faults(self, t0: float) -> None:
+        events: list[tuple[float, int, _Scheduled]] = []
+        total = self.exp.traffic.duration
+        for s in self._scheduled:
+            events.append((s.fault.start.seconds, 1, s))
+            events.append((s.fault.end(total), 0, s))
+        for offset, is_inject, s in sorted(events, key=lambda e: (e[0], e[1])):
+            await asyncio.sleep(max(0.0, t0 + offset - time.monotonic()))
+            if is_inject:
+                await s.injector.inject()
+                s.injected_at = time.time()
+                self.journal.write(
+                    "fault",
+                    event="injected",
+                    index=s.index,
+                    id=s.injector.fault_id,
+                    target=s.fault.target,
+                    rule=s.injector.rule.model_dump(mode="json"),
+                )
+                self.display.event(f"injected {s.injector.label}")
+            elif s.injected_at is not None and s.removed_at is None:
+                await s.injector.remove()
+                s.removed_at = time.time()
+                self.journal.write("fault", event="removed", index=s.index, id=s.injector.fault_id)
+                self.display.event(f"removed {s.injector.label}")
+
+    def _active(self) -> list[_Scheduled]:
+        return [s for s in self._scheduled if s.injected_at is not None and s.removed_at is None]
+
+    async def _renew_loop(self) -> None:
+        period = self.exp.lease.seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            for s in self._active():
+                try:
+                    await s.injector.renew()
+                except MlchaosError as exc:
+                    raise ExperimentAborted(
+                        f"could not renew the lease of {s.injector.label}: {exc}"
+                    ) from None
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._flush_observations()
+
+    def _flush_observations(self) -> None:
+        n = len(self.store)
+        if n > self._flushed:
+            self.journal.write(
+                "observations",
+                models=list(self.store.models),
+                columns=self.store.columns(self._flushed, n),
+            )
+            self._flushed = n
+
+    async def _guardrail_loop(self, t0: float) -> None:
+        exp = self.exp
+        total = exp.traffic.duration.seconds
+        conf = exp.analysis.confidence.fraction
+        last_snapshot = 0.0
+        while True:
+            await asyncio.sleep(exp.tick.seconds)
+            for check in exp.guardrails:
+                result = evaluate(
+                    check, self.store, confidence=conf, threshold=exp.analysis.threshold
+                )
+                previous = self._last_guard.get(result.name)
+                if result.status.value != previous:
+                    self._last_guard[result.name] = result.status.value
+                    self.journal.write("guardrail", **result.to_dict())
+                if result.status is CheckStatus.VIOLATED:
+                    self._trip_mono = time.monotonic()
+                    raise ExperimentAborted(
+                        f"guardrail '{result.name}' tripped: {result.detail}",
+                        evidence=result.to_dict(),
+                    )
+            now = time.monotonic()
+            if now - last_snapshot >= 0.25:
+                last_snapshot = now
+                self.display.tick(self._snapshot(now - t0, total))
+
+    def _snapshot(self, elapsed: float, total: float) -> Snapshot:
+        import numpy as np  # noqa: PLC0415
+
+        from mlchaos import stats  # noqa: PLC0415
+
+        arm = self.store.column("arm")
+        failed = stats.failed(self.store.column("status"), self.store.column("error"))
+        latency = self.store.column("latency")
+        arms = {}
+        for name, code in (("experiment", ArmCode.EXPERIMENT), ("control", ArmCode.CONTROL)):
+            mine = arm == code
+            n = int(mine.sum())
+            p99 = float(np.quantile(latency[mine], 0.99)) * 1000 if n else 0.0
+            arms[name] = ArmProgress(n, int((failed & mine).sum()), p99)
+        return Snapshot(
+            elapsed, total, arms, [s.injector.label for s in self._active()], dict(self._last_guard)
+        )
+
+    async def _rollback(self, session: aiohttp.ClientSession) -> None:
+        for s in self._scheduled:
+            if s.injected_at is None or s.removed_at is not None:
+                continue
+            try:
+                await s.injector.remove()
+                s.removed_at = time.time()
+                self.journal.write("fault", event="removed", index=s.index, id=s.injector.fault_id)
+                self.display.event(f"removed {s.injector.label}")
+            except MlchaosError as exc:
+                self.journal.write(
+                    "fault",
+                    event="remove_failed",
+                    index=s.index,
+                    id=s.injector.fault_id,
+                    error=str(exc),
+                    note=f"the proxy drops it when its lease ({self.exp.lease}) ends",
+                )
+                self.display.event(f"[red]could not remove {s.injector.label}:[/] {exc}")
+        if self._trip_mono is not None:
+            ms = (time.monotonic() - self._trip_mono) * 1000
+            self.journal.write("kill_switch", trip_to_removed_ms=ms)
+            self.display.event(f"faults removed {ms:.0f}ms after the guardrail tripped")
+        for s in self._scheduled:
+            if s.injected_at is None:
+                continue
+            with contextlib.suppress(MlchaosError):
+                ok = await s.injector.verify_removed()
+                self.journal.write("fault", event="verified_removed", index=s.index, ok=ok)
+        for action in self.exp.rollback:
+            ok, detail = await run_action(action, session)
+            self.journal.write("rollback_action", name=action.name, ok=ok, detail=detail)
+            self.display.event(f"rollback {action.name}: {'ok' if ok else 'FAILED'} ({detail})")
+
+    async def _recover(self, session: aiohttp.ClientSession, out: RunOutcome) -> None:
+        rec = self.exp.recovery
+        if not self.exp.steady_state:
+            out.recovered, out.recovery_seconds = True, 0.0
+            self.journal.write(
+                "recovery", recovered=True, seconds=0.0, note="no steady-state probes"
+            )
+            return
+        t0 = time.monotonic()
+        deadline = t0 + rec.deadline.seconds
+        while True:
+            results = await probe_all(self.exp.steady_state, session)
+            if all(r.ok for r in results):
+                out.recovered, out.recovery_seconds = True, time.monotonic() - t0
+                break
+            if time.monotonic() >= deadline:
+                out.recovered = False
+                for r in results:
+                    self.journal.write("probe", phase="recovery", **r.to_dict())
+                break
+            await asyncio.sleep(rec.interval.seconds)
+        self.journal.write("recovery", recovered=out.recovered, seconds=out.recovery_seconds)
+        if out.recovered:
+            self.display.event(f"steady state holds again after {out.recovery_seconds:.2f}s")
+        else:
+            self.display.event(f"[red]steady state did not return within {rec.deadline}[/]")
+
+    def _verdict_checks(self) -> list[CheckResult]:
+        exp = self.exp
+        mask = None
+        windows = self.fault_windows()
+        if exp.analysis.window == "faults" and windows:
+            mask = fault_window_mask(self.store, windows)
+        return [
+            evaluate(
+                c,
+                self.store,
+                mask=mask,
+                confidence=exp.analysis.confidence.fraction,
+                threshold=exp.analysis.threshold,
+            )
+            for c in exp.hypothesis
+        ]
+
+    def fault_windows(self) -> list[tuple[float, float]]:
+        return [
+            (s.injected_at, s.removed_at or time.time())
+            for s in self._scheduled
+            if s.injected_at is not None
+        ]
+
+
+def _read_token(path: Path, proxy: str) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise PreflightError(
+            f"proxy '{proxy}': cannot read its token file {path}: {exc.strerror}"
+        ) from None
+    if not token:
+        raise PreflightError(f"proxy '{proxy}': token file {path} is empty")
+    return token

@@ -1,0 +1,150 @@
+"""Experiment files: valid ones load into frozen models; every problem is reported with its path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from mlchaos.errors import EXIT_INVALID, SpecError
+from mlchaos.spec import AbortFault, Experiment, experiment_schema, load_experiment
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+MINIMAL = """\
+title: t
+proxies:
+  - name: p
+    serve: {listen: "127.0.0.1:18001", upstream: "127.0.0.1:18000"}
+traffic:
+  target: http://127.0.0.1:18001
+  dataset: data.csv
+  rate: 50/s
+  duration: 10s
+  request: {protocol: v2, model: toy}
+faults:
+  - {type: abort, target: p, status: 503, start: 1s, duration: 5s}
+hypothesis:
+  - {metric: error_rate, relative_to: control, max: 5%}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        load_experiment(path)
+    assert info.value.exit_code == EXIT_INVALID
+    return [issue.render() for issue in info.value.issues]
+
+
+@pytest.mark.parametrize("name", ["abort-experiment-arm.yaml", "violated-hypothesis.yaml"])
+def test_bundled_examples_are_valid(name: str) -> None:
+    exp = load_experiment(EXAMPLES / name)
+    assert exp.faults and exp.hypothesis
+
+
+def test_minimal_file_loads_into_typed_frozen_models(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, MINIMAL))
+    fault = exp.faults[0]
+    assert isinstance(fault, AbortFault)
+    assert fault.start.seconds == 1.0
+    assert exp.traffic.rate.per_second == 50.0
+    with pytest.raises(ValidationError):
+        exp.title = "changed"  # type: ignore[misc]
+
+
+def test_fault_rule_drops_the_schedule(tmp_path: Path) -> None:
+    rule = load_experiment(write(tmp_path, MINIMAL)).faults[0].rule()
+    assert rule.type == "abort"
+    assert "target" not in rule.model_dump()
+
+
+def test_json_files_are_accepted(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+
+    data = yaml.safe_load(MINIMAL)
+    exp = load_experiment(write(tmp_path, json.dumps(data), "exp.json"))
+    assert exp.title == "t"
+
+
+def test_every_problem_is_reported_together_with_path_and_line(tmp_path: Path) -> None:
+    text = MINIMAL.replace("rate: 50/s", "rate: 50").replace("duration: 10s", "duration: -5s")
+    text = text.replace("status: 503", "status: 700").replace("title: t", "title: t\ndescripton: x")
+    found = problems(write(tmp_path, text))
+    joined = "\n".join(found)
+    assert "traffic.rate: expected a rate such as '50/s'" in joined
+    assert "traffic.duration: must be positive, got -5s" in joined
+    assert "faults[0].status" in joined
+    assert "unknown key 'descripton' (did you mean 'description'?)" in joined
+    assert len(found) == 4
+    assert all(f.startswith("line ") for f in found)  # every problem carries its line
+
+
+def test_unknown_fault_type_lists_the_known_ones(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, MINIMAL.replace("type: abort", "type: explode")))
+    assert any("faults[0]: unknown type 'explode'; expected one of" in f for f in found)
+
+
+def test_shares_above_100_percent_are_rejected(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "request: {protocol: v2, model: toy}",
+        "request: {protocol: v2, model: toy}\n  arms: {experiment: 60%, control: 50%}",
+    )
+    found = problems(write(tmp_path, text))
+    assert any("together exceed 100%" in f for f in found)
+
+
+def test_cross_references_are_checked_after_the_model(tmp_path: Path) -> None:
+    text = MINIMAL.replace("target: p,", "target: nope,").replace("duration: 5s}", "duration: 20s}")
+    found = problems(write(tmp_path, text))
+    assert any("faults[0].target: no proxy named 'nope' (proxies: p)" in f for f in found)
+
+
+def test_fault_outliving_traffic_is_rejected(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, MINIMAL.replace("duration: 5s}", "duration: 20s}")))
+    assert any("after the traffic" in f for f in found)
+
+
+def test_fault_not_available_on_the_protocol_is_rejected(tmp_path: Path) -> None:
+    text = MINIMAL.replace("{listen:", "{protocol: tcp, listen:")
+    found = problems(write(tmp_path, text))
+    assert any("fault 'abort' is not available on tcp proxy 'p'" in f for f in found)
+
+
+def test_bound_kind_must_match_the_metric(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, MINIMAL.replace("max: 5%}", "max: 250ms}")))
+    assert any("must be written like '5%'" in f for f in found)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("title: [unclosed", "invalid YAML"),
+        ("", "the file is empty"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("title: a\ntitle: b\n", "duplicate key"),
+    ],
+)
+def test_malformed_files_get_one_clear_message(tmp_path: Path, text: str, message: str) -> None:
+    assert any(message in f for f in problems(write(tmp_path, text)))
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    from mlchaos.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no such file"):
+        load_experiment(tmp_path / "absent.yaml")
+
+
+def test_schema_describes_every_section() -> None:
+    schema = experiment_schema()
+    assert set(Experiment.model_fields) == set(schema["properties"])
+    assert schema["additionalProperties"] is False
