@@ -1,0 +1,72 @@
+"""The command line: clear one-line errors, documented exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlchaos.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_validate_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(EXAMPLES / "abort-experiment-arm.yaml")]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_validate_reports_every_problem_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("title: x\ntraffic: {rate: fast}\nhypothesis: []\nbogus: 1\n")
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "problems" in err
+    assert "unknown key 'bogus'" in err
+    assert "traffic.rate" in err
+    assert "Traceback" not in err
+
+
+def test_schema_prints_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert "faults" in schema["properties"]
+
+
+def test_unknown_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--frobnicate"])
+    assert info.value.code == 2
+
+
+def test_report_on_a_missing_journal_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(tmp_path / "nope.jsonl")]) == 2
+    assert "no such journal" in capsys.readouterr().err
+
+
+def test_proxy_serve_with_an_invalid_config_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "proxy.yaml"
+    cfg.write_text("listen: nowhere\nupstream: 127.0.0.1:1\nprotocol: udp\n")
+    assert main(["proxy", "serve", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "listen" in err
+    assert "protocol" in err
+
+
+def test_help_starts_without_heavy_imports() -> None:
+    code = (
+        "import sys; from mlchaos.cli import _main; "
+        "heavy = [m for m in ('numpy', 'scipy', 'aiohttp', 'pyarrow', 'rich', 'pydantic') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
