@@ -31,6 +31,7 @@ class Summary:
     kill_switch_ms: float | None = None
     observations: int = 0
     arms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    comparison: dict[str, Any] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
     faults: list[dict[str, Any]] = field(default_factory=list)
     phases: list[dict[str, Any]] = field(default_factory=list)
@@ -49,6 +50,7 @@ class Summary:
             "kill_switch_ms": self.kill_switch_ms,
             "observations": self.observations,
             "arms": self.arms,
+            "comparison": self.comparison,
             "checks": self.checks,
             "faults": self.faults,
             "phases": self.phases,
@@ -111,11 +113,14 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
     mask = None
     if exp.analysis.window == "faults" and windows:
         mask = fault_window_mask(store, windows)
-    for name, code in (("experiment", ArmCode.EXPERIMENT), ("control", ArmCode.CONTROL)):
-        arm = stats.arm_stats(
+    per_arm = {
+        name: stats.arm_stats(
             store, code, mask=mask, confidence=conf, threshold=exp.analysis.threshold
         )
-        s.arms[name] = arm.to_dict()
+        for name, code in (("experiment", ArmCode.EXPERIMENT), ("control", ArmCode.CONTROL))
+    }
+    s.arms = {name: a.to_dict() for name, a in per_arm.items()}
+    s.comparison = stats.compare(per_arm["experiment"], per_arm["control"]).to_dict()
     if verdict is not None and verdict.get("verdict") != "error":
         for check in exp.hypothesis:
             result = evaluate(
