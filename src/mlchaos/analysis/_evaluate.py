@@ -96,10 +96,12 @@ def _estimate(
         latency = store.column("latency")
         answered = error == 0
         q = check.metric.quantile
-        est = stats.quantile(latency[mine & answered], q, confidence)
         if ctrl is None:
-            return est
-        base = stats.quantile(latency[ctrl & answered], q, confidence)
+            return stats.quantile(latency[mine & answered], q, confidence)
+        # Two independent intervals at sqrt(c) give the ratio's interval jointly at c.
+        each = math.sqrt(confidence)
+        est = stats.quantile(latency[mine & answered], q, each)
+        base = stats.quantile(latency[ctrl & answered], q, each)
         return stats.ratio_of_quantiles(est, base)
     if check.metric is Metric.ACCURACY:
         pred = store.column("prediction")

@@ -1,0 +1,36 @@
+"""Statistics of mlchaos: estimates with confidence intervals, per arm and between arms.
+
+Pure functions over numpy arrays and the observation store; nothing here does I/O. Every
+statistic is an :class:`Estimate` (value, interval, sample size, confidence):
+
+- one proportion: :func:`proportion` (Wilson); two: :func:`proportion_difference` (Newcombe);
+- quantiles: :func:`quantile` (distribution-free order-statistic interval) and
+  :func:`ratio_of_quantiles`;
+- request outcomes: :func:`failed`, :func:`correct`, :func:`accuracy`;
+- per arm and between arms: :func:`arm_stats` → :class:`ArmStats`, :func:`compare` →
+  :class:`Comparison`.
+
+numpy and scipy are imported inside the functions that use them, so importing this package
+is cheap.
+"""
+
+from mlchaos.stats._arms import ArmStats, Comparison, arm_stats, compare
+from mlchaos.stats._estimate import Estimate
+from mlchaos.stats._outcomes import accuracy, correct, failed
+from mlchaos.stats._proportion import proportion, proportion_difference
+from mlchaos.stats._quantile import quantile, ratio_of_quantiles
+
+__all__ = [
+    "ArmStats",
+    "Comparison",
+    "Estimate",
+    "accuracy",
+    "arm_stats",
+    "compare",
+    "correct",
+    "failed",
+    "proportion",
+    "proportion_difference",
+    "quantile",
+    "ratio_of_quantiles",
+]
