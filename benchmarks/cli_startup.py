@@ -33,9 +33,11 @@ def main() -> int:
     heavy = subprocess.run(
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True
     ).stdout.strip()
-    print(f"mlchaos --help: median {median * 1000:.0f} ms, fastest {min(times) * 1000:.0f} ms "
-          f"over {RUNS} runs (target < {TARGET_S * 1000:.0f} ms): "
-          f"{'MET' if median < TARGET_S else 'MISSED'}")
+    print(
+        f"mlchaos --help: median {median * 1000:.0f} ms, fastest {min(times) * 1000:.0f} ms "
+        f"over {RUNS} runs (target < {TARGET_S * 1000:.0f} ms): "
+        f"{'MET' if median < TARGET_S else 'MISSED'}"
+    )
     print(f"heavy modules imported at start-up: {heavy}")
     return 0
 

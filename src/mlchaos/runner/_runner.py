@@ -198,7 +198,7 @@ class Runner:
 
         exp = self.exp
         dataset = Path(exp.traffic.dataset)
-        load_dataset(dataset if dataset.is_absolute() else self.base_dir / dataset)
+        load_dataset(dataset if dataset.is_absolute() else self.base_dir / dataset, exp.traffic)
         clients: dict[str, ControlClient] = {}
         for spec in exp.proxies:
             clients[spec.name] = await self._open_proxy(stack, spec.name)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mlchaos.proxy._config import ArmSplit
+from mlchaos.traffic._extract import parse_path
 from mlchaos.units import Duration, Rate, Share
 
 __all__ = ["Extract", "JsonRequest", "RequestShape", "TrafficConfig", "V2Request"]
@@ -45,6 +46,13 @@ class Extract(_Model):
 
     prediction: str | None = "outputs[0].data[0]"
     model: str | None = "model_name"
+
+    @field_validator("prediction", "model")
+    @classmethod
+    def _valid_path(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_path(v)
+        return v
 
 
 class TrafficConfig(_Model):

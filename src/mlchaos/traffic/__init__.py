@@ -1,0 +1,41 @@
+"""Replay traffic: a dataset sent open-loop at a fixed rate, one observation per request.
+
+``load_dataset`` reads the rows, ``RequestBuilder`` turns a row into an Open Inference
+Protocol v2 or plain JSON request, ``run_traffic`` sends them on schedule and records what came
+back, reading the prediction and the answering model with paths such as ``outputs[0].data[0]``.
+"""
+
+from mlchaos.traffic._config import Extract, JsonRequest, RequestShape, TrafficConfig, V2Request
+from mlchaos.traffic._dataset import Dataset, input_columns, load_dataset
+from mlchaos.traffic._extract import (
+    PathPart,
+    extract,
+    format_path,
+    parse_path,
+    to_model,
+    to_prediction,
+)
+from mlchaos.traffic._requests import RequestBuilder, fill_template
+from mlchaos.traffic._run import TrafficResult, classify_error, run_traffic
+
+__all__ = [
+    "Dataset",
+    "Extract",
+    "JsonRequest",
+    "PathPart",
+    "RequestBuilder",
+    "RequestShape",
+    "TrafficConfig",
+    "TrafficResult",
+    "V2Request",
+    "classify_error",
+    "extract",
+    "fill_template",
+    "format_path",
+    "input_columns",
+    "load_dataset",
+    "parse_path",
+    "run_traffic",
+    "to_model",
+    "to_prediction",
+]

@@ -1,0 +1,318 @@
+"""Open-loop replay: send dataset rows at a fixed rate and record one observation per request.
+
+Request *i* is due at ``t0 + i / rate`` on the monotonic clock and is sent then, whether or not
+earlier requests have answered, so a slow service cannot slow the load down and hide its own
+slowness (no coordinated omission). Latency runs from the *scheduled* start to the end of the
+response body. When ``max_in_flight`` requests are already open, a due request is not sent: it
+is recorded as dropped (``ErrorKind.OTHER``) and counted in the result.
+
+Cancelling :func:`run_traffic` stops the schedule, cancels the requests in flight and closes
+the HTTP session before the cancellation propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlchaos.arms import ARM_HEADER, Arm, arm_for_key, arm_for_unit
+from mlchaos.errors import ConfigError
+from mlchaos.observe._store import ErrorKind, Observation, ObservationStore
+from mlchaos.traffic._config import TrafficConfig
+from mlchaos.traffic._dataset import Dataset, load_dataset
+from mlchaos.traffic._extract import PathPart, extract, parse_path, to_model, to_prediction
+from mlchaos.traffic._requests import RequestBuilder
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["TrafficResult", "classify_error", "run_traffic"]
+
+_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
+_LATE_NOTE_S = 0.05
+# Timers of some event loops (uvloop: whole milliseconds) wake a little early; a request this
+# close to its due time is sent rather than put back to sleep.
+_EARLY_S = 0.0005
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficResult:
+    """What the load generator did: counts, the rate it reached and how late it ran."""
+
+    sent: int
+    """requests sent"""
+    completed: int
+    """requests that got a complete HTTP response, whatever its status"""
+    failed: int
+    """requests sent that got no usable response (timeout, connect, reset, protocol, other)"""
+    dropped: int
+    """requests due while ``max_in_flight`` were open, therefore not sent"""
+    elapsed: float
+    """seconds from the first due time until the last request was due (at least the duration)"""
+    target_rate: float
+    achieved_rate: float
+    """requests sent per second of ``elapsed``"""
+    max_lateness: float
+    """largest delay, in seconds, between a request's due time and its sending"""
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["notes"] = list(self.notes)
+        return d
+
+
+async def run_traffic(
+    config: TrafficConfig,
+    store: ObservationStore,
+    *,
+    base_dir: str | Path = ".",
+    clock: Callable[[], float] = time.time,
+) -> TrafficResult:
+    """Replay ``config.dataset`` against ``config.target`` for ``config.duration``.
+
+    Appends one observation per due request to ``store`` as it completes. ``base_dir`` resolves
+    a relative dataset path; ``clock`` gives the wall time stamped on observations. Row order
+    and random arm assignment come from ``config.seed``. Raises ``ConfigError`` before sending
+    anything when the dataset or the extraction paths are wrong.
+    """
+    path = Path(config.dataset)
+    if not path.is_absolute():
+        path = Path(base_dir) / path
+    dataset = load_dataset(path, config)
+    replay = _Replay(config, store, dataset, clock)
+    return await replay.run()
+
+
+def classify_error(exc: BaseException) -> ErrorKind:
+    """Why a request got no response, from the exception the HTTP client raised."""
+    import aiohttp  # noqa: PLC0415
+
+    if isinstance(exc, TimeoutError):
+        return ErrorKind.TIMEOUT
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ErrorKind.CONNECT
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError | BrokenPipeError):
+        return ErrorKind.RESET
+    if isinstance(exc, OSError) and exc.errno in _RESET_ERRNOS:
+        return ErrorKind.RESET
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        # The body ended early when the peer closed the connection; anything else is malformed.
+        return ErrorKind.RESET if "not completed" in str(exc) else ErrorKind.PROTOCOL
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return ErrorKind.PROTOCOL
+    return ErrorKind.OTHER
+
+
+class _Replay:
+    """The state of one replay: schedule, counters, and the per-request coroutine."""
+
+    def __init__(
+        self,
+        config: TrafficConfig,
+        store: ObservationStore,
+        dataset: Dataset,
+        clock: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.builder = RequestBuilder.for_config(config, dataset)
+        self.prediction_path = _path(config.extract.prediction, "prediction")
+        self.model_path = _path(config.extract.model, "model")
+        rng = random.Random(config.seed)
+        self.order = list(range(dataset.rows))
+        rng.shuffle(self.order)
+        self.rng = rng
+        self.labels = dataset.floats(config.label) if config.label else [math.nan] * dataset.rows
+        self.keys = dataset.column(config.key) if config.key else None
+        self.key_arms: dict[int, Arm | None] = {}
+        base = {"content-type": "application/json"}
+        base |= {k: v for k, v in config.headers.items() if k.lower() != ARM_HEADER}
+        self.headers: dict[Arm | None, dict[str, str]] = {None: base}
+        for arm in Arm:
+            self.headers[arm] = base | {ARM_HEADER: arm.value}
+        self.sent = self.completed = self.dropped = self.in_flight = 0
+        self.max_lateness = 0.0
+
+    def arm(self, row: int) -> Arm | None:
+        shares = self.config.arms
+        exp, ctrl = shares.experiment.fraction, shares.control.fraction
+        if self.keys is None:
+            return arm_for_unit(self.rng.random(), exp, ctrl)
+        if row not in self.key_arms:
+            key = self.keys[row]
+            self.key_arms[row] = (
+                None if key is None else arm_for_key(_key_text(key), exp, ctrl, shares.salt)
+            )
+        return self.key_arms[row]
+
+    async def run(self) -> TrafficResult:
+        import aiohttp  # noqa: PLC0415
+
+        config = self.config
+        connector = aiohttp.TCPConnector(limit=config.max_in_flight, limit_per_host=0)
+        timeout = aiohttp.ClientTimeout(total=config.timeout.seconds)
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+            asyncio.TaskGroup() as tasks,
+        ):
+            elapsed = await self._schedule(session, tasks)
+        return self._result(elapsed)
+
+    async def _schedule(self, session: aiohttp.ClientSession, tasks: asyncio.TaskGroup) -> float:
+        """Start each request when it is due; return the length of the sending window."""
+        rate = self.config.rate.per_second
+        duration = self.config.duration.seconds
+        rows = len(self.order)
+        t0 = _now()
+        wall0 = self.clock()
+        i = 0
+        while (offset := i / rate) < duration:
+            due = t0 + offset
+            await _sleep_until(due)
+            row = self.order[i % rows]
+            arm = self.arm(row)
+            if self.in_flight >= self.config.max_in_flight:
+                self.dropped += 1
+                self.store.append(
+                    Observation(
+                        arm=arm,
+                        start=wall0 + offset,
+                        latency=math.nan,
+                        error=ErrorKind.OTHER,
+                        label=self.labels[row],
+                    )
+                )
+            else:
+                self.in_flight += 1
+                tasks.create_task(self._send(session, i, row, arm, due, wall0 + offset))
+            i += 1
+        return max(duration, _now() - t0)
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        seq: int,
+        row: int,
+        arm: Arm | None,
+        due: float,
+        wall_start: float,
+    ) -> None:
+        sent_at = _now()
+        self.max_lateness = max(self.max_lateness, sent_at - due)
+        origin = min(due, sent_at)  # never shorter than the request really took
+        self.sent += 1
+        status = 0
+        error = ErrorKind.OK
+        model: str | None = None
+        prediction = math.nan
+        try:
+            data = json.dumps(
+                self.builder.body(row, str(seq)), separators=(",", ":"), default=str
+            ).encode()
+            async with session.request(
+                self.builder.method, self.builder.url, data=data, headers=self.headers[arm]
+            ) as response:
+                payload = await response.read()
+                status = response.status
+            latency = _now() - origin
+        except Exception as exc:  # noqa: BLE001 - every failure is an observation, not a crash
+            latency = _now() - origin
+            error = classify_error(exc)
+        finally:
+            self.in_flight -= 1
+        if error is ErrorKind.OK:
+            self.completed += 1
+            if 200 <= status < 300:
+                model, prediction = self._read(payload)
+        self.store.append(
+            Observation(
+                arm=arm,
+                start=wall_start,
+                latency=latency,
+                status=status,
+                error=error,
+                model=model,
+                prediction=prediction,
+                label=self.labels[row],
+            )
+        )
+
+    def _read(self, payload: bytes) -> tuple[str | None, float]:
+        if self.prediction_path is None and self.model_path is None:
+            return None, math.nan
+        try:
+            document = json.loads(payload)
+        except ValueError:
+            return None, math.nan
+        model = None if self.model_path is None else to_model(extract(document, self.model_path))
+        prediction = (
+            math.nan
+            if self.prediction_path is None
+            else to_prediction(extract(document, self.prediction_path))
+        )
+        return model, prediction
+
+    def _result(self, elapsed: float) -> TrafficResult:
+        rate = self.config.rate.per_second
+        achieved = self.sent / elapsed
+        notes: list[str] = []
+        if self.dropped:
+            notes.append(
+                f"{self.dropped} requests were not sent because {self.config.max_in_flight} "
+                "were already in flight (traffic.max_in_flight); they are recorded as errors"
+            )
+        if self.max_lateness > _LATE_NOTE_S:
+            notes.append(
+                f"requests were sent up to {self.max_lateness * 1000:.0f} ms after they were "
+                "due: the load generator could not keep up"
+            )
+        return TrafficResult(
+            sent=self.sent,
+            completed=self.completed,
+            failed=self.sent - self.completed,
+            dropped=self.dropped,
+            elapsed=elapsed,
+            target_rate=rate,
+            achieved_rate=achieved,
+            max_lateness=self.max_lateness,
+            notes=tuple(notes),
+        )
+
+
+async def _sleep_until(due: float) -> None:
+    """Sleep until the monotonic clock reaches ``due`` (or is within ``_EARLY_S`` of it)."""
+    while (delay := due - _now()) > _EARLY_S:  # noqa: ASYNC110 - waiting for a time, not a flag
+        await asyncio.sleep(delay)
+
+
+def _now() -> float:
+    """The monotonic clock at full resolution (some event loops' own clocks tick in ms)."""
+    return time.monotonic()
+
+
+def _path(text: str | None, what: str) -> tuple[PathPart, ...] | None:
+    if text is None:
+        return None
+    try:
+        return parse_path(text)
+    except ValueError as exc:
+        raise ConfigError(f"traffic.extract.{what}: {exc}") from None
+
+
+def _key_text(value: Any) -> str:
+    """A key as text, the way it reads in JSON (``1001``, not ``1001.0``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

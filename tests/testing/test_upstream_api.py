@@ -1,0 +1,20 @@
+"""The public surface of ``mlchaos.testing`` changes only on purpose."""
+
+from __future__ import annotations
+
+import mlchaos.testing
+
+
+def test_the_exported_names_are_pinned() -> None:
+    assert mlchaos.testing.__all__ == [
+        "TOY_FEATURES",
+        "TOY_MODEL",
+        "Upstream",
+        "make_dataset",
+        "serve_upstream_forever",
+        "start_upstream",
+        "toy_predict",
+        "toy_score",
+        "upstream_app",
+    ]
+    assert all(hasattr(mlchaos.testing, name) for name in mlchaos.testing.__all__)
