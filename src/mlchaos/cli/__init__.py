@@ -1,4 +1,4 @@
-"""The ``mlchaos`` command. Heavy modules are imported inside each command, so ``--help`` is fast."""
+"""The ``mlchaos`` command; heavy modules load inside each command, so ``--help`` is fast."""
 
 from mlchaos.cli._main import main
 

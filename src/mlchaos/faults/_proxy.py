@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlchaos.errors import ControlAPIError, PreflightError
-
 from mlchaos.units import Duration, Share
 
 if TYPE_CHECKING:

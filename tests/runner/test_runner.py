@@ -1,0 +1,199 @@
+"""The runner's phase machine against a real toy model behind a real proxy it starts itself."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from mlchaos.errors import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_OK
+from mlchaos.runner import Journal, NullDisplay, Runner, read_journal
+from mlchaos.spec import Experiment, validate_data
+from mlchaos.testing import Upstream, start_upstream
+from tests.conftest import ROOT, free_port
+
+DATASET = str(ROOT / "examples" / "data" / "toy.csv")
+
+
+@pytest_asyncio.fixture
+async def toy() -> AsyncIterator[Upstream]:
+    async with await start_upstream() as up:
+        yield up
+
+
+def experiment(
+    upstream_port: int, listen: int, traffic: dict[str, Any] | None = None, **overrides: Any
+) -> Experiment:
+    data: dict[str, Any] = {
+        "title": "runner test",
+        "proxies": [
+            {
+                "name": "p",
+                "serve": {
+                    "listen": f"127.0.0.1:{listen}",
+                    "upstream": f"127.0.0.1:{upstream_port}",
+                },
+            }
+        ],
+        "traffic": {
+            "target": f"http://127.0.0.1:{listen}",
+            "dataset": DATASET,
+            "rate": "100/s",
+            "duration": "3s",
+            "request": {"protocol": "v2", "model": "toy"},
+            "label": "label",
+            "key": "entity_id",
+            **(traffic or {}),
+        },
+        "steady_state": [
+            {"name": "ready", "url": f"http://127.0.0.1:{upstream_port}/v2/health/ready"}
+        ],
+        "faults": [{"type": "abort", "target": "p", "status": 503, "start": "0s"}],
+        "hypothesis": [{"metric": "error_rate", "arm": "control", "max": "5%"}],
+        "lease": "1s",
+        "recovery": {"deadline": "3s"},
+    }
+    data.update(overrides)
+    return validate_data(data, Experiment, source="test")
+
+
+async def run(exp: Experiment, tmp_path: Path) -> tuple[Any, list[dict[str, Any]]]:
+    journal = Journal(tmp_path / "journal.jsonl")
+    outcome = await Runner(exp, base_dir=tmp_path, journal=journal).run()
+    return outcome, read_journal(tmp_path / "journal.jsonl")
+
+
+def kinds(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [r for r in records if r["kind"] == kind]
+
+
+@pytest.mark.asyncio
+async def test_hypothesis_holds_and_every_phase_is_journaled(toy: Upstream, tmp_path: Path) -> None:
+    outcome, records = await run(experiment(toy.port, free_port()), tmp_path)
+    assert outcome.exit_code == EXIT_OK, outcome
+    phases = [r["phase"] for r in kinds(records, "phase") if r["event"] == "end"]
+    assert phases == ["preflight", "steady_state", "inject", "rollback", "recovery"]
+    events = [r["event"] for r in kinds(records, "fault")]
+    assert events[:2] == ["injected", "removed"]
+    assert kinds(records, "fault")[-1] == {**kinds(records, "fault")[-1], "ok": True}
+    assert outcome.recovered is True
+    assert sum(len(r["columns"]["arm"]) for r in kinds(records, "observations")) > 200
+
+
+@pytest.mark.asyncio
+async def test_guardrail_trip_aborts_removes_faults_and_exits_1(
+    toy: Upstream, tmp_path: Path
+) -> None:
+    exp = experiment(
+        toy.port,
+        free_port(),
+        traffic={"duration": "20s"},
+        guardrails=[{"name": "errors", "metric": "error_rate", "max": "50%", "min_samples": 20}],
+    )
+    t0 = asyncio.get_running_loop().time()
+    outcome, records = await run(exp, tmp_path)
+    assert outcome.verdict == "aborted"
+    assert outcome.exit_code == EXIT_FAILED
+    assert "guardrail 'errors' tripped" in (outcome.abort_reason or "")
+    assert asyncio.get_running_loop().time() - t0 < 15  # stopped long before the 20 s of traffic
+    (switch,) = kinds(records, "kill_switch")
+    assert 0 <= switch["trip_to_removed_ms"] < 1000
+    assert [r["ok"] for r in kinds(records, "fault") if r["event"] == "verified_removed"] == [True]
+
+
+@pytest.mark.asyncio
+async def test_cancelling_mid_injection_rolls_back(toy: Upstream, tmp_path: Path) -> None:
+    exp = experiment(toy.port, free_port(), traffic={"duration": "30s"})
+    injected = asyncio.Event()
+
+    class Watch(NullDisplay):
+        def event(self, message: str) -> None:
+            if message.startswith("injected"):
+                injected.set()
+
+    journal = Journal(tmp_path / "journal.jsonl")
+    task = asyncio.create_task(
+        Runner(exp, base_dir=tmp_path, journal=journal, display=Watch()).run()
+    )
+    await asyncio.wait_for(injected.wait(), 10)
+    await asyncio.sleep(0.3)
+    task.cancel()
+    outcome = await task
+    assert outcome.verdict == "aborted"
+    assert "interrupted" in (outcome.abort_reason or "")
+    records = read_journal(tmp_path / "journal.jsonl")
+    assert [r["event"] for r in kinds(records, "fault")][-2:] == ["removed", "verified_removed"]
+
+
+@pytest.mark.asyncio
+async def test_upstream_down_at_start_exits_3_and_injects_nothing(tmp_path: Path) -> None:
+    outcome, records = await run(experiment(free_port(), free_port()), tmp_path)
+    assert outcome.exit_code == EXIT_CANNOT_RUN
+    assert outcome.error
+    assert not kinds(records, "fault")
+
+
+@pytest.mark.asyncio
+async def test_listen_port_in_use_exits_3_naming_the_address(toy: Upstream, tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        outcome, records = await run(experiment(toy.port, port), tmp_path)
+    assert outcome.exit_code == EXIT_CANNOT_RUN
+    assert f"127.0.0.1:{port}" in (outcome.error or "")
+    assert not kinds(records, "fault")
+
+
+@pytest.mark.asyncio
+async def test_steady_state_failing_before_injection_exits_3(toy: Upstream, tmp_path: Path) -> None:
+    exp = experiment(
+        toy.port,
+        free_port(),
+        steady_state=[{"name": "absent", "url": f"http://127.0.0.1:{toy.port}/nope"}],
+    )
+    outcome, records = await run(exp, tmp_path)
+    assert outcome.exit_code == EXIT_CANNOT_RUN
+    assert "steady state does not hold" in (outcome.error or "")
+    assert not kinds(records, "fault")
+
+
+@pytest.mark.asyncio
+async def test_rollback_actions_run_and_failures_are_recorded(
+    toy: Upstream, tmp_path: Path
+) -> None:
+    marker = tmp_path / "rolled-back"
+    exp = experiment(
+        toy.port,
+        free_port(),
+        rollback=[
+            {
+                "type": "command",
+                "name": "touch",
+                "argv": [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"],
+            },
+            {
+                "type": "command",
+                "name": "fails",
+                "argv": [sys.executable, "-c", "raise SystemExit(3)"],
+            },
+            {
+                "name": "http",
+                "url": f"http://127.0.0.1:{toy.port}/v2/health/ready",
+                "method": "GET",
+            },
+        ],
+    )
+    _, records = await run(exp, tmp_path)
+    assert marker.exists()
+    assert {r["name"]: r["ok"] for r in kinds(records, "rollback_action")} == {
+        "touch": True,
+        "fails": False,
+        "http": True,
+    }
