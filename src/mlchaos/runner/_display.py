@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.live import Live
+    from rich.table import Table
 
 __all__ = ["ArmProgress", "Display", "NullDisplay", "RichDisplay", "Snapshot"]
 
@@ -87,7 +88,7 @@ class RichDisplay:
             self._live = None
 
 
-def _render(s: Snapshot) -> object:
+def _render(s: Snapshot) -> Table:
     from rich.progress_bar import ProgressBar  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 

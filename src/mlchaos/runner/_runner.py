@@ -99,56 +99,62 @@ class Runner:
 
     # ------------------------------------------------------------------ phases
     async def run(self) -> RunOutcome:
-        import aiohttp  # noqa: PLC0415
-
         out = RunOutcome(self.run_id, journal=self.journal.path)
-        exp = self.exp
         self.journal.write(
             "run",
             run_id=self.run_id,
             version=__version__,
             base_dir=str(self.base_dir),
-            spec=exp.model_dump(mode="json"),
+            spec=self.exp.model_dump(mode="json"),
         )
         try:
-            async with AsyncExitStack() as stack:
-                session = await stack.enter_async_context(aiohttp.ClientSession())
-                async with self._phase("preflight"):
-                    await self._preflight(stack, session)
-                async with self._phase("steady_state"):
-                    await self._steady_state_before(session)
-                try:
-                    async with self._phase("inject"):
-                        await self._inject_and_observe()
-                except ExperimentAborted as abort:
-                    out.abort_reason = abort.reason
-                    self.journal.write("abort", reason=abort.reason, evidence=abort.evidence)
-                    self.display.event(f"[bold red]aborted:[/] {abort.reason}")
-                except MlchaosError as exc:
-                    out.abort_reason = f"{exc}"
-                    self.journal.write("abort", reason=str(exc), evidence={})
-                    self.display.event(f"[bold red]aborted:[/] {exc}")
-                finally:
-                    self.rolling_back = True
-                    async with self._phase("rollback"):
-                        await self._rollback(session)
-                async with self._phase("recovery"):
-                    await self._recover(session, out)
-                out.checks = self._verdict_checks()
+            await self._execute(out)
         except asyncio.CancelledError:
             # Interrupted before injection began (during injection the inject phase handles
             # it): nothing is active; proxies the runner started were stopped by the stack.
             out.error = "interrupted before any fault was injected"
-            self.journal.write("verdict", verdict="error", exit_code=EXIT_FAILED, error=out.error)
             out.exit_code = EXIT_FAILED
-            self.journal.close()
-            return out
         except (RunError, ConfigError) as exc:
             out.error = str(exc)
             out.exit_code = exc.exit_code
-            self.journal.write("verdict", verdict="error", exit_code=out.exit_code, error=out.error)
+        else:
+            self._conclude(out)
+        finally:
+            if out.error is not None:
+                self.journal.write(
+                    "verdict", verdict="error", exit_code=out.exit_code, error=out.error
+                )
             self.journal.close()
-            return out
+        return out
+
+    async def _execute(self, out: RunOutcome) -> None:
+        import aiohttp  # noqa: PLC0415
+
+        async with AsyncExitStack() as stack:
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            async with self._phase("preflight"):
+                await self._preflight(stack, session)
+            async with self._phase("steady_state"):
+                await self._steady_state_before(session)
+            try:
+                async with self._phase("inject"):
+                    await self._inject_and_observe()
+            except (ExperimentAborted, MlchaosError) as exc:
+                reason = exc.reason if isinstance(exc, ExperimentAborted) else str(exc)
+                evidence = exc.evidence if isinstance(exc, ExperimentAborted) else {}
+                out.abort_reason = reason
+                self.journal.write("abort", reason=reason, evidence=evidence)
+                self.display.event(f"[bold red]aborted:[/] {reason}")
+            finally:
+                self.rolling_back = True
+                async with self._phase("rollback"):
+                    await self._rollback(session)
+            async with self._phase("recovery"):
+                await self._recover(session, out)
+            out.checks = self._verdict_checks()
+
+    def _conclude(self, out: RunOutcome) -> None:
+        """The verdict: held only without abort, with every check held and recovery done."""
         held = all(c.status is CheckStatus.HELD for c in out.checks)
         if out.abort_reason is not None:
             out.verdict, out.exit_code = "aborted", EXIT_FAILED
@@ -166,8 +172,6 @@ class Runner:
             recovered=out.recovered,
             recovery_seconds=out.recovery_seconds,
         )
-        self.journal.close()
-        return out
 
     @contextlib.asynccontextmanager
     async def _phase(self, name: str) -> AsyncIterator[None]:
@@ -275,19 +279,20 @@ class Runner:
             pending: set[asyncio.Task[Any]] = {traffic, *helpers}
             while not traffic.done():
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task is not traffic and not task.cancelled() and task.exception():
-                        raise task.exception()  # type: ignore[misc]
+                for finished in done:
+                    failure = None if finished.cancelled() else finished.exception()
+                    if finished is not traffic and failure is not None:
+                        raise failure
             result = traffic.result()
             self.journal.write("traffic", **result.to_dict())
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
             raise ExperimentAborted("interrupted by the operator (SIGINT/SIGTERM)") from None
         finally:
-            for task in (traffic, *helpers):
-                task.cancel()
+            for job in (traffic, *helpers):
+                job.cancel()
             await asyncio.gather(traffic, *helpers, return_exceptions=True)
             self._flush_observations()
 
