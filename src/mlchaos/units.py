@@ -15,7 +15,7 @@ from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
-__all__ = ["Duration", "Rate", "Share"]
+__all__ = ["Duration", "ParsedValue", "Rate", "Share"]
 
 _DURATION_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)")
@@ -25,8 +25,9 @@ _RATE_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "min
 _RATE_UNITS |= {"h": 3600.0, "hour": 3600.0}
 
 
-class _Parsed:
-    """Shared pydantic plumbing: validate from text (or self), serialise to canonical text."""
+class ParsedValue:
+    """Base of values written as text in files: validate from text (or an instance), serialise
+    back to canonical text, publish a JSON Schema string with a pattern and examples."""
 
     json_pattern: ClassVar[str]
     json_examples: ClassVar[list[str]]
@@ -61,7 +62,7 @@ class _Parsed:
 
 
 @dataclass(frozen=True, order=True)
-class Duration(_Parsed):
+class Duration(ParsedValue):
     """A length of time, written ``250ms``, ``2s``, ``1.5m``, ``1h``, ``1m30s``."""
 
     seconds: float
@@ -104,7 +105,7 @@ class Duration(_Parsed):
 
 
 @dataclass(frozen=True, order=True)
-class Rate(_Parsed):
+class Rate(ParsedValue):
     """Events per second, written ``50/s``, ``600/m`` or ``3600/h``."""
 
     per_second: float
@@ -129,7 +130,7 @@ class Rate(_Parsed):
 
 
 @dataclass(frozen=True, order=True)
-class Share(_Parsed):
+class Share(ParsedValue):
     """A fraction of traffic or a probability, written ``5%`` (or a number from 0 to 1)."""
 
     fraction: float

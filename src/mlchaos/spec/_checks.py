@@ -12,16 +12,12 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    GetCoreSchemaHandler,
-    GetJsonSchemaHandler,
     Tag,
     model_validator,
 )
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import PydanticCustomError, core_schema
 
 from mlchaos.arms import Arm
-from mlchaos.units import Duration, Share
+from mlchaos.units import Duration, ParsedValue, Share
 
 __all__ = [
     "Bound",
@@ -76,7 +72,7 @@ _PERCENT = re.compile(r"([+-]?\d+(?:\.\d+)?)\s*%")
 
 
 @dataclass(frozen=True)
-class Bound:
+class Bound(ParsedValue):
     """A limit in a check: a signed percentage, a duration or a ratio, as written in the file."""
 
     kind: BoundKind
@@ -104,29 +100,7 @@ class Bound:
         return f"{self.value:g}x"
 
     json_pattern: ClassVar[str] = r"^([+-]?\d+(\.\d+)?\s*%|\d+(\.\d+)?\s*x|.*(us|ms|s|m|h))$"
-
-    @classmethod
-    def _validate(cls, value: object) -> Bound:
-        if isinstance(value, Bound):
-            return value
-        try:
-            return cls.parse(value)
-        except ValueError as exc:
-            raise PydanticCustomError("mlchaos_value", "{msg}", {"msg": str(exc)}) from None
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            cls._validate, serialization=core_schema.plain_serializer_function_ser_schema(str)
-        )
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return {"type": "string", "examples": ["5%", "-2%", "250ms", "1.5x"]}
+    json_examples: ClassVar[list[str]] = ["5%", "-2%", "250ms", "1.5x"]
 
 
 class MetricCheck(_Model):
@@ -214,7 +188,8 @@ class TcpProbe(_Model):
     timeout: Duration = Duration(2.0)
 
 
-def _probe_type(value: Any) -> str:
+def type_or_http(value: Any) -> str:
+    """Discriminator for unions whose ``type`` may be left out and then means ``http``."""
     if isinstance(value, dict):
         return str(value.get("type", "http"))
     return str(getattr(value, "type", "http"))
@@ -222,5 +197,5 @@ def _probe_type(value: Any) -> str:
 
 Probe = Annotated[
     Annotated[HttpProbe, Tag("http")] | Annotated[TcpProbe, Tag("tcp")],
-    Discriminator(_probe_type),
+    Discriminator(type_or_http),
 ]

@@ -29,7 +29,7 @@ from mlchaos.proxy._rules import (
     ResetRule,
     Rule,
 )
-from mlchaos.spec._checks import MetricCheck, Probe
+from mlchaos.spec._checks import MetricCheck, Probe, type_or_http
 from mlchaos.traffic._config import TrafficConfig
 from mlchaos.units import Duration, Share
 
@@ -179,15 +179,9 @@ class CommandAction(_Model):
     timeout: Duration = Duration(30.0)
 
 
-def _action_type(value: Any) -> str:
-    if isinstance(value, dict):
-        return str(value.get("type", "http"))
-    return str(getattr(value, "type", "http"))
-
-
 RollbackAction = Annotated[
     Annotated[HttpAction, Tag("http")] | Annotated[CommandAction, Tag("command")],
-    Discriminator(_action_type),
+    Discriminator(type_or_http),
 ]
 
 
