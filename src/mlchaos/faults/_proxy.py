@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlchaos.errors import ControlAPIError, PreflightError
-from mlchaos.units import Duration, Share
+from mlchaos.units import Share
 
 if TYPE_CHECKING:
     from mlchaos.proxy import ControlClient, Rule
+    from mlchaos.units import Duration
 
 __all__ = ["ProxyFaultInjector"]
 
@@ -30,11 +31,11 @@ class ProxyFaultInjector:
         return f"{self.rule.type} on {self.proxy} ({self.rule.arm.value}, {self.rule.probability})"
 
     async def check(self) -> None:
-        """Rehearse: add the rule at 0% probability with a short lease, remove it, verify."""
+        """Rehearse: add the rule at 0% probability under the same lease, remove it, verify."""
         trial_id = f"{self.fault_id}-preflight"
         trial = self.rule.model_copy(update={"probability": Share(0.0)})
         try:
-            await self._client.add_fault(trial, Duration(2.0), fault_id=trial_id)
+            await self._client.add_fault(trial, self._lease, fault_id=trial_id)
             await self._client.remove(trial_id)
             if any(f.id == trial_id for f in await self._client.list_faults()):
                 raise PreflightError(f"proxy '{self.proxy}' did not remove a rehearsal fault")

@@ -1,6 +1,17 @@
-"""The fault proxy (placeholder: filled in by the proxy work)."""
+"""The fault proxy: an HTTP/1.1 or TCP data plane that faults one arm of traffic.
+
+:class:`ProxyServer` runs one proxy (``listen`` → ``upstream``) with its control API;
+:class:`ControlClient` drives that API; rules (:data:`Rule`) say what to do to which arm, and
+every active fault lives under a lease in the proxy's :class:`FaultTable`.
+
+Importing this package stays light (the experiment spec and the traffic config import its
+models): the server and the client, which need aiohttp and httptools, load on first use.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from mlchaos.proxy._config import Address, ArmKey, ArmSplit, ControlConfig, Protocol, ProxyConfig
+from mlchaos.proxy._faults import ActiveFault, FaultTable, UnknownFaultError
 from mlchaos.proxy._rules import (
     HTTP_RULES,
     TCP_RULES,
@@ -13,22 +24,54 @@ from mlchaos.proxy._rules import (
     ResetRule,
     Rule,
 )
+from mlchaos.proxy._stats import ArmStats, ProxyStats
+from mlchaos.proxy._token import default_token_dir
+
+if TYPE_CHECKING:
+    from mlchaos.proxy._client import ControlClient
+    from mlchaos.proxy._server import ProxyServer, serve_forever
 
 __all__ = [
     "HTTP_RULES",
     "TCP_RULES",
     "AbortRule",
+    "ActiveFault",
     "Address",
     "ArmKey",
     "ArmSplit",
+    "ArmStats",
     "BandwidthRule",
     "BlackholeRule",
+    "ControlClient",
     "ControlConfig",
     "FaultArm",
+    "FaultTable",
     "LatencyRule",
     "Protocol",
     "ProxyConfig",
+    "ProxyServer",
+    "ProxyStats",
     "RefuseRule",
     "ResetRule",
     "Rule",
+    "UnknownFaultError",
+    "default_token_dir",
+    "serve_forever",
 ]
+
+_LAZY = {
+    "ControlClient": "mlchaos.proxy._client",
+    "ProxyServer": "mlchaos.proxy._server",
+    "serve_forever": "mlchaos.proxy._server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlchaos.proxy' has no attribute {name!r}")
+    import importlib  # noqa: PLC0415 - on first use only
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,102 @@
+"""Arm assignment in the proxy: from the arm header, a stable hash of a key, or at random.
+
+Order for one HTTP request:
+
+1. an ``x-mlchaos-arm`` header decides (``experiment`` or ``control``; any other value puts the
+   request in no arm), so arms propagate through a chain of proxies;
+2. else, when ``arms.key`` names a header or a JSON body field that the request carries, the
+   salted stable hash of its value decides (:func:`mlchaos.arms.arm_for_key`), so the edge and
+   a dependency agree without header propagation;
+3. else the configured shares decide at random.
+
+A TCP connection has no header or body to read: the shares decide at random.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+from mlchaos.arms import ArmCode, arm_for_key
+from mlchaos.proxy._config import ArmSplit
+
+__all__ = ["ARM_LINES", "ArmAssigner"]
+
+_CODE_OF_VALUE = {b"experiment": ArmCode.EXPERIMENT, b"control": ArmCode.CONTROL}
+
+# The arm header line written upstream and back to the client, per arm code.
+ARM_LINES: tuple[bytes, bytes, bytes] = (
+    b"",
+    b"x-mlchaos-arm: experiment\r\n",
+    b"x-mlchaos-arm: control\r\n",
+)
+
+
+class ArmAssigner:
+    """Assigns arms by one proxy's :class:`ArmSplit`, with an injectable random source."""
+
+    __slots__ = ("_control", "_experiment", "_random", "_salt", "json_path", "key_header")
+
+    def __init__(self, split: ArmSplit, rng: random.Random) -> None:
+        self._experiment = split.experiment.fraction
+        self._control = split.control.fraction
+        self._salt = split.salt
+        self._random = rng.random
+        key = split.key
+        self.key_header: bytes | None = (
+            key.header.lower().encode("latin-1") if key is not None and key.header else None
+        )
+        self.json_path: tuple[str, ...] | None = (
+            tuple(key.json_field.split(".")) if key is not None and key.json_field else None
+        )
+
+    def from_header(self, value: bytes) -> int:
+        """The arm named by an ``x-mlchaos-arm`` header value (no arm for unknown values)."""
+        return _CODE_OF_VALUE.get(value.strip().lower(), ArmCode.NONE)
+
+    def for_key(self, key: bytes) -> int:
+        return ArmCode.of(arm_for_key(key, self._experiment, self._control, self._salt))
+
+    def at_random(self) -> int:
+        """By the shares alone (the same rule as :func:`mlchaos.arms.arm_for_unit`, inlined)."""
+        experiment = self._experiment
+        control = self._control
+        if experiment == 0.0 and control == 0.0:
+            return 0
+        u = self._random()
+        if u < experiment:
+            return 1  # ArmCode.EXPERIMENT
+        return 2 if u < experiment + control else 0
+
+    def for_body(self, body: bytes) -> int:
+        """Hash the configured JSON field of ``body``; at random when it is absent or not JSON."""
+        key = json_key(body, self.json_path or ())
+        return self.at_random() if key is None else self.for_key(key)
+
+
+def json_key(body: bytes, path: tuple[str, ...]) -> bytes | None:
+    """The value at a dotted ``path`` in a JSON body, as the bytes to hash; None when absent.
+
+    Strings hash as their text, numbers as they read in JSON (``1001``, not ``1001.0``) and
+    booleans as ``true``/``false``: the same text the traffic generator hashes for a key.
+    """
+    if not path or not body:
+        return None
+    try:
+        value: object = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    for part in path:
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bool):
+        return b"true" if value else b"false"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).encode()

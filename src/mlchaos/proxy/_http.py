@@ -1,0 +1,619 @@
+"""The HTTP/1.1 data plane: a reverse proxy on asyncio Protocols and httptools.
+
+Each client connection parses requests with httptools, answers them one at a time in order
+(pipelined requests wait in a short queue) and keeps the connection alive as HTTP/1.1 and
+HTTP/1.0 clients ask. A request body is read whole before the request goes upstream (arms may
+be decided by a JSON field, and a fault may replace the answer); the response streams back as
+it arrives, re-framed for the client: its content length, or chunked, or (HTTP/1.0 clients)
+until the connection closes.
+
+Per request: arm (:mod:`mlchaos.proxy._assign`), then at most one fault that replaces the
+answer — tried in the order reset, hang, abort, each with its probability — plus any latency
+faults of the arm, which delay the request before whatever happens next. Every request ends
+in exactly one call to :meth:`Recorder.record`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from typing import cast
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
+
+from mlchaos.observe._store import ErrorKind
+from mlchaos.proxy._answers import bad_request_message, error_body, own_response, reset_transport
+from mlchaos.proxy._assign import ARM_LINES, ArmAssigner
+from mlchaos.proxy._config import ProxyConfig
+from mlchaos.proxy._faults import FaultEntry, FaultTable
+from mlchaos.proxy._rules import AbortRule
+from mlchaos.proxy._stats import Recorder
+from mlchaos.proxy._upstream import UpstreamConn, UpstreamPool
+
+__all__ = ["HttpPlane"]
+
+_MAX_BODY = 64 * 1024 * 1024
+_MAX_HEADERS = 256
+_MAX_QUEUE = 8
+_OK = ErrorKind.OK
+
+# Request headers the proxy does not forward as they came: hop-by-hop ones, the body framing
+# (it sends a content length), and the arm header (it writes the arm it decided).
+_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"transfer-encoding",
+        b"content-length",
+        b"expect",
+        b"x-mlchaos-arm",
+    }
+)
+
+_CONNECTION_OPTIONS = frozenset({b"", b"close", b"keep-alive", b"upgrade"})
+
+# Body framing towards the client.
+_NO_BODY, _RAW, _CHUNKED = 0, 1, 2
+
+
+class _Request:
+    """One request as parsed, and what happened to it."""
+
+    __slots__ = (
+        "arm",
+        "arm_value",
+        "body",
+        "drop",
+        "expect",
+        "fault",
+        "hang",
+        "has_body",
+        "has_host",
+        "head_sent",
+        "http10",
+        "keep_alive",
+        "key",
+        "lines",
+        "method",
+        "retried",
+        "size",
+        "start",
+        "status",
+        "t0",
+        "url",
+    )
+
+    def __init__(self, start: float, t0: float) -> None:
+        self.start = start
+        self.t0 = t0
+        self.url = b""
+        self.method = b"GET"
+        self.lines: list[bytes] = []
+        self.body: list[bytes] = []
+        self.size = 0
+        self.arm = 0
+        self.arm_value: bytes | None = None
+        self.drop: set[bytes] | None = None  # more hop-by-hop names, listed in Connection
+        self.key: bytes | None = None
+        self.has_body = False
+        self.has_host = False
+        self.expect = False
+        self.http10 = False
+        self.keep_alive = True
+        self.fault = 0
+        self.hang = False
+        self.head_sent = False
+        self.retried = False
+        self.status = 0
+
+
+class HttpPlane:
+    """State shared by every client connection of one HTTP proxy."""
+
+    def __init__(
+        self, config: ProxyConfig, faults: FaultTable, recorder: Recorder, rng: random.Random
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.faults = faults
+        self.recorder = recorder
+        self.random = rng.random
+        self.assigner = ArmAssigner(config.arms, rng)
+        self.upstream = config.upstream
+        self.pool = UpstreamPool(
+            self.loop, config.upstream.host, config.upstream.port, config.max_idle_upstream
+        )
+        self.timeout = config.upstream_timeout.seconds
+        self.host_line = b"host: %s\r\n" % str(config.upstream).encode()
+        self.conns: set[ClientConn] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._period = min(1.0, max(0.01, self.timeout / 10))
+
+    def protocol(self) -> ClientConn:
+        return ClientConn(self)
+
+    def start(self) -> None:
+        self._sweeper = self.loop.call_later(self._period, self._sweep)
+
+    def close(self) -> None:
+        """Cut every client and upstream connection."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for conn in list(self.conns):
+            conn.abort()
+        self.pool.close()
+
+    def _sweep(self) -> None:
+        """Enforce the upstream timeout: one timer for the plane, not one per request."""
+        now = self.loop.time()
+        for conn in list(self.conns):
+            conn.check_timeout(now, self.timeout)
+        self._sweeper = self.loop.call_later(self._period, self._sweep)
+
+
+class ClientConn(asyncio.Protocol):
+    """One client connection: parses requests, applies faults, relays the responses."""
+
+    __slots__ = (
+        "_bad",
+        "_closed",
+        "_connecting",
+        "_cur",
+        "_driving",
+        "_loop",
+        "_mode",
+        "_out",
+        "_parser",
+        "_plane",
+        "_queue",
+        "_quiet_since",
+        "_reading_paused",
+        "_req",
+        "_seen_rx",
+        "_seen_up",
+        "_timer",
+        "_transport",
+        "_up",
+        "_writing_paused",
+    )
+
+    def __init__(self, plane: HttpPlane) -> None:
+        self._plane = plane
+        self._loop = plane.loop
+        self._parser = HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._queue: deque[_Request] = deque()
+        self._req: _Request | None = None
+        self._cur: _Request | None = None
+        self._up: UpstreamConn | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._out: list[bytes] = []
+        self._mode = _NO_BODY
+        self._seen_up: UpstreamConn | None = None  # what the timeout sweep saw last
+        self._seen_rx = 0
+        self._quiet_since = 0.0
+        self._bad = 0
+        self._closed = False
+        self._driving = False
+        self._reading_paused = False
+        self._writing_paused = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self._plane.conns.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        cur = self._cur
+        if cur is not None and cur.hang:
+            return  # a hung request: read and drop, so the client's leaving is still seen
+        try:
+            self._parser.feed_data(data)
+        except HttpParserUpgrade as exc:
+            # The request is complete and queued; the proxy does not switch protocols (it
+            # drops the Upgrade header), so whatever follows is parsed as the next request.
+            offset = exc.args[0] if exc.args and isinstance(exc.args[0], int) else len(data)
+            if offset < len(data):
+                self.data_received(data[offset:])
+                return
+        except HttpParserError:
+            self._bad = self._bad or 400
+        if self._bad:
+            self._pause_reading()
+        if self._cur is None:
+            queue = self._queue
+            if len(queue) == 1 and not self._bad and not self._driving:
+                self._begin(queue.popleft())  # the usual case: one request, nothing waiting
+            elif queue or self._bad:
+                self._drive()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        if self._up is not None:
+            self._up.pause()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._up is not None:
+            self._up.resume()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._plane.conns.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._connecting is not None:
+            self._connecting.cancel()
+            self._connecting = None
+        up, self._up = self._up, None
+        if up is not None:
+            up.discard()
+        req, self._cur = self._cur, None
+        if req is not None:  # the client left before its answer: a hang ends here
+            error = ErrorKind.TIMEOUT if req.hang else ErrorKind.OTHER
+            self._record(req, 0, error)
+
+    def abort(self) -> None:
+        if self._transport is not None and not self._closed:
+            self._transport.abort()
+
+    # -- httptools callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._req = _Request(time.time(), self._loop.time())
+
+    def on_url(self, url: bytes) -> None:
+        assert self._req is not None
+        self._req.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        req = self._req
+        assert req is not None
+        lower = name.lower()
+        if lower in _HOP:
+            if lower == b"x-mlchaos-arm":
+                req.arm_value = value
+            elif lower in {b"content-length", b"transfer-encoding"}:
+                req.has_body = True
+            elif lower == b"expect":
+                req.expect = value.strip().lower() == b"100-continue"
+            elif lower == b"connection":
+                named = {t.strip() for t in value.lower().split(b",")} - _CONNECTION_OPTIONS
+                if named:
+                    req.drop = named if req.drop is None else req.drop | named
+            return
+        if lower == self._plane.assigner.key_header:
+            req.key = value.strip()
+        elif lower == b"host":
+            req.has_host = True
+        lines = req.lines
+        lines.append(b"%s: %s\r\n" % (name, value))
+        if len(lines) > _MAX_HEADERS:
+            self._bad = 431
+
+    def on_headers_complete(self) -> None:
+        req = self._req
+        assert req is not None
+        parser = self._parser
+        req.method = parser.get_method()
+        req.http10 = parser.get_http_version() == "1.0"
+        req.keep_alive = parser.should_keep_alive()
+        if req.expect and not req.http10 and self._cur is None and not self._queue:
+            assert self._transport is not None
+            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        req = self._req
+        assert req is not None
+        req.size += len(body)
+        if req.size > _MAX_BODY:
+            self._bad = 413
+            req.body = []
+        elif not self._bad:
+            req.body.append(body)
+
+    def on_message_complete(self) -> None:
+        req, self._req = self._req, None
+        if req is None or self._bad:
+            return
+        self._queue.append(req)
+        if len(self._queue) >= _MAX_QUEUE:
+            self._pause_reading()
+
+    # -- answering -------------------------------------------------------------------------------
+
+    def _drive(self) -> None:
+        """Answer queued requests in order until one has to wait."""
+        if self._driving:
+            return
+        self._driving = True
+        try:
+            while self._cur is None and not self._closed:
+                if self._queue:
+                    self._begin(self._queue.popleft())
+                elif self._bad:
+                    self._answer_bad()
+                else:
+                    break
+            if self._reading_paused and not self._bad and len(self._queue) < _MAX_QUEUE:
+                self._reading_paused = False
+                if self._transport is not None and not self._closed:
+                    self._transport.resume_reading()
+        finally:
+            self._driving = False
+
+    def _begin(self, req: _Request) -> None:
+        self._cur = req
+        plane = self._plane
+        assigner = plane.assigner
+        if req.arm_value is not None:
+            req.arm = assigner.from_header(req.arm_value)
+        elif req.key is not None:
+            req.arm = assigner.for_key(req.key)
+        elif assigner.json_path is not None:
+            req.arm = assigner.for_body(b"".join(req.body))
+        else:
+            req.arm = assigner.at_random()
+        faults = plane.faults
+        if not len(faults):
+            self._forward(req)
+            return
+        terminal, latencies = faults.http_plan(req.arm)
+        rnd = plane.random
+        chosen: FaultEntry | None = None
+        for entry in terminal:
+            if rnd() < entry.probability:
+                chosen = entry
+                entry.applied += 1
+                req.fault = 1
+                break
+        delay = 0.0
+        for entry in latencies:
+            if rnd() < entry.probability:
+                delay += entry.delay + (rnd() * entry.jitter if entry.jitter else 0.0)
+                entry.applied += 1
+                req.fault = 1
+        if delay > 0.0:
+            self._timer = self._loop.call_later(delay, self._act, req, chosen)
+        else:
+            self._act(req, chosen)
+
+    def _act(self, req: _Request, chosen: FaultEntry | None) -> None:
+        self._timer = None
+        if chosen is None:
+            self._forward(req)
+            return
+        rule = chosen.rule
+        if isinstance(rule, AbortRule):
+            self._answer(req, rule.status, rule.body.encode(), rule.content_type)
+        elif rule.type == "reset":
+            self._cur = None
+            self._record(req, 0, ErrorKind.RESET)
+            self._closed = True
+            assert self._transport is not None
+            reset_transport(self._transport)
+        else:  # hang / blackhole: read the request, never answer, until the client gives up
+            req.hang = True
+            self._queue.clear()  # what waits behind a hung request is never answered either
+            if self._reading_paused and self._transport is not None:
+                self._reading_paused = False
+                self._transport.resume_reading()
+
+    def _forward(self, req: _Request) -> None:
+        up = self._plane.pool.acquire()
+        if up is None:
+            self._connecting = self._loop.create_task(self._connect(req))
+        else:
+            self._send(up, req)
+
+    async def _connect(self, req: _Request) -> None:
+        plane = self._plane
+        try:
+            up = await asyncio.wait_for(plane.pool.connect(), plane.timeout)
+        except TimeoutError:
+            self._connecting = None
+            self._fail(req, 504, ErrorKind.TIMEOUT, "did not accept a connection in time")
+            return
+        except OSError as exc:
+            self._connecting = None
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            self._fail(req, 502, ErrorKind.CONNECT, f"is unreachable ({reason})")
+            return
+        self._connecting = None
+        if self._cur is not req or self._closed:
+            plane.pool.release(up)
+            return
+        self._send(up, req)
+
+    def _send(self, up: UpstreamConn, req: _Request) -> None:
+        self._up = up
+        if self._writing_paused:
+            up.pause()
+        lines = req.lines
+        if req.drop is not None:
+            drop = req.drop
+            lines = [h for h in lines if h.split(b":", 1)[0].strip().lower() not in drop]
+        parts = [req.method, b" ", req.url, b" HTTP/1.1\r\n", *lines, ARM_LINES[req.arm]]
+        if not req.has_host:
+            parts.append(self._plane.host_line)
+        if req.has_body:
+            body = b"".join(req.body)
+            parts.append(b"content-length: %d\r\n\r\n" % len(body))
+            parts.append(body)
+        else:
+            parts.append(b"\r\n")
+        up.send(self, b"".join(parts), req.method == b"HEAD")
+
+    # -- ResponseSink: called by the upstream connection -----------------------------------------
+
+    def response_head(
+        self, status: int, status_line: bytes, lines: bytes, has_length: bool, chunked: bool
+    ) -> None:
+        req = self._cur
+        assert req is not None
+        req.status = status
+        req.head_sent = True
+        tail = ARM_LINES[req.arm]
+        if req.method == b"HEAD" or status in {204, 304}:
+            self._mode = _NO_BODY
+            if chunked and not has_length and not req.http10:
+                tail += b"transfer-encoding: chunked\r\n"
+        elif has_length:
+            self._mode = _RAW
+        elif req.http10:
+            self._mode = _RAW  # delimited by closing the connection
+            req.keep_alive = False
+        else:
+            self._mode = _CHUNKED
+            tail += b"transfer-encoding: chunked\r\n"
+        if not req.keep_alive:
+            tail += b"connection: close\r\n"
+        elif req.http10:
+            tail += b"connection: keep-alive\r\n"
+        out = self._out
+        out.append(status_line)
+        out.append(lines)
+        out.append(tail + b"\r\n")
+
+    def response_body(self, data: bytes) -> None:
+        if self._mode == _CHUNKED:
+            self._out.extend((b"%x\r\n" % len(data), data, b"\r\n"))
+        elif self._mode == _RAW:
+            self._out.append(data)
+
+    def response_flush(self) -> None:
+        out = self._out
+        if out and self._transport is not None and not self._closed:
+            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+
+    def response_end(self, conn: UpstreamConn, keep_alive: bool) -> None:
+        if self._mode == _CHUNKED:
+            self._out.append(b"0\r\n\r\n")
+        self.response_flush()
+        self._up = None
+        if keep_alive:
+            self._plane.pool.release(conn)
+        elif not conn.closed:
+            conn.discard()
+        req = self._cur
+        assert req is not None
+        self._finish(req, req.status, _OK)
+
+    def upstream_failed(self, conn: UpstreamConn, error: ErrorKind) -> None:
+        self._up = None
+        req = self._cur
+        assert req is not None
+        if req.head_sent:  # mid-body: cut the client so it sees a truncated response
+            self._out.clear()
+            req.keep_alive = False
+            self._finish(req, req.status, error)
+        elif conn.reused and not conn.got_bytes and not req.retried:
+            req.retried = True  # a pooled connection the upstream had closed: try a fresh one
+            self._forward(req)
+        else:
+            self._fail(req, 502, error, "closed the connection without a complete response")
+
+    def check_timeout(self, now: float, timeout: float) -> None:
+        """Called by the sweep: 504 (or a cut) once the upstream is quiet for ``timeout``.
+
+        Quiet time is counted from the first sweep that saw no progress, so a timeout fires
+        between one and about 1.2 times ``timeout`` after the upstream's last sign of life.
+        """
+        up = self._up
+        if up is None:
+            return
+        if up is not self._seen_up or up.rx != self._seen_rx:
+            self._seen_up = up
+            self._seen_rx = up.rx
+            self._quiet_since = now
+            return
+        if now - self._quiet_since < timeout:
+            return
+        self._up = None
+        up.discard()
+        req = self._cur
+        assert req is not None
+        if req.head_sent:
+            self._out.clear()
+            req.keep_alive = False
+            self._finish(req, req.status, ErrorKind.TIMEOUT)
+        else:
+            self._fail(req, 504, ErrorKind.TIMEOUT, f"did not answer within {timeout:g}s")
+
+    # -- endings ---------------------------------------------------------------------------------
+
+    def _fail(self, req: _Request, status: int, error: ErrorKind, what: str) -> None:
+        if self._closed or self._cur is not req:
+            return
+        body = error_body(f"upstream {self._plane.upstream} {what}")
+        self._answer(req, status, body, "application/json", error=error)
+
+    def _answer(
+        self,
+        req: _Request,
+        status: int,
+        body: bytes,
+        content_type: str,
+        *,
+        error: ErrorKind = _OK,
+    ) -> None:
+        """Answer ``req`` from the proxy itself (injected aborts and proxy errors)."""
+        if self._transport is None or self._closed:
+            return
+        req.status = status
+        self._transport.write(
+            own_response(
+                status,
+                body,
+                content_type,
+                arm=req.arm,
+                keep_alive=req.keep_alive,
+                http10=req.http10,
+                head_only=req.method == b"HEAD",
+            )
+        )
+        self._finish(req, status, error)
+
+    def _answer_bad(self) -> None:
+        """A request the proxy could not parse: answer, record and close."""
+        status = self._bad
+        req = _Request(time.time(), self._loop.time())
+        req.keep_alive = False
+        self._cur = req
+        body = error_body(bad_request_message(status))
+        self._answer(req, status, body, "application/json", error=ErrorKind.PROTOCOL)
+
+    def _finish(self, req: _Request, status: int, error: ErrorKind) -> None:
+        self._cur = None
+        latency = self._loop.time() - req.t0
+        self._plane.recorder.record(req.arm, req.start, latency, status, error, req.fault)
+        if not req.keep_alive:
+            self._closed = True
+            if self._transport is not None:
+                self._transport.close()
+            return
+        if self._queue or self._bad:
+            self._drive()
+        elif self._reading_paused and not self._bad:
+            self._reading_paused = False
+            assert self._transport is not None
+            self._transport.resume_reading()
+
+    def _record(self, req: _Request, status: int, error: ErrorKind) -> None:
+        latency = self._loop.time() - req.t0
+        self._plane.recorder.record(req.arm, req.start, latency, status, error, req.fault)
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self._transport is not None and not self._closed:
+            self._reading_paused = True
+            self._transport.pause_reading()

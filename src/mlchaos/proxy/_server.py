@@ -1,0 +1,253 @@
+"""One proxy process (or one proxy inside the runner's loop): data plane plus control API.
+
+:class:`ProxyServer` binds its sockets itself so that a port in use or an upstream that is
+down fails :meth:`ProxyServer.start` with a :class:`ProxyStartError` that says which, and
+nothing stays bound after a failed start. :func:`serve_forever` is ``mlchaos proxy serve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import random
+import signal
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+from mlchaos.errors import ProxyStartError
+from mlchaos.observe._store import ObservationStore
+from mlchaos.proxy._config import Address, Protocol, ProxyConfig
+from mlchaos.proxy._control import control_app
+from mlchaos.proxy._faults import FaultTable
+from mlchaos.proxy._http import HttpPlane
+from mlchaos.proxy._stats import ProxyStats, Recorder
+from mlchaos.proxy._tcp import TcpPlane
+from mlchaos.proxy._token import TokenSource, resolve_token
+
+__all__ = ["ProxyServer", "serve_forever"]
+
+_UPSTREAM_CHECK_TIMEOUT = 5.0
+
+
+class ProxyServer:
+    """A fault proxy: ``config.listen`` → ``config.upstream``, with a control API.
+
+    ``token`` fixes the control token (else it comes from, or goes to, the token file);
+    ``observations`` receives one record per request (http) or connection (tcp) — without a
+    store the proxy only counts; ``seed`` makes arm assignment and fault draws reproducible.
+    """
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        *,
+        token: str | None = None,
+        observations: ObservationStore | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.config = config
+        self._given_token = token
+        self._recorder = Recorder(observations)
+        self._rng = random.Random(seed)
+        self.faults = FaultTable(config.protocol, config.control.default_lease)
+        self._token: TokenSource | None = None
+        self._plane: HttpPlane | TcpPlane | None = None
+        self._server: asyncio.Server | None = None
+        self._control: web.AppRunner | None = None
+        self._listen: Address | None = None
+        self._control_address: Address | None = None
+
+    # -- properties ----------------------------------------------------------------------------
+
+    @property
+    def listen_address(self) -> Address:
+        """The data-plane address actually bound (the real port when the config said 0)."""
+        if self._listen is None:
+            raise RuntimeError("the proxy is not started")
+        return self._listen
+
+    @property
+    def control_address(self) -> Address:
+        if self._control_address is None:
+            raise RuntimeError("the proxy is not started")
+        return self._control_address
+
+    @property
+    def control_url(self) -> str:
+        addr = self.control_address
+        host = f"[{addr.host}]" if ":" in addr.host else addr.host
+        return f"http://{host}:{addr.port}"
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            raise RuntimeError("the proxy is not started")
+        return self._token.token
+
+    @property
+    def token_file(self) -> Path | None:
+        """Where the token is written (None when the token was given to the constructor)."""
+        return None if self._token is None else self._token.path
+
+    @property
+    def observations(self) -> ObservationStore | None:
+        return self._recorder.store
+
+    @property
+    def started(self) -> bool:
+        return self._server is not None
+
+    def stats(self) -> ProxyStats:
+        open_connections = 0 if self._plane is None else len(self._plane.conns)
+        return self._recorder.snapshot(self.config.protocol, len(self.faults), open_connections)
+
+    # -- life ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check the upstream, bind the data plane and the control API; or fail, binding nothing."""
+        if self._server is not None:
+            raise RuntimeError("the proxy is already started")
+        config = self.config
+        await _check_upstream(config.upstream)
+        loop = asyncio.get_running_loop()
+        data_sock: socket.socket | None = _bind(config.listen, "the proxy")
+        control_sock: socket.socket | None = None
+        try:
+            assert data_sock is not None
+            self._listen = _bound(data_sock, config.listen)
+            self._token = resolve_token(
+                self._given_token, config.control.token_file, config.listen.port
+            )
+            control_sock = _bind(config.control.listen, "the control API")
+            self._control_address = _bound(control_sock, config.control.listen)
+            plane_type = HttpPlane if config.protocol is Protocol.HTTP else TcpPlane
+            plane = self._plane = plane_type(config, self.faults, self._recorder, self._rng)
+            self._server = await loop.create_server(plane.protocol, sock=data_sock, backlog=1024)
+            data_sock = None  # the server owns it now
+            plane.start()
+            app = control_app(self.faults, self._token.token, self.stats, self._info)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+            await runner.setup()
+            self._control = runner
+            site = web.SockSite(runner, control_sock)
+            await site.start()
+            control_sock = None
+        except BaseException:
+            if data_sock is not None:
+                data_sock.close()
+            if control_sock is not None:
+                control_sock.close()
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Close the listeners, every open connection and the control API; drop all faults."""
+        server, self._server = self._server, None
+        plane, self._plane = self._plane, None
+        control, self._control = self._control, None
+        if server is not None:
+            server.close()
+        if plane is not None:
+            plane.close()
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+        if control is not None:
+            await control.cleanup()
+        self.faults.clear()
+        token, self._token = self._token, None
+        if token is not None and token.owned and token.path is not None:
+            token.path.unlink(missing_ok=True)
+        for _ in range(3):  # let the closed transports run their connection_lost callbacks
+            await asyncio.sleep(0)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "protocol": self.config.protocol.value,
+            "listen": str(self._listen),
+            "upstream": str(self.config.upstream),
+        }
+
+
+async def serve_forever(config: ProxyConfig, *, print_fn: Callable[[str], object] = print) -> None:
+    """Run one proxy until SIGINT or SIGTERM (or cancellation), then stop it cleanly."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    server = ProxyServer(config)
+    await server.start()
+    try:
+        for sig in signals:
+            loop.add_signal_handler(sig, stop.set)
+        print_fn(
+            f"mlchaos proxy ({config.protocol.value}): {server.listen_address} → "
+            f"{config.upstream}; control API {server.control_url} "
+            f"(token file: {server.token_file}); Ctrl-C to stop"
+        )
+        await stop.wait()
+        print_fn("mlchaos proxy: stopping")
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await server.stop()
+
+
+async def _check_upstream(upstream: Address) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        transport, _ = await asyncio.wait_for(
+            loop.create_connection(asyncio.Protocol, upstream.host, upstream.port),
+            _UPSTREAM_CHECK_TIMEOUT,
+        )
+    except (OSError, TimeoutError) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ProxyStartError(
+            f"upstream {upstream} is not accepting connections ({reason}): is it running?"
+        ) from None
+    transport.close()
+
+
+def _bind(address: Address, what: str) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(
+            address.host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError as exc:
+        raise ProxyStartError(f"cannot listen on {address} for {what}: {exc}") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        hint = " (is another process using it?)" if exc.errno == errno.EADDRINUSE else ""
+        raise ProxyStartError(
+            f"cannot listen on {address} for {what}: {exc.strerror or exc}{hint}"
+        ) from None
+    return sock
+
+
+def _bound(sock: socket.socket, asked: Address) -> Address:
+    port = int(sock.getsockname()[1])
+    return Address(host=asked.host, port=port)

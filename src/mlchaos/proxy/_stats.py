@@ -1,0 +1,85 @@
+"""What a proxy saw: per-arm counters for ``GET /stats``, and one observation per request.
+
+The :class:`Recorder` is the single exit of every request (http) or connection (tcp): it bumps
+the counters and, when the proxy was given an observation store, appends one record to it.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from mlchaos.arms import ArmCode
+from mlchaos.observe._store import ErrorKind, ObservationStore
+from mlchaos.proxy._config import Protocol
+
+__all__ = ["ArmStats", "ProxyStats", "Recorder"]
+
+_ARM_NAMES = ("none", "experiment", "control")
+_OK = ErrorKind.OK
+
+
+class ArmStats(BaseModel):
+    """Counts for one arm: requests (http) or connections (tcp), errors, faulted ones."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    requests: int = 0
+    errors: int = 0
+    faults: int = 0
+
+
+class ProxyStats(BaseModel):
+    """The body of ``GET /stats``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    protocol: Protocol
+    arms: dict[str, ArmStats]
+    active_faults: int
+    open_connections: int
+    observations: int | None = None
+
+
+class Recorder:
+    """Counts every finished request per arm and records it into an optional store.
+
+    An error is a request that got no usable answer (any :class:`ErrorKind` but ``OK``) or an
+    answer with a 5xx status.
+    """
+
+    __slots__ = ("_add", "errors", "faults", "requests", "store")
+
+    def __init__(self, store: ObservationStore | None) -> None:
+        self.store = store
+        self._add = store.add if store is not None else None
+        self.requests = [0, 0, 0]
+        self.errors = [0, 0, 0]
+        self.faults = [0, 0, 0]
+
+    def record(
+        self, arm: int, start: float, latency: float, status: int, error: int, fault: int
+    ) -> None:
+        """Count one finished request (the hot path: plain ints, no allocation)."""
+        self.requests[arm] += 1
+        if error != _OK or status >= 500:
+            self.errors[arm] += 1
+        if fault:
+            self.faults[arm] += 1
+        add = self._add
+        if add is not None:
+            add(arm=arm, start=start, latency=latency, status=status, error=error, fault=fault)
+
+    def snapshot(self, protocol: Protocol, active_faults: int, open_connections: int) -> ProxyStats:
+        arms = {
+            _ARM_NAMES[code]: ArmStats(
+                requests=self.requests[code], errors=self.errors[code], faults=self.faults[code]
+            )
+            for code in ArmCode
+        }
+        return ProxyStats(
+            protocol=protocol,
+            arms=arms,
+            active_faults=active_faults,
+            open_connections=open_connections,
+            observations=None if self.store is None else len(self.store),
+        )
