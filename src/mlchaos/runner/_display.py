@@ -88,6 +88,10 @@ class RichDisplay:
             self._live = None
 
 
+# a guardrail's check status, in the words of a kill switch
+_GUARD_WORDS = {"held": "ok", "unsure": "watching", "no_data": "waiting", "violated": "TRIPPED"}
+
+
 def _render(s: Snapshot) -> Table:
     from rich.progress_bar import ProgressBar  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
@@ -108,5 +112,6 @@ def _render(s: Snapshot) -> Table:
     faults = ", ".join(s.active_faults) or "none"
     grid.add_row(f"active faults: {faults}", "")
     if s.guardrails:
-        grid.add_row("guardrails: " + ", ".join(f"{k}={v}" for k, v in s.guardrails.items()), "")
+        states = ", ".join(f"{k}: {_GUARD_WORDS.get(v, v)}" for k, v in s.guardrails.items())
+        grid.add_row(f"guardrails: {states}", "")
     return grid
