@@ -9,13 +9,20 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import AfterValidator, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
-__all__ = ["Duration", "ParsedValue", "Rate", "Share"]
+__all__ = [
+    "Duration",
+    "NonNegativeDuration",
+    "ParsedValue",
+    "PositiveDuration",
+    "Rate",
+    "Share",
+]
 
 _DURATION_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)")
@@ -168,6 +175,22 @@ class Share(ParsedValue):
 
     def __str__(self) -> str:
         return f"{_num(self.fraction * 100.0)}%"
+
+
+def _positive(d: Duration) -> Duration:
+    if d.seconds <= 0:
+        raise ValueError(f"must be positive, got {d}")
+    return d
+
+
+def _non_negative(d: Duration) -> Duration:
+    if d.seconds < 0:
+        raise ValueError(f"must not be negative, got {d}")
+    return d
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+NonNegativeDuration = Annotated[Duration, AfterValidator(_non_negative)]
 
 
 def _num(x: float) -> str:

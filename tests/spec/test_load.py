@@ -148,3 +148,25 @@ def test_schema_describes_every_section() -> None:
     schema = experiment_schema()
     assert set(Experiment.model_fields) == set(schema["properties"])
     assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "message"),
+    [
+        ("duration: 5s}", "duration: 0s}", "faults[0].duration", "must be positive, got 0s"),
+        ("start: 1s", "start: -1s", "faults[0].start", "must not be negative, got -1s"),
+        ("duration: 10s", "duration: 0s", "traffic.duration", "must be positive, got 0s"),
+        ("title: t", "title: t\nlease: 0s", "lease", "must be positive, got 0s"),
+        (
+            "title: t",
+            "title: t\nrecovery: {deadline: 0ms}",
+            "recovery.deadline",
+            "must be positive",
+        ),
+    ],
+)
+def test_zero_and_negative_durations_are_rejected_where_they_make_no_sense(
+    tmp_path: Path, old: str, new: str, path: str, message: str
+) -> None:
+    found = problems(write(tmp_path, MINIMAL.replace(old, new, 1)))
+    assert any(f"{path}: {message}" in f for f in found), found

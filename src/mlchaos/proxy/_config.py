@@ -7,7 +7,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlchaos.units import Duration, Share
+from mlchaos.units import Duration, PositiveDuration, Share
 
 __all__ = ["Address", "ArmKey", "ArmSplit", "ControlConfig", "Protocol", "ProxyConfig"]
 
@@ -79,7 +79,7 @@ class ControlConfig(_Model):
 
     listen: Address = Address(host="127.0.0.1", port=0)
     token_file: str | None = None
-    default_lease: Duration = Duration(5.0)
+    default_lease: PositiveDuration = Duration(5.0)
 
 
 class ProxyConfig(_Model):
@@ -90,5 +90,5 @@ class ProxyConfig(_Model):
     upstream: Address
     arms: ArmSplit = ArmSplit()
     control: ControlConfig = ControlConfig()
-    upstream_timeout: Duration = Duration(30.0)
+    upstream_timeout: PositiveDuration = Duration(30.0)
     max_idle_upstream: int = Field(64, ge=0, description="pooled idle upstream connections")

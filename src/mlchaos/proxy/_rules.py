@@ -9,9 +9,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from mlchaos.units import Duration, Share
+from mlchaos.units import Duration, NonNegativeDuration, Share
 
 __all__ = [
     "HTTP_RULES",
@@ -48,15 +48,8 @@ class LatencyRule(_Rule):
     """Delay the request (http) or every chunk of data (tcp) by ``delay`` plus up to ``jitter``."""
 
     type: Literal["latency"]
-    delay: Duration
-    jitter: Duration = Duration(0.0)
-
-    @field_validator("delay", "jitter")
-    @classmethod
-    def _non_negative(cls, v: Duration) -> Duration:
-        if v.seconds < 0:
-            raise ValueError(f"must not be negative, got {v}")
-        return v
+    delay: NonNegativeDuration
+    jitter: NonNegativeDuration = Duration(0.0)
 
 
 class AbortRule(_Rule):

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from mlchaos.arms import Arm
-from mlchaos.units import Duration, ParsedValue, Share
+from mlchaos.units import Duration, ParsedValue, PositiveDuration, Share
 
 __all__ = [
     "Bound",
@@ -168,8 +168,8 @@ class HttpProbe(_Model):
     url: str
     method: Literal["GET", "POST", "HEAD"] = "GET"
     expect_status: list[int] = [200]
-    timeout: Duration = Duration(2.0)
-    max_latency: Duration | None = None
+    timeout: PositiveDuration = Duration(2.0)
+    max_latency: PositiveDuration | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -185,7 +185,7 @@ class TcpProbe(_Model):
     type: Literal["tcp"]
     name: str
     address: str
-    timeout: Duration = Duration(2.0)
+    timeout: PositiveDuration = Duration(2.0)
 
 
 def type_or_http(value: Any) -> str:

@@ -31,7 +31,7 @@ from mlchaos.proxy._rules import (
 )
 from mlchaos.spec._checks import MetricCheck, Probe, type_or_http
 from mlchaos.traffic._config import TrafficConfig
-from mlchaos.units import Duration, Share
+from mlchaos.units import Duration, NonNegativeDuration, PositiveDuration, Share
 
 __all__ = [
     "AbortFault",
@@ -112,8 +112,10 @@ class _Scheduled(BaseModel):
     """When and where a fault is injected; mixed into each rule model."""
 
     target: str = Field(description="name of the proxy that applies the fault")
-    start: Duration = Field(Duration(0.0), description="offset from the start of traffic")
-    duration: Duration | None = Field(None, description="how long it stays; default: to the end")
+    start: NonNegativeDuration = Field(Duration(0.0), description="offset from traffic start")
+    duration: PositiveDuration | None = Field(
+        None, description="how long it stays; default: to the end"
+    )
 
     def rule(self) -> Rule:
         """The proxy rule this fault installs: the same fields without the schedule."""
@@ -167,7 +169,7 @@ class HttpAction(_Model):
     method: Literal["GET", "POST", "PUT", "DELETE"] = "POST"
     body: Any = None
     expect_status: list[int] = [200, 201, 202, 204]
-    timeout: Duration = Duration(10.0)
+    timeout: PositiveDuration = Duration(10.0)
 
 
 class CommandAction(_Model):
@@ -176,7 +178,7 @@ class CommandAction(_Model):
     type: Literal["command"]
     name: str
     argv: list[str] = Field(min_length=1)
-    timeout: Duration = Duration(30.0)
+    timeout: PositiveDuration = Duration(30.0)
 
 
 RollbackAction = Annotated[
@@ -188,8 +190,8 @@ RollbackAction = Annotated[
 class Recovery(_Model):
     """After rollback, steady state must hold again within ``deadline``."""
 
-    deadline: Duration = Duration(30.0)
-    interval: Duration = Duration(0.25)
+    deadline: PositiveDuration = Duration(30.0)
+    interval: PositiveDuration = Duration(0.25)
 
 
 class Analysis(_Model):
@@ -219,5 +221,5 @@ class Experiment(_Model):
     rollback: list[RollbackAction] = []
     recovery: Recovery = Recovery()
     analysis: Analysis = Analysis()
-    lease: Duration = Field(Duration(5.0), description="lease of every injected fault")
-    tick: Duration = Field(Duration(0.1), description="how often guardrails are evaluated")
+    lease: PositiveDuration = Field(Duration(5.0), description="lease of every injected fault")
+    tick: PositiveDuration = Field(Duration(0.1), description="how often guardrails are evaluated")

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mlchaos.proxy._config import ArmSplit
 from mlchaos.traffic._extract import parse_path
-from mlchaos.units import Duration, Rate, Share
+from mlchaos.units import Duration, PositiveDuration, Rate, Share
 
 __all__ = ["Extract", "JsonRequest", "RequestShape", "TrafficConfig", "V2Request"]
 
@@ -61,23 +61,16 @@ class TrafficConfig(_Model):
     target: str = Field(description="base URL requests are sent to, e.g. http://127.0.0.1:8080")
     dataset: str = Field(description="CSV or Parquet file; relative paths are from the spec file")
     rate: Rate
-    duration: Duration
+    duration: PositiveDuration
     request: RequestShape
     arms: ArmSplit = ArmSplit(experiment=Share(0.5), control=Share(0.5))
     label: str | None = Field(None, description="dataset column holding the true label")
     key: str | None = Field(None, description="dataset column hashed to choose the arm")
     extract: Extract = Extract()
     headers: dict[str, str] = {}
-    timeout: Duration = Duration(5.0)
+    timeout: PositiveDuration = Duration(5.0)
     max_in_flight: int = Field(1024, gt=0)
     seed: int = 0
-
-    @field_validator("duration", "timeout")
-    @classmethod
-    def _positive(cls, v: Duration) -> Duration:
-        if v.seconds <= 0:
-            raise ValueError(f"must be positive, got {v}")
-        return v
 
     @field_validator("target")
     @classmethod
