@@ -197,3 +197,30 @@ async def test_rollback_actions_run_and_failures_are_recorded(
         "fails": False,
         "http": True,
     }
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("problem", ["wrong token", "unreachable"])
+async def test_connect_proxy_with_wrong_token_or_no_api_exits_3(
+    toy: Upstream, tmp_path: Path, problem: str
+) -> None:
+    from mlchaos.proxy import ProxyConfig, ProxyServer
+
+    config = ProxyConfig.model_validate(
+        {"listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{toy.port}"}
+    )
+    async with ProxyServer(config, token="right-token") as proxy:
+        token_file = tmp_path / "token"
+        token_file.write_text("wrong-token" if problem == "wrong token" else "right-token")
+        url = proxy.control_url if problem == "wrong token" else f"http://127.0.0.1:{free_port()}"
+        exp = experiment(
+            toy.port,
+            proxy.listen_address.port,
+            proxies=[{"name": "p", "connect": {"url": url, "token_file": str(token_file)}}],
+        )
+        outcome, records = await run(exp, tmp_path)
+        assert not proxy.faults.list()
+    assert outcome.exit_code == EXIT_CANNOT_RUN
+    assert "proxy 'p'" in (outcome.error or "")
+    assert ("token" if problem == "wrong token" else "running") in (outcome.error or "")
+    assert not kinds(records, "fault")
