@@ -5,8 +5,9 @@ Run: ``.venv/bin/python benchmarks/proxy_overhead.py [--duration 10] [--connecti
 Starts nginx (one worker, a small static file on loopback, everything in a temp dir) and the
 proxy in a subprocess on uvloop, then runs ``wrk -t1 -cN -dS --latency`` against nginx
 directly, through a tcp-mode proxy, and through an http-mode proxy (arms 50/50, one abort
-fault on the experiment arm at 0% probability, observations recorded). Prints requests/s,
-p50 and p99 of each, the ratios against direct, and the targets:
+fault on the experiment arm at 0% probability, observations recorded). Each mode gets a 1 s
+warm-up and then ``--runs`` (3) measured runs; it prints the median requests/s, p50 and p99,
+the ratios against direct, and the targets:
 
 * tcp:  at least 0.70x the direct requests/s, p99 at most 2x direct;
 * http: at least 0.50x the direct requests/s.
@@ -25,6 +26,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -193,19 +195,33 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def measure(port: int, duration: int, connections: int, pids: dict[str, int]) -> dict[str, float]:
+def measure(
+    port: int, duration: int, connections: int, pids: dict[str, int], runs: int
+) -> dict[str, float]:
+    """Warm up, then ``runs`` wrk runs; each figure is the median over the runs."""
     wrk(port, 1, connections)  # warm up: connections, pools, caches
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    result = wrk(port, duration, connections)
-    for name, pid in pids.items():
-        result[f"cpu_{name}"] = (cpu_seconds(pid) - before[name]) / duration
-    return result
+    samples: list[dict[str, float]] = []
+    for _ in range(runs):
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        result = wrk(port, duration, connections)
+        for name, pid in pids.items():
+            result[f"cpu_{name}"] = (cpu_seconds(pid) - before[name]) / duration
+        samples.append(result)
+    if runs > 1:
+        rates = ", ".join(f"{r['rps']:.0f}" for r in samples)
+        print(f"   runs: {rates} req/s")
+    keys = [key for key in samples[0] if key != "errors"]
+    median = {key: statistics.median(r[key] for r in samples) for key in keys}
+    if any("errors" in r for r in samples):
+        median["errors"] = 1.0
+    return median
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=3, help="wrk runs per mode (median kept)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -216,7 +232,10 @@ def main() -> int:
             print(f"{tool} is not installed; this benchmark needs nginx and wrk")
             return 2
 
-    print(f"cores: {os.cpu_count()}; wrk -t1 -c{args.connections} -d{args.duration}s --latency")
+    print(
+        f"cores: {os.cpu_count()}; wrk -t1 -c{args.connections} -d{args.duration}s --latency, "
+        f"median of {args.runs} runs per mode after a 1 s warm-up"
+    )
     results: dict[str, dict[str, float]] = {}
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlchaos-bench-")))
@@ -224,7 +243,7 @@ def main() -> int:
         nginx = start_nginx(tmp, nginx_port)
         stack.callback(stop, nginx)
         results["direct"] = measure(
-            nginx_port, args.duration, args.connections, {"nginx": nginx.pid}
+            nginx_port, args.duration, args.connections, {"nginx": nginx.pid}, args.runs
         )
         show("direct", results["direct"], None)
         for protocol in ("tcp", "http"):
@@ -234,7 +253,11 @@ def main() -> int:
             proxy = start_proxy(protocol, listen, nginx_port, free_port(), log_file)
             stack.callback(stop, proxy)
             results[protocol] = measure(
-                listen, args.duration, args.connections, {"nginx": nginx.pid, "proxy": proxy.pid}
+                listen,
+                args.duration,
+                args.connections,
+                {"nginx": nginx.pid, "proxy": proxy.pid},
+                args.runs,
             )
             stop(proxy)
             tail = ""

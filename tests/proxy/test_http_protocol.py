@@ -451,3 +451,55 @@ async def test_abort_of_a_head_request_sends_no_body(
         assert (get.status, get.body) == (503, b"gone"), "no stray body bytes before it"
     finally:
         writer.close()
+
+
+@pytest.mark.asyncio
+async def test_repeated_and_changed_upstream_heads_each_reach_the_client_intact(
+    make_proxy: MakeProxy,
+) -> None:
+    """The pool reuses its reading of a head identical to the last one; a head that differs,
+    even in one header or in its framing, is read afresh."""
+    answers = [
+        b"HTTP/1.1 200 OK\r\nX-N: same\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nX-N: same\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 201 Created\r\nX-N: other\r\nKeep-Alive: 5\r\nContent-Length: 3\r\n\r\nnew",
+        b"HTTP/1.1 200 OK\r\nX-N: chunks\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-N: same\r\nContent-Length: 2\r\n\r\nok",
+    ]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for answer in answers:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        proxy = await make_proxy(f"127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        host, port = str(proxy.listen_address).rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        seen = []
+        try:
+            for _ in answers:
+                writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                resp = await read_response(reader)
+                seen.append(
+                    (resp.status, resp.headers["x-n"], resp.body, "keep-alive" in resp.headers)
+                )
+        finally:
+            writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert seen == [
+        (200, "same", b"ok", False),
+        (200, "same", b"ok", False),
+        (201, "other", b"new", False),
+        (200, "chunks", b"ab", False),
+        (200, "same", b"ok", False),
+    ]

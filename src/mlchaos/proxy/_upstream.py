@@ -8,7 +8,8 @@ first, at most ``max_idle`` of them).
 
 The response head is passed on as the raw bytes the upstream sent, less its hop-by-hop
 headers, instead of being rebuilt from one Python callback per header: on the hot path that
-halves the cost of a response head.
+halves the cost of a response head. A head byte for byte the same as the last one the pool read
+(a server sending one file or one kind of answer) reuses that reading and is not scanned again.
 """
 
 from __future__ import annotations
@@ -30,6 +31,37 @@ _HOP = re.compile(
     rb"\n(?:connection|keep-alive|proxy-connection|te|trailer|transfer-encoding|upgrade"
     rb"|x-mlchaos-arm):"
 )
+
+
+class _Head:
+    """A response head as read once: what the client is sent of it, and its body framing.
+
+    Servers tend to send the same head again and again (a static file: the ``Date`` changes
+    once a second), so the pool keeps the last one read and a response that starts with the
+    very same bytes reuses it instead of scanning its headers again.
+    """
+
+    __slots__ = ("chunked", "has_length", "head", "lines", "status_line")
+
+    def __init__(self, raw: bytes) -> None:
+        end = raw.find(b"\r\n\r\n") + 2  # the head is all in raw: the parser just read it
+        line_end = raw.find(b"\r\n") + 2
+        self.head = raw[: end + 2]
+        self.status_line = (
+            raw[:line_end] if raw.startswith(b"HTTP/1.1 ") else b"HTTP/1.1" + raw[8:line_end]
+        )
+        block = raw[line_end - 1 : end]  # the header lines, after the status line's "\n"
+        low = block.lower()
+        self.has_length = b"\ncontent-length:" in low
+        self.chunked = b"\ntransfer-encoding:" in low
+        hop = _HOP.search(low)
+        while hop is not None:
+            start = hop.start()
+            stop = low.find(b"\n", start + 1)
+            block = block[:start] + block[stop:]
+            low = low[:start] + low[stop:]
+            hop = _HOP.search(low, start)
+        self.lines = block[1:]
 
 
 class ResponseSink(Protocol):
@@ -174,31 +206,22 @@ class UpstreamConn(asyncio.Protocol):
         if sink is None:
             return
         raw = self._raw
-        end = raw.find(b"\r\n\r\n") + 2  # the head is all in raw: the parser just read it
-        line_end = raw.find(b"\r\n") + 2
         status = self._parser.get_status_code()
         if status < 200:  # 1xx: informational, the real response follows
             self._informational = True
-            self._raw = raw[end + 2 :]
+            self._raw = raw[raw.find(b"\r\n\r\n") + 4 :]
             return
         self._raw = b""
         self.head_done = True
-        status_line = (
-            raw[:line_end] if raw.startswith(b"HTTP/1.1 ") else b"HTTP/1.1" + raw[8:line_end]
-        )
-        block = raw[line_end - 1 : end]  # the header lines, after the status line's "\n"
-        low = block.lower()
-        self._has_length = b"\ncontent-length:" in low
-        self._chunked = b"\ntransfer-encoding:" in low
-        hop = _HOP.search(low)
-        while hop is not None:
-            start = hop.start()
-            stop = low.find(b"\n", start + 1)
-            block = block[:start] + block[stop:]
-            low = low[:start] + low[stop:]
-            hop = _HOP.search(low, start)
-        lines = block[1:]
-        sink.response_head(status, status_line, lines, self._has_length, self._chunked)
+        pool = self._pool
+        last = pool.last_head
+        if last is not None and raw.startswith(last.head):
+            head = last  # the same head as the last response: reuse its reading
+        else:
+            head = pool.last_head = _Head(raw)
+        self._has_length = head.has_length
+        self._chunked = head.chunked
+        sink.response_head(status, head.status_line, head.lines, head.has_length, head.chunked)
         if self._no_body:  # HEAD: the parser cannot know the body is absent; end here
             self._stale_parser = True
             self.sink = None
@@ -228,6 +251,7 @@ class UpstreamPool:
         self.port = port
         self.max_idle = max_idle
         self._idle: list[UpstreamConn] = []
+        self.last_head: _Head | None = None  # the last response head read, for reuse
         self._all: set[UpstreamConn] = set()
 
     def acquire(self) -> UpstreamConn | None:
