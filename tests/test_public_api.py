@@ -1,0 +1,77 @@
+"""The public names of each package are pinned, so the API changes only on purpose.
+
+(The proxy, traffic, stats and testing packages pin theirs in their own test folders.)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC = {
+    "mlchaos.analysis": ["CheckResult", "CheckStatus", "evaluate", "fault_window_mask"],
+    "mlchaos.faults": ["Injector", "ProxyFaultInjector"],
+    "mlchaos.observe": [
+        "COLUMNS",
+        "ErrorKind",
+        "Observation",
+        "ObservationStore",
+        "ProbeResult",
+        "probe",
+        "probe_all",
+        "reach_target",
+    ],
+    "mlchaos.report": ["Summary", "render_terminal", "summarize"],
+    "mlchaos.runner": [
+        "Display",
+        "Journal",
+        "NullDisplay",
+        "RichDisplay",
+        "RunOutcome",
+        "Runner",
+        "Snapshot",
+        "new_run_id",
+        "read_journal",
+    ],
+    "mlchaos.spec": [
+        "AbortFault",
+        "Analysis",
+        "BandwidthFault",
+        "BlackholeFault",
+        "Bound",
+        "BoundKind",
+        "CommandAction",
+        "ConnectProxy",
+        "Experiment",
+        "Fault",
+        "HttpAction",
+        "HttpProbe",
+        "Judge",
+        "LatencyFault",
+        "Metric",
+        "MetricCheck",
+        "Probe",
+        "ProxySpec",
+        "Recovery",
+        "RefuseFault",
+        "ResetFault",
+        "RollbackAction",
+        "Target",
+        "TcpProbe",
+        "experiment_schema",
+        "load_experiment",
+        "load_model",
+        "parse_text",
+        "validate_data",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_public_names_are_pinned_sorted_and_importable(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert mod.__all__ == PUBLIC[module]
+    assert mod.__all__ == sorted(mod.__all__)
+    for name in mod.__all__:
+        assert hasattr(mod, name), name
