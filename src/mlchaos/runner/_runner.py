@@ -390,7 +390,8 @@ class Runner:
         for name, code in (("experiment", ArmCode.EXPERIMENT), ("control", ArmCode.CONTROL)):
             mine = arm == code
             n = int(mine.sum())
-            p99 = float(np.quantile(latency[mine], 0.99)) * 1000 if n else 0.0
+            answered = latency[mine & ~np.isnan(latency)]  # dropped requests have no latency
+            p99 = float(np.quantile(answered, 0.99)) * 1000 if answered.size else 0.0
             arms[name] = ArmProgress(n, int((failed & mine).sum()), p99)
         return Snapshot(
             elapsed, total, arms, [s.injector.label for s in self._active()], dict(self._last_guard)
