@@ -70,3 +70,12 @@ def test_help_starts_without_heavy_imports() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_bundled_proxy_config_is_valid() -> None:
+    from mlchaos.proxy import ProxyConfig
+    from mlchaos.spec import load_model
+
+    config = load_model(EXAMPLES / "proxy.yaml", ProxyConfig)
+    assert config.arms.key is not None
+    assert config.arms.key.header == "x-entity-id"
