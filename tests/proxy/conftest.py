@@ -15,6 +15,7 @@ runs on in production (their transports differ in ways a proxy notices).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -254,3 +255,27 @@ def body_json(resp: RawResponse) -> dict[str, Any]:
     value = json.loads(resp.body)
     assert isinstance(value, dict)
     return value
+
+
+@contextlib.asynccontextmanager
+async def scripted_upstream(answers: list[bytes]) -> AsyncIterator[str]:
+    """An upstream that answers the requests of one connection with ``answers``, in order,
+    byte for byte, then closes; yields its address."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for answer in answers:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -16,6 +16,7 @@ from tests.proxy.conftest import (
     body_json,
     raw_request,
     read_response,
+    scripted_upstream,
 )
 
 
@@ -336,19 +337,8 @@ async def test_upstream_http10_close_delimited_response_after_a_1xx_is_reframed(
         b"X-Mlchaos-Arm: control\r\n\r\nbody until close"
     )
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(answer)
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        proxy = await make_proxy(f"127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    async with scripted_upstream([answer]) as address:
+        proxy = await make_proxy(address)
         host, port = str(proxy.listen_address).rsplit(":", 1)
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
@@ -362,9 +352,6 @@ async def test_upstream_http10_close_delimited_response_after_a_1xx_is_reframed(
                 assert {"keep-alive", "connection", "x-mlchaos-arm"}.isdisjoint(resp.headers)
         finally:
             writer.close()
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 @pytest.mark.asyncio
@@ -467,23 +454,11 @@ async def test_repeated_and_changed_upstream_heads_each_reach_the_client_intact(
         b"HTTP/1.1 200 OK\r\nX-N: same\r\nContent-Length: 2\r\n\r\nok",
     ]
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            for answer in answers:
-                await reader.readuntil(b"\r\n\r\n")
-                writer.write(answer)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        proxy = await make_proxy(f"127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    seen = []
+    async with scripted_upstream(answers) as address:
+        proxy = await make_proxy(address)
         host, port = str(proxy.listen_address).rsplit(":", 1)
         reader, writer = await asyncio.open_connection(host, int(port))
-        seen = []
         try:
             for _ in answers:
                 writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -493,9 +468,6 @@ async def test_repeated_and_changed_upstream_heads_each_reach_the_client_intact(
                 )
         finally:
             writer.close()
-    finally:
-        server.close()
-        await server.wait_closed()
     assert seen == [
         (200, "same", b"ok", False),
         (200, "same", b"ok", False),
