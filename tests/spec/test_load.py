@@ -170,3 +170,21 @@ def test_zero_and_negative_durations_are_rejected_where_they_make_no_sense(
 ) -> None:
     found = problems(write(tmp_path, MINIMAL.replace(old, new, 1)))
     assert any(f"{path}: {message}" in f for f in found), found
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("deep.yaml", "a: " + "[" * 5000 + "]" * 5000),
+        ("deep.json", '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+    ],
+)
+def test_absurdly_nested_files_are_refused_not_crashed_on(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    assert any("nested too deeply" in f for f in problems(write(tmp_path, text, name)))
+
+
+def test_python_tags_are_not_constructed(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, "title: !!python/object/apply:os.system [echo hi]\n"))
+    assert any("invalid YAML: could not determine a constructor" in f for f in found)

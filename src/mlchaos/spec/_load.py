@@ -51,22 +51,24 @@ def parse_text(text: str, source: str) -> tuple[Any, Marks]:
             return json.loads(text), {}
         except json.JSONDecodeError as exc:
             raise SpecError(source, [SpecIssue("", exc.msg, exc.lineno, exc.colno)]) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        message = f"invalid YAML: {exc.problem or exc}"
-        issue = SpecIssue(
-            "", message, mark.line + 1 if mark else None, mark.column + 1 if mark else None
-        )
-        raise SpecError(source, [issue]) from None
-    except yaml.YAMLError as exc:
-        raise SpecError(source, [SpecIssue("", f"invalid YAML: {exc}")]) from None
-    if node is None:
-        raise SpecError(source, [SpecIssue("", "the file is empty")])
+        except RecursionError:
+            raise SpecError(source, [SpecIssue("", "the file is nested too deeply")]) from None
     marks: Marks = {}
     issues: list[SpecIssue] = []
-    data = _construct(node, (), marks, issues, yaml.SafeLoader(""))
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            raise SpecError(source, [SpecIssue("", "the file is empty")])
+        data = _construct(node, (), marks, issues, yaml.SafeLoader(""))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = f"invalid YAML: {exc.problem or exc.context or exc}"
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        raise SpecError(source, [SpecIssue("", message, line, col)]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(source, [SpecIssue("", f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        raise SpecError(source, [SpecIssue("", "the file is nested too deeply")]) from None
     if issues:
         raise SpecError(source, issues)
     return data, marks
