@@ -25,6 +25,7 @@ __all__ = ["load_model", "parse_text", "validate_data"]
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
 Marks = dict[Loc, tuple[int, int]]
+_PLAIN_COLLECTIONS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
 
 def load_model(path: str | Path, model: type[M]) -> M:
@@ -78,6 +79,9 @@ def _construct(
     node: yaml.Node, loc: Loc, marks: Marks, issues: list[SpecIssue], loader: yaml.SafeLoader
 ) -> Any:
     marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_COLLECTIONS:
+        issues.append(SpecIssue(_render(loc), f"unsupported YAML tag '{node.tag}'", *marks[loc]))
+        return None
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
