@@ -1,0 +1,103 @@
+"""Judging checks: status from the interval, and the error rates of the decision rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mlchaos.analysis import CheckStatus, evaluate, fault_window_mask
+from mlchaos.arms import ArmCode
+from mlchaos.observe import ObservationStore
+from mlchaos.spec import MetricCheck
+
+
+def store_with(
+    exp_errors: int, exp_n: int, ctrl_errors: int = 0, ctrl_n: int = 0, latency: float = 0.01
+) -> ObservationStore:
+    s = ObservationStore()
+    for arm, errors, n in (
+        (ArmCode.EXPERIMENT, exp_errors, exp_n),
+        (ArmCode.CONTROL, ctrl_errors, ctrl_n),
+    ):
+        for i in range(n):
+            s.add(arm=arm, start=float(i), latency=latency, status=503 if i < errors else 200)
+    return s
+
+
+def check(**fields: object) -> MetricCheck:
+    return MetricCheck.model_validate({"metric": "error_rate", **fields})
+
+
+def test_no_observations_gives_no_data_not_a_pass() -> None:
+    result = evaluate(check(max="5%"), ObservationStore())
+    assert result.status is CheckStatus.NO_DATA
+    assert not result.held
+
+
+def test_too_few_samples_gives_no_data() -> None:
+    result = evaluate(check(max="5%", min_samples=100), store_with(0, 50))
+    assert result.status is CheckStatus.NO_DATA
+
+
+def test_interval_inside_the_bound_holds() -> None:
+    result = evaluate(check(max="5%"), store_with(0, 400))
+    assert result.status is CheckStatus.HELD
+    assert result.estimate is not None
+    assert result.estimate.high <= 0.05
+
+
+def test_interval_straddling_the_bound_is_unsure_and_fails_the_hypothesis() -> None:
+    result = evaluate(check(max="5%"), store_with(5, 100))  # 5% [2.2%, 11.2%]
+    assert result.status is CheckStatus.UNSURE
+    assert not result.held
+
+
+def test_interval_wholly_outside_the_bound_is_violated() -> None:
+    assert evaluate(check(max="5%"), store_with(50, 100)).status is CheckStatus.VIOLATED
+
+
+def test_point_judge_uses_the_estimate() -> None:
+    assert evaluate(check(max="6%", judge="point"), store_with(5, 100)).status is CheckStatus.HELD
+
+
+def test_relative_check_compares_with_control() -> None:
+    result = evaluate(check(relative_to="control", max="5%"), store_with(30, 300, 0, 300))
+    assert result.estimate is not None
+    assert result.estimate.value == pytest.approx(0.1)
+    assert result.status is CheckStatus.VIOLATED
+
+
+def test_latency_bound_in_time() -> None:
+    s = store_with(0, 500, latency=0.2)
+    assert evaluate(check(metric="latency_p99", max="250ms"), s).status is CheckStatus.HELD
+    assert evaluate(check(metric="latency_p99", max="100ms"), s).status is CheckStatus.VIOLATED
+
+
+def test_fault_window_mask_selects_rows_by_start_time() -> None:
+    s = store_with(0, 10)
+    assert (
+        fault_window_mask(s, [(2.0, 4.0)]).tolist()
+        == [False, False, True, True, True] + [False] * 5
+    )
+
+
+def test_holding_at_the_bound_is_rare_and_holding_well_inside_is_likely() -> None:
+    """The rule 'held iff the 95% upper bound <= max' declares a check held when the true
+    difference sits exactly on the bound at most ~2.5% of the time (one-sided), and almost
+    always when the truth is well inside."""
+    rng = np.random.default_rng(20261128)
+    n, runs, bound = 400, 400, 0.05
+
+    def held_rate(true_diff: float) -> float:
+        held = 0
+        for _ in range(runs):
+            s = store_with(int(rng.binomial(n, 0.02 + true_diff)), n, int(rng.binomial(n, 0.02)), n)
+            result = evaluate(check(relative_to="control", max=f"{bound:.0%}"), s)
+            held += result.status is CheckStatus.HELD
+        return held / runs
+
+    at_bound = held_rate(bound)
+    assert at_bound <= 0.025 + 3 * math.sqrt(0.025 * 0.975 / runs)
+    assert held_rate(0.0) >= 0.9
