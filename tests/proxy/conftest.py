@@ -279,3 +279,8 @@ async def scripted_upstream(answers: list[bytes]) -> AsyncIterator[str]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def connect(proxy: ProxyServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw client connection to the proxy's data plane."""
+    return await asyncio.open_connection(proxy.listen_address.host, proxy.listen_address.port)

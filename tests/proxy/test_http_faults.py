@@ -12,7 +12,7 @@ from mlchaos.arms import ARM_HEADER
 from mlchaos.observe import ErrorKind
 from mlchaos.proxy import Rule
 from mlchaos.units import Duration
-from tests.proxy.conftest import MakeProxy, Upstream, raw_request, read_response
+from tests.proxy.conftest import MakeProxy, Upstream, connect, raw_request, read_response
 
 RULE = TypeAdapter[Rule](Rule)
 EXP = {ARM_HEADER: "experiment"}
@@ -154,8 +154,7 @@ async def test_hang_never_answers_until_the_client_gives_up(
 ) -> None:
     proxy = await make_proxy(http_upstream.address)
     proxy.faults.add(rule(type="hang"))
-    host, port = str(proxy.listen_address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         writer.write(b"GET /echo HTTP/1.1\r\nHost: x\r\nx-mlchaos-arm: experiment\r\n\r\n")
         with pytest.raises(TimeoutError):

@@ -14,6 +14,7 @@ from tests.proxy.conftest import (
     MakeProxy,
     Upstream,
     body_json,
+    connect,
     raw_request,
     read_response,
     scripted_upstream,
@@ -109,8 +110,7 @@ async def test_http10_client_gets_a_length_or_the_close_and_no_chunks(
     http_upstream: Upstream, make_proxy: MakeProxy
 ) -> None:
     proxy = await make_proxy(http_upstream.address)
-    host, port = str(proxy.listen_address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         writer.write(b"GET /chunked HTTP/1.0\r\n\r\n")
         resp = await read_response(reader)
@@ -129,8 +129,7 @@ async def test_http10_keep_alive_client_keeps_its_connection(
     http_upstream: Upstream, make_proxy: MakeProxy
 ) -> None:
     proxy = await make_proxy(http_upstream.address)
-    host, port = str(proxy.listen_address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         for _ in range(2):
             writer.write(b"GET /echo HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
@@ -145,8 +144,7 @@ async def test_http10_keep_alive_client_keeps_its_connection(
 @pytest.mark.asyncio
 async def test_connection_close_is_honoured(http_upstream: Upstream, make_proxy: MakeProxy) -> None:
     proxy = await make_proxy(http_upstream.address)
-    host, port = str(proxy.listen_address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         writer.write(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         resp = await read_response(reader)
@@ -162,8 +160,7 @@ async def test_head_gets_headers_without_a_body_and_the_connection_stays_usable(
     http_upstream: Upstream, make_proxy: MakeProxy
 ) -> None:
     proxy = await make_proxy(http_upstream.address)
-    host, port = str(proxy.listen_address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         writer.write(b"HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await read_response(reader, head=True)
@@ -184,8 +181,7 @@ async def test_pipelined_requests_are_answered_in_order(
     http_upstream: Upstream, make_proxy: MakeProxy
 ) -> None:
     proxy = await make_proxy(http_upstream.address)
-    host, port = str(proxy.listen_address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         writer.write(b"".join(b"GET /p%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5)))
         paths = [body_json(await read_response(reader))["path"] for _ in range(5)]
@@ -201,8 +197,7 @@ async def test_malformed_request_gets_400_and_the_proxy_serves_the_next_client(
     proxy = await make_proxy(http_upstream.address)
     store = proxy.observations
     assert store is not None
-    host, port = str(proxy.listen_address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         writer.write(b"THIS IS NOT HTTP\r\n\x00\x01\r\n\r\n")
         resp = await read_response(reader)
@@ -339,8 +334,7 @@ async def test_upstream_http10_close_delimited_response_after_a_1xx_is_reframed(
 
     async with scripted_upstream([answer]) as address:
         proxy = await make_proxy(address)
-        host, port = str(proxy.listen_address).rsplit(":", 1)
-        reader, writer = await asyncio.open_connection(host, int(port))
+        reader, writer = await connect(proxy)
         try:
             for _ in range(2):
                 writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -360,8 +354,7 @@ async def test_upgrade_requests_are_forwarded_as_plain_requests(
 ) -> None:
     """The proxy does not switch protocols: it drops Upgrade and keeps parsing what follows."""
     proxy = await make_proxy(http_upstream.address)
-    host, port = str(proxy.listen_address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         writer.write(
             b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
@@ -379,8 +372,7 @@ async def test_expect_100_continue_is_answered_by_the_proxy(
     http_upstream: Upstream, make_proxy: MakeProxy
 ) -> None:
     proxy = await make_proxy(http_upstream.address)
-    host, port = str(proxy.listen_address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         writer.write(
             b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
@@ -427,8 +419,7 @@ async def test_abort_of_a_head_request_sends_no_body(
 
     proxy = await make_proxy(http_upstream.address)
     proxy.faults.add(AbortRule(type="abort", arm="all", status=503, body="gone"))
-    host, port = str(proxy.listen_address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    reader, writer = await connect(proxy)
     try:
         writer.write(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await read_response(reader, head=True)
@@ -457,8 +448,7 @@ async def test_repeated_and_changed_upstream_heads_each_reach_the_client_intact(
     seen = []
     async with scripted_upstream(answers) as address:
         proxy = await make_proxy(address)
-        host, port = str(proxy.listen_address).rsplit(":", 1)
-        reader, writer = await asyncio.open_connection(host, int(port))
+        reader, writer = await connect(proxy)
         try:
             for _ in answers:
                 writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

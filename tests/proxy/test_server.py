@@ -13,7 +13,7 @@ import mlchaos.proxy
 from mlchaos.errors import ProxyStartError
 from mlchaos.proxy import ProxyConfig, ProxyServer, serve_forever
 from tests.conftest import free_port
-from tests.proxy.conftest import MakeProxy, Upstream
+from tests.proxy.conftest import MakeProxy, Upstream, connect
 
 
 def port_is_free(port: int) -> bool:
@@ -84,8 +84,8 @@ async def test_stop_closes_open_connections_and_frees_the_ports(
 ) -> None:
     proxy = await make_proxy(http_upstream.address)
     proxy.faults.add(mlchaos.proxy.BlackholeRule(type="hang"))
-    host, port = str(proxy.listen_address).rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    port = proxy.listen_address.port
+    reader, writer = await connect(proxy)
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nx-mlchaos-arm: experiment\r\n\r\n")
     await asyncio.sleep(0.05)
     await proxy.stop()
