@@ -10,8 +10,14 @@ import importlib
 import pytest
 
 PUBLIC = {
-    "mlchaos.analysis": ["CheckResult", "CheckStatus", "evaluate", "fault_window_mask"],
-    "mlchaos.faults": ["Injector", "ProxyFaultInjector"],
+    "mlchaos.analysis": [
+        "CheckResult",
+        "CheckStatus",
+        "evaluate",
+        "fault_window_mask",
+        "judge_hypothesis",
+    ],
+    "mlchaos.faults": ["Injector", "KillInjector", "ProxyFaultInjector"],
     "mlchaos.observe": [
         "COLUMNS",
         "ErrorKind",
@@ -48,10 +54,13 @@ PUBLIC = {
         "HttpAction",
         "HttpProbe",
         "Judge",
+        "KillFault",
         "LatencyFault",
         "Metric",
         "MetricCheck",
         "Probe",
+        "ProcessSelector",
+        "ProxyFault",
         "ProxySpec",
         "Recovery",
         "RefuseFault",

@@ -4,6 +4,12 @@ The runner uses this for guardrails (every tick) and the hypothesis (at the end)
 uses it to rebuild every verdict from the journal, so both always agree.
 """
 
-from mlchaos.analysis._evaluate import CheckResult, CheckStatus, evaluate, fault_window_mask
+from mlchaos.analysis._evaluate import (
+    CheckResult,
+    CheckStatus,
+    evaluate,
+    fault_window_mask,
+    judge_hypothesis,
+)
 
-__all__ = ["CheckResult", "CheckStatus", "evaluate", "fault_window_mask"]
+__all__ = ["CheckResult", "CheckStatus", "evaluate", "fault_window_mask", "judge_hypothesis"]

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.arms import ArmCode
-from mlchaos.spec import Judge, Metric, MetricCheck
+from mlchaos.spec import Analysis, Judge, Metric, MetricCheck
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from mlchaos.observe import ObservationStore
     from mlchaos.stats import Estimate
 
-__all__ = ["CheckResult", "CheckStatus", "evaluate", "fault_window_mask"]
+__all__ = ["CheckResult", "CheckStatus", "evaluate", "fault_window_mask", "judge_hypothesis"]
 
 
 class CheckStatus(StrEnum):
@@ -196,3 +196,32 @@ def fault_window_mask(
     for lo, hi in windows:
         mask |= (start >= lo) & (start <= hi)
     return mask
+
+
+def judge_hypothesis(
+    checks: list[MetricCheck],
+    store: ObservationStore,
+    windows: list[tuple[float, float]],
+    analysis: Analysis,
+) -> list[CheckResult]:
+    """The verdict of each hypothesis check, the one way runner and report both compute it.
+
+    With ``window: faults`` (and any fault injected) a check sees the requests sent inside a
+    fault window, less the first ``settle`` of each; otherwise it sees them all.
+    """
+    results = []
+    for check in checks:
+        mask = None
+        if analysis.window == "faults" and windows:
+            settle = check.settle.seconds
+            mask = fault_window_mask(store, [(lo + settle, hi) for lo, hi in windows])
+        results.append(
+            evaluate(
+                check,
+                store,
+                mask=mask,
+                confidence=analysis.confidence.fraction,
+                threshold=analysis.threshold,
+            )
+        )
+    return results

@@ -1,6 +1,7 @@
 """Injectors the runner drives: check, inject, renew, remove, verify removed."""
 
 from mlchaos.faults._base import Injector
+from mlchaos.faults._process import KillInjector
 from mlchaos.faults._proxy import ProxyFaultInjector
 
-__all__ = ["Injector", "ProxyFaultInjector"]
+__all__ = ["Injector", "KillInjector", "ProxyFaultInjector"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlchaos.analysis import evaluate, fault_window_mask
+from mlchaos.analysis import fault_window_mask, judge_hypothesis
 from mlchaos.arms import ArmCode
 from mlchaos.errors import ConfigError
 from mlchaos.observe import ObservationStore
@@ -122,10 +122,7 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
     s.arms = {name: a.to_dict() for name, a in per_arm.items()}
     s.comparison = stats.compare(per_arm["experiment"], per_arm["control"]).to_dict()
     if verdict is not None and verdict.get("verdict") != "error":
-        for check in exp.hypothesis:
-            result = evaluate(
-                check, store, mask=mask, confidence=conf, threshold=exp.analysis.threshold
-            )
+        for result in judge_hypothesis(exp.hypothesis, store, windows, exp.analysis):
             s.checks.append(result.to_dict())
             was = recorded_checks.get(result.name)
             if was is not None and was != result.status.value:

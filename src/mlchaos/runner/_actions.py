@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -38,9 +39,18 @@ async def run_action(action: RollbackAction, session: aiohttp.ClientSession) -> 
             return False, f"still running after {action.timeout}; killed"
         tail = output.decode(errors="replace").strip()[-200:]
         return proc.returncode == 0, f"exit {proc.returncode}" + (f": {tail}" if tail else "")
+    headers = {}
+    if action.token_file is not None:
+        try:
+            text = await asyncio.to_thread(Path(action.token_file).read_text, encoding="utf-8")
+        except OSError as exc:
+            return False, f"cannot read token file {action.token_file}: {exc.strerror}"
+        headers["Authorization"] = f"Bearer {text.strip()}"
     try:
         async with asyncio.timeout(limit):
-            async with session.request(action.method, action.url, json=action.body) as resp:
+            async with session.request(
+                action.method, action.url, json=action.body, headers=headers
+            ) as resp:
                 await resp.read()
                 ok = resp.status in action.expect_status
                 return ok, f"{action.method} {action.url} → {resp.status}"

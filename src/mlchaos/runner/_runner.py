@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlchaos import __version__
-from mlchaos.analysis import CheckResult, CheckStatus, evaluate, fault_window_mask
+from mlchaos.analysis import CheckResult, CheckStatus, evaluate, judge_hypothesis
 from mlchaos.arms import ArmCode
 from mlchaos.errors import (
     EXIT_CANNOT_RUN,
@@ -38,7 +39,7 @@ from mlchaos.runner._journal import Journal
 if TYPE_CHECKING:
     import aiohttp
 
-    from mlchaos.faults import ProxyFaultInjector
+    from mlchaos.faults import Injector
     from mlchaos.proxy import ControlClient
     from mlchaos.spec import Experiment, Fault
 
@@ -64,7 +65,8 @@ class RunOutcome:
 class _Scheduled:
     index: int
     fault: Fault
-    injector: ProxyFaultInjector
+    injector: Injector
+    id: str
     injected_at: float | None = None  # wall clock
     removed_at: float | None = None
 
@@ -197,7 +199,6 @@ class Runner:
         self.journal.sync()
 
     async def _preflight(self, stack: AsyncExitStack, session: aiohttp.ClientSession) -> None:
-        from mlchaos.faults import ProxyFaultInjector  # noqa: PLC0415
         from mlchaos.traffic import load_dataset  # noqa: PLC0415
 
         exp = self.exp
@@ -212,18 +213,30 @@ class Runner:
             if not result.ok:
                 raise PreflightError(f"target '{t.name}' is not reachable: {result.detail}")
         for i, fault in enumerate(exp.faults):
-            injector = ProxyFaultInjector(
-                clients[fault.target],
-                fault.rule(),
-                lease=exp.lease,
-                fault_id=f"{self.run_id}-{i}",
-                proxy=fault.target,
-            )
+            fault_id = f"{self.run_id}-{i}"
+            injector = self._injector(fault, fault_id, clients)
             await injector.check()
-            self._scheduled.append(_Scheduled(i, fault, injector))
+            self._scheduled.append(_Scheduled(i, fault, injector, fault_id))
         self.display.event(
             f"{len(exp.proxies)} proxies, {len(exp.targets)} targets, "
             f"{len(exp.faults)} faults ready"
+        )
+
+    def _injector(self, fault: Fault, fault_id: str, clients: dict[str, ControlClient]) -> Injector:
+        from mlchaos.faults import KillInjector, ProxyFaultInjector  # noqa: PLC0415
+        from mlchaos.spec import KillFault  # noqa: PLC0415
+
+        if isinstance(fault, KillFault):
+            pidfile = Path(fault.process.pidfile)
+            if not pidfile.is_absolute():
+                pidfile = self.base_dir / pidfile
+            return KillInjector(pidfile, signal.Signals[fault.signal])
+        return ProxyFaultInjector(
+            clients[fault.target],
+            fault.rule(),
+            lease=self.exp.lease,
+            fault_id=fault_id,
+            proxy=fault.target,
         )
 
     async def _open_proxy(self, stack: AsyncExitStack, name: str) -> ControlClient:
@@ -311,15 +324,15 @@ class Runner:
                     "fault",
                     event="injected",
                     index=s.index,
-                    id=s.injector.fault_id,
+                    id=s.id,
                     target=s.fault.target,
-                    rule=s.injector.rule.model_dump(mode="json"),
+                    fault=s.fault.model_dump(mode="json", exclude_none=True),
                 )
                 self.display.event(f"injected {s.injector.label}")
             elif s.injected_at is not None and s.removed_at is None:
                 await s.injector.remove()
                 s.removed_at = time.time()
-                self.journal.write("fault", event="removed", index=s.index, id=s.injector.fault_id)
+                self.journal.write("fault", event="removed", index=s.index, id=s.id)
                 self.display.event(f"removed {s.injector.label}")
 
     def _active(self) -> list[_Scheduled]:
@@ -404,14 +417,14 @@ class Runner:
             try:
                 await s.injector.remove()
                 s.removed_at = time.time()
-                self.journal.write("fault", event="removed", index=s.index, id=s.injector.fault_id)
+                self.journal.write("fault", event="removed", index=s.index, id=s.id)
                 self.display.event(f"removed {s.injector.label}")
             except MlchaosError as exc:
                 self.journal.write(
                     "fault",
                     event="remove_failed",
                     index=s.index,
-                    id=s.injector.fault_id,
+                    id=s.id,
                     error=str(exc),
                     note=f"the proxy drops it when its lease ({self.exp.lease}) ends",
                 )
@@ -459,21 +472,9 @@ class Runner:
             self.display.event(f"[red]steady state did not return within {rec.deadline}[/]")
 
     def _verdict_checks(self) -> list[CheckResult]:
-        exp = self.exp
-        mask = None
-        windows = self.fault_windows()
-        if exp.analysis.window == "faults" and windows:
-            mask = fault_window_mask(self.store, windows)
-        return [
-            evaluate(
-                c,
-                self.store,
-                mask=mask,
-                confidence=exp.analysis.confidence.fraction,
-                threshold=exp.analysis.threshold,
-            )
-            for c in exp.hypothesis
-        ]
+        return judge_hypothesis(
+            self.exp.hypothesis, self.store, self.fault_windows(), self.exp.analysis
+        )
 
     def fault_windows(self) -> list[tuple[float, float]]:
         return [

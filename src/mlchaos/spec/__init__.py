@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,10 @@ from mlchaos.spec._models import (
     Experiment,
     Fault,
     HttpAction,
+    KillFault,
     LatencyFault,
+    ProcessSelector,
+    ProxyFault,
     ProxySpec,
     Recovery,
     RefuseFault,
@@ -51,10 +56,13 @@ __all__ = [
     "HttpAction",
     "HttpProbe",
     "Judge",
+    "KillFault",
     "LatencyFault",
     "Metric",
     "MetricCheck",
     "Probe",
+    "ProcessSelector",
+    "ProxyFault",
     "ProxySpec",
     "Recovery",
     "RefuseFault",
@@ -70,9 +78,12 @@ __all__ = [
 ]
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Load and fully check an experiment file; raise SpecError listing every problem."""
-    exp = load_model(path, Experiment)
+def load_experiment(path: str | Path, *, variables: Mapping[str, str] | None = None) -> Experiment:
+    """Load and fully check an experiment file; raise SpecError listing every problem.
+
+    ``${NAME}`` in string values is replaced from ``variables`` (default: the environment).
+    """
+    exp = load_model(path, Experiment, variables=os.environ if variables is None else variables)
     issues = cross_check(exp)
     if issues:
         raise SpecError(str(path), issues)

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from mlchaos.arms import Arm
-from mlchaos.units import Duration, ParsedValue, PositiveDuration, Share
+from mlchaos.units import Duration, NonNegativeDuration, ParsedValue, PositiveDuration, Share
 
 __all__ = [
     "Bound",
@@ -122,6 +122,11 @@ class MetricCheck(_Model):
     judge: Judge = Judge.INTERVAL
     min_samples: int = Field(
         0, ge=0, description="fewer observations than this: no verdict (guardrails do not trip)"
+    )
+    settle: NonNegativeDuration = Field(
+        Duration(0.0),
+        description="in the hypothesis, leave out requests sent within this time after each "
+        "fault's injection: the degraded state must be in place by then",
     )
 
     @model_validator(mode="after")

@@ -7,7 +7,7 @@ from collections import Counter
 from mlchaos.errors import SpecIssue
 from mlchaos.proxy._config import Protocol
 from mlchaos.proxy._rules import HTTP_RULES, TCP_RULES
-from mlchaos.spec._models import Experiment
+from mlchaos.spec._models import Experiment, KillFault, ProxyFault, ProxySpec
 
 __all__ = ["cross_check"]
 
@@ -29,22 +29,8 @@ def cross_check(exp: Experiment) -> list[SpecIssue]:
     traffic_s = exp.traffic.duration.seconds
     for i, fault in enumerate(exp.faults):
         path = f"faults[{i}]"
-        proxy = proxies.get(fault.target)
-        if proxy is None:
-            known = ", ".join(sorted(proxies)) or "none are defined"
-            issues.append(
-                SpecIssue(f"{path}.target", f"no proxy named '{fault.target}' (proxies: {known})")
-            )
-        else:
-            allowed = HTTP_RULES if proxy.protocol is Protocol.HTTP else TCP_RULES
-            if fault.type not in allowed:
-                issues.append(
-                    SpecIssue(
-                        f"{path}.type",
-                        f"fault '{fault.type}' is not available on {proxy.protocol.value} proxy "
-                        f"'{proxy.name}' (available: {', '.join(sorted(allowed))})",
-                    )
-                )
+        if not isinstance(fault, KillFault):
+            issues.extend(_proxy_fault_issues(fault, path, proxies))
         if fault.end(exp.traffic.duration) > traffic_s + 1e-9:
             issues.append(
                 SpecIssue(
@@ -65,3 +51,22 @@ def cross_check(exp: Experiment) -> list[SpecIssue]:
     if exp.lease.seconds < 3 * exp.tick.seconds:
         issues.append(SpecIssue("lease", "must be at least three ticks so renewals arrive in time"))
     return issues
+
+
+def _proxy_fault_issues(
+    fault: ProxyFault, path: str, proxies: dict[str, ProxySpec]
+) -> list[SpecIssue]:
+    proxy = proxies.get(fault.target)
+    if proxy is None:
+        known = ", ".join(sorted(proxies)) or "none are defined"
+        return [SpecIssue(f"{path}.target", f"no proxy named '{fault.target}' (proxies: {known})")]
+    allowed = HTTP_RULES if proxy.protocol is Protocol.HTTP else TCP_RULES
+    if fault.type in allowed:
+        return []
+    return [
+        SpecIssue(
+            f"{path}.type",
+            f"fault '{fault.type}' is not available on {proxy.protocol.value} proxy "
+            f"'{proxy.name}' (available: {', '.join(sorted(allowed))})",
+        )
+    ]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,16 +21,23 @@ from pydantic_core import ErrorDetails
 
 from mlchaos.errors import ConfigError, SpecError, SpecIssue
 
-__all__ = ["load_model", "parse_text", "validate_data"]
+__all__ = ["load_model", "parse_text", "substitute", "validate_data"]
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
 Marks = dict[Loc, tuple[int, int]]
+_VARIABLE = re.compile(r"\$?\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PLAIN_COLLECTIONS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
 
-def load_model(path: str | Path, model: type[M]) -> M:
-    """Read, parse and validate a YAML or JSON file into ``model``, or raise ConfigError."""
+def load_model(
+    path: str | Path, model: type[M], *, variables: Mapping[str, str] | None = None
+) -> M:
+    """Read, parse and validate a YAML or JSON file into ``model``, or raise ConfigError.
+
+    With ``variables``, each ``${NAME}`` in a string value is replaced by that variable
+    (``$${`` keeps a literal ``${``); a name it lacks is an error at its line.
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -42,7 +50,47 @@ def load_model(path: str | Path, model: type[M]) -> M:
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
     data, marks = parse_text(text, str(p))
+    if variables is not None:
+        data = substitute(data, variables, source=str(p), marks=marks)
     return validate_data(data, model, source=str(p), marks=marks)
+
+
+def substitute(
+    data: Any, variables: Mapping[str, str], *, source: str, marks: Marks | None = None
+) -> Any:
+    """A copy of parsed ``data`` with ``${NAME}`` in every string replaced from ``variables``."""
+    issues: list[SpecIssue] = []
+    marks = marks or {}
+
+    def walk(value: Any, loc: Loc) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, (*loc, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*loc, i)) for i, v in enumerate(value)]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+
+        def one(m: re.Match[str]) -> str:
+            if m.group(0).startswith("$$"):
+                return m.group(0)[1:]
+            name = m.group(1)
+            if name not in variables:
+                issues.append(
+                    SpecIssue(
+                        _render(loc),
+                        f"variable ${{{name}}} is not set",
+                        *marks.get(loc, (None, None)),
+                    )
+                )
+                return m.group(0)
+            return variables[name]
+
+        return _VARIABLE.sub(one, value)
+
+    result = walk(data, ())
+    if issues:
+        raise SpecError(source, issues)
+    return result
 
 
 def parse_text(text: str, source: str) -> tuple[Any, Marks]:

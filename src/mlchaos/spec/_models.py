@@ -43,7 +43,10 @@ __all__ = [
     "Experiment",
     "Fault",
     "HttpAction",
+    "KillFault",
     "LatencyFault",
+    "ProcessSelector",
+    "ProxyFault",
     "ProxySpec",
     "Recovery",
     "RefuseFault",
@@ -154,10 +157,35 @@ class RefuseFault(_Scheduled, RefuseRule):
     pass
 
 
-Fault = Annotated[
-    LatencyFault | AbortFault | ResetFault | BlackholeFault | BandwidthFault | RefuseFault,
-    Field(discriminator="type"),
-]
+ProxyFault = LatencyFault | AbortFault | ResetFault | BlackholeFault | BandwidthFault | RefuseFault
+
+
+class ProcessSelector(_Model):
+    """Which process a process fault acts on."""
+
+    pidfile: str = Field(
+        description="file holding the pid (read at injection); relative paths are from the spec"
+    )
+
+
+class KillFault(_Model):
+    """Kill a process with a signal (a crash): it affects every arm, and nothing undoes it but
+    a rollback action (restart). Its window lasts from the kill to the end of the traffic."""
+
+    type: Literal["kill"]
+    process: ProcessSelector
+    signal: Literal["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGABRT"] = "SIGKILL"
+    start: NonNegativeDuration = Field(Duration(0.0), description="offset from traffic start")
+
+    @property
+    def target(self) -> str:
+        return f"process {self.process.pidfile}"
+
+    def end(self, traffic_duration: Duration) -> float:
+        return traffic_duration.seconds
+
+
+Fault = Annotated[ProxyFault | KillFault, Field(discriminator="type")]
 
 
 class HttpAction(_Model):
@@ -170,6 +198,9 @@ class HttpAction(_Model):
     body: Any = None
     expect_status: list[int] = [200, 201, 202, 204]
     timeout: PositiveDuration = Duration(10.0)
+    token_file: str | None = Field(
+        None, description="send 'Authorization: Bearer <the file's content>' (e.g. a control API)"
+    )
 
 
 class CommandAction(_Model):

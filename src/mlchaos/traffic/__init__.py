@@ -3,9 +3,17 @@
 ``load_dataset`` reads the rows, ``RequestBuilder`` turns a row into an Open Inference
 Protocol v2 or plain JSON request, ``run_traffic`` sends them on schedule and records what came
 back, reading the prediction and the answering model with paths such as ``outputs[0].data[0]``.
+Labels come from a dataset column or, delayed, from a label service (``LabelSource``).
 """
 
-from mlchaos.traffic._config import Extract, JsonRequest, RequestShape, TrafficConfig, V2Request
+from mlchaos.traffic._config import (
+    Extract,
+    JsonRequest,
+    LabelSource,
+    RequestShape,
+    TrafficConfig,
+    V2Request,
+)
 from mlchaos.traffic._dataset import Dataset, input_columns, load_dataset
 from mlchaos.traffic._extract import (
     PathPart,
@@ -22,6 +30,7 @@ __all__ = [
     "Dataset",
     "Extract",
     "JsonRequest",
+    "LabelSource",
     "PathPart",
     "RequestBuilder",
     "RequestShape",

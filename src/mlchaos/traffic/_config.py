@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlchaos.proxy._config import ArmSplit
 from mlchaos.traffic._extract import parse_path
 from mlchaos.units import Duration, PositiveDuration, Rate, Share
 
-__all__ = ["Extract", "JsonRequest", "RequestShape", "TrafficConfig", "V2Request"]
+__all__ = ["Extract", "JsonRequest", "LabelSource", "RequestShape", "TrafficConfig", "V2Request"]
 
 
 class _Model(BaseModel):
@@ -55,6 +55,24 @@ class Extract(_Model):
         return v
 
 
+class LabelSource(_Model):
+    """Labels joined after the answer, by request, from a label service (delayed labels).
+
+    mlchaos POSTs ``{"requests": [{"id", "row", "key", "time"}, ...]}`` (request id, dataset row,
+    key value as text or null, wall-clock send time) and expects ``{"labels": [...]}`` in the
+    same order, each a number or null. Only successful responses are labelled.
+    """
+
+    url: str = Field(description="the label service's endpoint, e.g. http://127.0.0.1:9000/labels")
+    batch: int = Field(256, gt=0, le=10_000, description="most requests labelled per call")
+    timeout: PositiveDuration = Duration(2.0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        return _http(v)
+
+
 class TrafficConfig(_Model):
     """Open-loop replay of a dataset against ``target`` at ``rate`` for ``duration``."""
 
@@ -65,6 +83,9 @@ class TrafficConfig(_Model):
     request: RequestShape
     arms: ArmSplit = ArmSplit(experiment=Share(0.5), control=Share(0.5))
     label: str | None = Field(None, description="dataset column holding the true label")
+    labels: LabelSource | None = Field(
+        None, description="or: fetch each request's label from a label service after it answers"
+    )
     key: str | None = Field(None, description="dataset column hashed to choose the arm")
     extract: Extract = Extract()
     headers: dict[str, str] = {}
@@ -75,6 +96,16 @@ class TrafficConfig(_Model):
     @field_validator("target")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError(f"expected an http:// URL, got {v!r}")
-        return v.rstrip("/")
+        return _http(v).rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_label_source(self) -> Self:
+        if self.label is not None and self.labels is not None:
+            raise ValueError("give 'label' (a dataset column) or 'labels' (a service), not both")
+        return self
+
+
+def _http(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// URL, got {url!r}")
+    return url

@@ -13,6 +13,7 @@ the HTTP session before the cancellation propagates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import math
@@ -29,6 +30,7 @@ from mlchaos.observe._store import ErrorKind, Observation, ObservationStore
 from mlchaos.traffic._config import TrafficConfig
 from mlchaos.traffic._dataset import Dataset, load_dataset
 from mlchaos.traffic._extract import PathPart, extract, parse_path, to_model, to_prediction
+from mlchaos.traffic._labels import LabelJoin
 from mlchaos.traffic._requests import RequestBuilder
 
 if TYPE_CHECKING:
@@ -142,6 +144,7 @@ class _Replay:
             self.headers[arm] = base | {ARM_HEADER: arm.value}
         self.sent = self.completed = self.dropped = self.in_flight = 0
         self.max_lateness = 0.0
+        self.join: LabelJoin | None = None
 
     def arm(self, row: int) -> Arm | None:
         shares = self.config.arms
@@ -163,9 +166,12 @@ class _Replay:
         timeout = aiohttp.ClientTimeout(total=config.timeout.seconds)
         async with (
             aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-            asyncio.TaskGroup() as tasks,
+            contextlib.AsyncExitStack() as stack,
         ):
-            elapsed = await self._schedule(session, tasks)
+            if config.labels is not None:
+                self.join = await stack.enter_async_context(LabelJoin(config.labels, session))
+            async with asyncio.TaskGroup() as tasks:
+                elapsed = await self._schedule(session, tasks)
         return self._result(elapsed)
 
     async def _schedule(self, session: aiohttp.ClientSession, tasks: asyncio.TaskGroup) -> float:
@@ -230,10 +236,16 @@ class _Replay:
             error = classify_error(exc)
         finally:
             self.in_flight -= 1
+        label = self.labels[row]
         if error is ErrorKind.OK:
             self.completed += 1
             if 200 <= status < 300:
                 model, prediction = self._read(payload)
+                if self.join is not None:
+                    key = None if self.keys is None else self.keys[row]
+                    label = await self.join.label(
+                        str(seq), row, None if key is None else _key_text(key), wall_start
+                    )
         self.store.append(
             Observation(
                 arm=arm,
@@ -243,7 +255,7 @@ class _Replay:
                 error=error,
                 model=model,
                 prediction=prediction,
-                label=self.labels[row],
+                label=label,
             )
         )
 
@@ -265,7 +277,7 @@ class _Replay:
     def _result(self, elapsed: float) -> TrafficResult:
         rate = self.config.rate.per_second
         achieved = self.sent / elapsed
-        notes: list[str] = []
+        notes: list[str] = [] if self.join is None else self.join.notes()
         if self.dropped:
             notes.append(
                 f"{self.dropped} requests were not sent because {self.config.max_in_flight} "
