@@ -57,7 +57,36 @@ def _parser() -> argparse.ArgumentParser:
     pxs = px.add_subparsers(dest="proxy_command", required=True, parser_class=_Parser)
     serve = pxs.add_parser("serve", help="run a proxy as its own long-lived process")
     serve.add_argument("--config", type=Path, required=True)
+    serve.add_argument(
+        "--announce", action="store_true", help="first print one JSON ready line (for supervisors)"
+    )
     serve.set_defaults(func=_cmd_proxy_serve)
+
+    d = sub.add_parser(
+        "demo",
+        help="start the demo ML service, run the canonical experiments, print a summary",
+        description="Start the demo ML service (gateway, two model replicas, fallback model, "
+        "feature store, feature pipeline, fault proxies) on loopback, run each canonical "
+        "experiment, print a summary table and stop everything. Exit 0 when every hypothesis "
+        "held, 1 otherwise (naming each failed check).",
+    )
+    d.add_argument("--variant", choices=["resilient", "naive"], default="resilient")
+    d.add_argument(
+        "--only", action="append", metavar="NAME", help="run only this experiment (repeatable)"
+    )
+    d.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="shorten each experiment's traffic"
+    )
+    d.add_argument("--out", type=Path, default=Path("reports/demo"), help="default: reports/demo")
+    d.add_argument("--quiet", action="store_true", help="no live progress")
+    d.set_defaults(func=_cmd_demo)
+    ds = d.add_subparsers(dest="demo_command", parser_class=_Parser, metavar="[up]")
+    dup = ds.add_parser("up", help="start the demo service and keep it running")
+    dup.add_argument("--variant", choices=["resilient", "naive"], default="resilient")
+    dup.add_argument(
+        "--dir", type=Path, default=Path("reports/demo/up"), help="its working directory"
+    )
+    dup.set_defaults(func=_cmd_demo_up)
 
     up = sub.add_parser("upstream", help="the bundled toy model server for examples and tests")
     ups = up.add_subparsers(dest="upstream_command", required=True, parser_class=_Parser)
@@ -154,10 +183,35 @@ def _cmd_proxy_serve(args: argparse.Namespace) -> int:
     config = load_model(args.config, ProxyConfig)
 
     async def go() -> int:
-        await serve_forever(config)
+        await serve_forever(config, announce=args.announce)
         return 0
 
     return _run_async(go)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from rich.console import Console  # noqa: PLC0415
+
+    from mlchaos.demo import EXPERIMENTS, run_demo  # noqa: PLC0415
+
+    return _run_async(
+        lambda: run_demo(
+            args.out,
+            Console(),
+            variant=args.variant,
+            names=args.only or EXPERIMENTS,
+            duration=args.duration,
+            quiet=args.quiet,
+        )
+    )
+
+
+def _cmd_demo_up(args: argparse.Namespace) -> int:
+    from rich.console import Console  # noqa: PLC0415
+
+    from mlchaos.demo import serve_demo  # noqa: PLC0415
+
+    return _run_async(lambda: serve_demo(args.dir, Console(), variant=args.variant))
 
 
 def _cmd_upstream_serve(args: argparse.Namespace) -> int:

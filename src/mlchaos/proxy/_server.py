@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import random
 import signal
 import socket
@@ -187,8 +188,14 @@ class ProxyServer:
         }
 
 
-async def serve_forever(config: ProxyConfig, *, print_fn: Callable[[str], object] = print) -> None:
-    """Run one proxy until SIGINT or SIGTERM (or cancellation), then stop it cleanly."""
+async def serve_forever(
+    config: ProxyConfig, *, print_fn: Callable[[str], object] = print, announce: bool = False
+) -> None:
+    """Run one proxy until SIGINT or SIGTERM (or cancellation), then stop it cleanly.
+
+    With ``announce`` its first line is JSON for supervisors: ``{"ready": true, "port": ...,
+    "control": URL, "token_file": PATH}`` (the port is the one it listens on).
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -197,6 +204,14 @@ async def serve_forever(config: ProxyConfig, *, print_fn: Callable[[str], object
     try:
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
+        if announce:
+            ready = {
+                "ready": True,
+                "port": server.listen_address.port,
+                "control": server.control_url,
+                "token_file": None if server.token_file is None else str(server.token_file),
+            }
+            print_fn(json.dumps(ready))
         print_fn(
             f"mlchaos proxy ({config.protocol.value}): {server.listen_address} → "
             f"{config.upstream}; control API {server.control_url} "

@@ -1,17 +1,20 @@
 """The runner: the phase machine of one experiment, its journal and its live display."""
 
 from mlchaos.runner._display import Display, NullDisplay, RichDisplay, Snapshot
+from mlchaos.runner._execute import Executed, execute
 from mlchaos.runner._journal import Journal, read_journal
 from mlchaos.runner._runner import Runner, RunOutcome, new_run_id
 
 __all__ = [
     "Display",
+    "Executed",
     "Journal",
     "NullDisplay",
     "RichDisplay",
     "RunOutcome",
     "Runner",
     "Snapshot",
+    "execute",
     "new_run_id",
     "read_journal",
 ]

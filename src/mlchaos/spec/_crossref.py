@@ -31,6 +31,14 @@ def cross_check(exp: Experiment) -> list[SpecIssue]:
         path = f"faults[{i}]"
         if not isinstance(fault, KillFault):
             issues.extend(_proxy_fault_issues(fault, path, proxies))
+        elif fault.start.seconds >= traffic_s:
+            issues.append(
+                SpecIssue(
+                    f"{path}.start",
+                    f"the kill starts at {fault.start}, when the traffic ({exp.traffic.duration}) "
+                    "is over",
+                )
+            )
         if fault.end(exp.traffic.duration) > traffic_s + 1e-9:
             issues.append(
                 SpecIssue(

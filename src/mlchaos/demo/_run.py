@@ -1,0 +1,219 @@
+"""``mlchaos demo``: start the demo service, run the canonical experiments, summarise, stop.
+
+``run_demo`` runs each bundled experiment against a fresh :class:`DemoStack` (so one
+experiment's crash or cache cannot leak into the next), writes every journal and summary under
+the output directory and a ``summary.json`` for the whole demo, prints one table, and returns 0
+only when every hypothesis held. ``serve_demo`` (``mlchaos demo up``) starts the stack and keeps
+it running, printing the variables that the experiment files need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlchaos.demo._stack import DemoStack, Variant
+from mlchaos.errors import EXIT_FAILED, EXIT_OK, ConfigError
+from mlchaos.units import Duration
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from rich.console import Console
+
+    from mlchaos.report import Summary
+    from mlchaos.spec import Experiment
+
+__all__ = ["EXPERIMENTS", "experiment_path", "load_demo_experiment", "run_demo", "serve_demo"]
+
+EXPERIMENTS = ("endpoint-failover", "fallback-activation", "replica-crash")
+_EXIT_INTERRUPTED = 130
+
+
+def experiment_path(name: str) -> Path:
+    """The bundled experiment file of that name (it may not exist)."""
+    return Path(__file__).resolve().parent / "experiments" / f"{name}.yaml"
+
+
+def load_demo_experiment(
+    name: str, variables: Mapping[str, str], *, duration: float | None = None
+) -> Experiment:
+    """Load a bundled experiment; ``duration`` shortens its traffic, scaling the fault schedule."""
+    from mlchaos.spec import KillFault, load_experiment  # noqa: PLC0415
+
+    exp = load_experiment(experiment_path(name), variables=variables)
+    if duration is None:
+        return exp
+    factor = duration / exp.traffic.duration.seconds
+    faults = []
+    for f in exp.faults:
+        update: dict[str, Any] = {"start": Duration(f.start.seconds * factor)}
+        if not isinstance(f, KillFault) and f.duration is not None:
+            update["duration"] = Duration(f.duration.seconds * factor)
+        faults.append(f.model_copy(update=update))
+    traffic = exp.traffic.model_copy(update={"duration": Duration(duration)})
+    return exp.model_copy(update={"traffic": traffic, "faults": faults})
+
+
+@dataclass(frozen=True)
+class _Row:
+    name: str
+    verdict: str
+    summary: Summary | None
+    error: str | None = None
+
+
+async def run_demo(
+    out_dir: Path,
+    console: Console,
+    *,
+    variant: Variant = "resilient",
+    names: Sequence[str] = EXPERIMENTS,
+    duration: float | None = None,
+    quiet: bool = False,
+) -> int:
+    """Run the named experiments, each on a fresh demo service; 0 when every hypothesis held."""
+    from mlchaos.runner import execute  # noqa: PLC0415
+
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        raise ConfigError(
+            f"no demo experiment named {', '.join(map(repr, unknown))} "
+            f"(there are: {', '.join(EXPERIMENTS)})"
+        )
+    if duration is not None and not duration >= 1:
+        raise ConfigError(f"--duration must be at least 1 second, got {duration:g}")
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    rows: list[_Row] = []
+    try:
+        for name in names:
+            console.rule(f"[bold]{name}[/] ({variant} gateway)")
+            async with DemoStack(out_dir / "service" / name, variant=variant) as stack:
+                console.print(f"demo service up: {len(stack.describe())} processes")
+                exp = load_demo_experiment(name, stack.variables, duration=duration)
+                done = await execute(
+                    exp,
+                    base_dir=experiment_path(name).parent,
+                    out_dir=out_dir / name,
+                    console=console,
+                    quiet=quiet,
+                )
+            rows.append(_Row(name, done.outcome.verdict, done.summary, done.outcome.error))
+            if done.interrupted:
+                console.print("[yellow]interrupted: the demo service is stopped[/]")
+                return _EXIT_INTERRUPTED
+    except asyncio.CancelledError:  # interrupted outside an experiment: everything is stopped
+        console.print("[yellow]interrupted: the demo service is stopped[/]")
+        return _EXIT_INTERRUPTED
+    finally:
+        _write_summary(out_dir, variant, rows)
+    _print_table(console, variant, rows)
+    failed = [r for r in rows if r.verdict != "held"]
+    for r in failed:
+        console.print(f"[bold red]{r.name}: {r.verdict}[/]")
+        if r.error:
+            console.print(f"  error: {r.error}")
+        for check in [] if r.summary is None else r.summary.checks:
+            if check["status"] != "held":
+                console.print(f"  [red]✗[/] {check['name']}: {check['status']} ({_value(check)})")
+    console.print(f"reports: {out_dir}")
+    return EXIT_OK if not failed else EXIT_FAILED
+
+
+async def serve_demo(run_dir: Path, console: Console, *, variant: Variant = "resilient") -> int:
+    """Start the demo service and keep it running until SIGINT or SIGTERM."""
+    import signal  # noqa: PLC0415
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with DemoStack(run_dir, variant=variant) as stack:
+            for service in stack.describe():
+                console.print(f"{service['name']:>16}  {service['url']}")
+            console.print("\n# in another shell, to run the bundled experiments against it:")
+            for key, value in stack.variables.items():
+                console.print(f"export {key}={value}", highlight=False, soft_wrap=True)
+            console.print("# then: mlchaos run endpoint-failover   (Ctrl-C here stops the demo)")
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return EXIT_OK
+
+
+def _arm(summary: Summary | None, arm: str) -> dict[str, Any]:
+    return {} if summary is None else summary.arms.get(arm, {})
+
+
+def _pct(estimate: dict[str, Any] | None) -> str:
+    if not estimate or estimate.get("value") is None:
+        return "-"
+    return f"{estimate['value'] * 100:.1f}%"
+
+
+def _recover_s(summary: Summary | None) -> float | None:
+    """Seconds from the start of rollback until steady state held again."""
+    if summary is None or summary.recovery_seconds is None:
+        return None
+    rollback = sum(p["seconds"] or 0.0 for p in summary.phases if p["phase"] == "rollback")
+    return float(rollback + summary.recovery_seconds)
+
+
+def _print_table(console: Console, variant: str, rows: list[_Row]) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=f"mlchaos demo — {variant} gateway")
+    for col in ("experiment", "verdict", "arm", "errors", "p99", "accuracy", "fallback", "recover"):
+        table.add_column(
+            col, justify="left" if col in ("experiment", "verdict", "arm") else "right"
+        )
+    for r in rows:
+        colour = "green" if r.verdict == "held" else "red"
+        recover = _recover_s(r.summary)
+        for i, arm in enumerate(("experiment", "control")):
+            a = _arm(r.summary, arm)
+            p99 = (a.get("latency") or {}).get("p99") or {}
+            share = (a.get("model_share") or {}).get("fallback")
+            table.add_row(
+                r.name if i == 0 else "",
+                f"[{colour}]{r.verdict}[/]" if i == 0 else "",
+                arm,
+                _pct(a.get("errors")),
+                "-" if p99.get("value") is None else f"{p99['value'] * 1000:.0f}ms",
+                _pct(a.get("accuracy")),
+                _pct(share) if share else "0.0%" if a else "-",
+                "" if i or recover is None else f"{recover:.2f}s",
+            )
+    console.print(table)
+
+
+def _value(check: dict[str, Any]) -> str:
+    est = check.get("estimate") or {}
+    value, low, high = est.get("value"), est.get("low"), est.get("high")
+    if value is None or math.isnan(value):
+        return check.get("detail") or "no data"
+    return f"{value:.4g} in [{low:.4g}, {high:.4g}], bounds {check.get('bounds')}"
+
+
+def _write_summary(out_dir: Path, variant: str, rows: list[_Row]) -> None:
+    doc = {
+        "variant": variant,
+        "held": all(r.verdict == "held" for r in rows) and bool(rows),
+        "experiments": [
+            {
+                "name": r.name,
+                "verdict": r.verdict,
+                "error": r.error,
+                "recover_seconds": _recover_s(r.summary),
+                "summary": None if r.summary is None else r.summary.to_dict(),
+            }
+            for r in rows
+        ],
+    }
+    (out_dir / "summary.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,246 @@
+"""The whole demo service on loopback: world, feature store, pipeline, replicas, proxies, gateway.
+
+:class:`DemoStack` trains the models, writes the dataset, starts every process through a
+:class:`ServiceGroup` (dependencies first, independent ones together), puts an mlchaos proxy on
+each of the gateway's links (replica A, replica B, feature store) and runs the supervisor's
+control API. Leaving ``async with`` stops everything; nothing survives, however the demo ends.
+
+Everything a user (or an experiment file) needs to reach it is in :attr:`DemoStack.variables`:
+``${MLCHAOS_DEMO_GATEWAY}`` and friends, which the bundled experiments refer to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal, Self
+
+from mlchaos.demo._services import RunningService, ServiceGroup, ServiceSpec
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = ["REPLICAS", "DemoStack", "Variant"]
+
+Variant = Literal["resilient", "naive"]
+REPLICAS = ("replica-a", "replica-b")
+_PROXIED = (*REPLICAS, "store")  # the gateway's links, each behind a proxy
+_PY = (sys.executable, "-m", "mlchaos.demo")
+_MLCHAOS = (sys.executable, "-m", "mlchaos")
+
+
+@dataclass(frozen=True)
+class _Link:
+    """A fault proxy on one of the gateway's links."""
+
+    name: str
+    listen: str
+    control: str
+    token_file: Path
+
+
+class DemoStack:
+    """Start with ``async with DemoStack(run_dir, variant=...) as demo:``."""
+
+    def __init__(self, run_dir: Path, *, variant: Variant = "resilient", seed: int = 7) -> None:
+        self.run_dir = run_dir.resolve()
+        self.variant = variant
+        self.seed = seed
+        self.group = ServiceGroup(grace=3.0)
+        self.links: dict[str, _Link] = {}
+        self.accuracies: dict[str, float] = {}
+        self._ports: dict[str, int] = {}
+        self._control: web.AppRunner | None = None
+        self.control_url = ""
+        self.control_token_file = self.run_dir / "tokens" / "supervisor.token"
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._control is not None:
+            await self._control.cleanup()
+            self._control = None
+        await self.group.stop_all()
+
+    async def _start(self) -> None:
+        from mlchaos.demo._models import train_models  # noqa: PLC0415
+        from mlchaos.demo._world import make_dataset, write_dataset  # noqa: PLC0415
+
+        for sub in ("models", "pids", "tokens"):
+            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+        models = self.run_dir / "models"
+        self.accuracies = await asyncio.to_thread(train_models, self.seed, models)
+        write_dataset(make_dataset(self.seed), self.dataset)
+        seed = str(self.seed)
+        db = self.run_dir / "store.db"
+        db.unlink(missing_ok=True)
+
+        await asyncio.gather(
+            self._service("world", "world", "--seed", seed),
+            self._service("store", "store", "--db", str(db)),
+            *(
+                self._service(r, "replica", "--model-dir", str(models), "--name", r)
+                for r in REPLICAS
+            ),
+        )
+        await asyncio.gather(
+            self._service("pipeline", "pipeline", "--store", self.url("store"), "--seed", seed),
+            *(self._proxy(name) for name in _PROXIED),
+        )
+        gateway_args = ["--variant", self.variant, "--model-dir", str(models)]
+        for r in REPLICAS:
+            gateway_args += ["--replica", self.links[r].listen]
+        gateway_args += ["--store", self.links["store"].listen]
+        await self._service("gateway", "gateway", *gateway_args)
+        await self._start_control()
+
+    async def _service(self, name: str, kind: str, *args: str) -> RunningService:
+        port = self._ports.get(name, 0)  # a restart binds the same port again
+        spec = ServiceSpec(name, [*_PY, kind, *args, "--port", str(port)], ready_timeout=20.0)
+        service = await self.group.start(spec)
+        self._ports[name] = service.port
+        self.pidfile(name).write_text(f"{service.pid}\n", encoding="ascii")
+        return service
+
+    async def _proxy(self, name: str) -> None:
+        config = {
+            "protocol": "http",
+            "listen": "127.0.0.1:0",
+            "upstream": f"127.0.0.1:{self._ports[name]}",
+            "control": {"token_file": str(self.run_dir / "tokens" / f"{name}.token")},
+        }
+        path = self.run_dir / f"proxy-{name}.json"
+        path.write_text(json.dumps(config), encoding="utf-8")
+        argv = [*_MLCHAOS, "proxy", "serve", "--config", str(path), "--announce"]
+        service = await self.group.start(ServiceSpec(f"proxy-{name}", argv, ready_timeout=20.0))
+        control, token_file = service.info.get("control"), service.info.get("token_file")
+        assert isinstance(control, str) and isinstance(token_file, str)
+        self.links[name] = _Link(
+            name, f"http://127.0.0.1:{service.port}", control, Path(token_file)
+        )
+        self.pidfile(f"proxy-{name}").write_text(f"{service.pid}\n", encoding="ascii")
+
+    # ------------------------------------------------------------------ restart (rollback)
+    async def restart(self, name: str) -> bool:
+        """Start ``name`` again on its port if it is not running; True when it was restarted."""
+        if self.group.running(name):
+            return False
+        old = self.group.service(name)
+        argv = list(old.spec.argv)
+        argv[-1] = str(self._ports[name])
+        await self.group.stop(name)  # reap and clean up what is left of the dead one
+        service = await self.group.start(ServiceSpec(name, argv, ready_timeout=20.0))
+        self.pidfile(name).write_text(f"{service.pid}\n", encoding="ascii")
+        return True
+
+    async def _start_control(self) -> None:
+        """The supervisor's control API: list services, restart one; loopback, bearer token."""
+        from aiohttp import web  # noqa: PLC0415
+
+        token = secrets.token_urlsafe(32)
+        self.control_token_file.write_text(token + "\n", encoding="utf-8")
+        self.control_token_file.chmod(0o600)
+
+        @web.middleware
+        async def auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
+            given = request.headers.get("Authorization", "")
+            if not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+            return await handler(request)
+
+        async def services(request: web.Request) -> web.Response:
+            return web.json_response({"services": self.describe()})
+
+        async def restart(request: web.Request) -> web.Response:
+            name = request.match_info["name"]
+            if name not in self._ports:
+                return web.json_response({"error": f"no service named {name!r}"}, status=404)
+            restarted = await self.restart(name)
+            return web.json_response({"name": name, "restarted": restarted})
+
+        app = web.Application(middlewares=[auth])
+        app.router.add_get("/services", services)
+        app.router.add_post("/services/{name}/restart", restart)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        self._control = runner
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.control_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    # ------------------------------------------------------------------ addresses
+    @property
+    def dataset(self) -> Path:
+        return self.run_dir / "requests.csv"
+
+    def pidfile(self, name: str) -> Path:
+        return self.run_dir / "pids" / f"{name}.pid"
+
+    def url(self, name: str) -> str:
+        """The direct (unproxied) address of a service."""
+        return f"http://127.0.0.1:{self._ports[name]}"
+
+    def describe(self) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for name in self._ports:
+            service = self.group.service(name)
+            out.append(
+                {
+                    "name": name,
+                    "pid": service.pid,
+                    "running": service.running,
+                    "url": self.url(name),
+                }
+            )
+        for link in self.links.values():
+            out.append({"name": f"proxy-{link.name}", "url": link.listen, "control": link.control})
+        return out
+
+    @property
+    def variables(self) -> Mapping[str, str]:
+        """The ``${...}`` variables the bundled experiment files use."""
+        v = {
+            "MLCHAOS_DEMO_DIR": str(self.run_dir),
+            "MLCHAOS_DEMO_GATEWAY": self.url("gateway"),
+            "MLCHAOS_DEMO_LABELS": self.url("world") + "/labels",
+            "MLCHAOS_DEMO_DATASET": str(self.dataset),
+            "MLCHAOS_DEMO_SUPERVISOR": self.control_url,
+            "MLCHAOS_DEMO_PIPELINE": self.url("pipeline"),
+            "MLCHAOS_DEMO_STORE": self.url("store"),
+        }
+        for name in REPLICAS:
+            v[f"MLCHAOS_DEMO_{_env(name)}"] = self.url(name)
+        for link in self.links.values():
+            v[f"MLCHAOS_DEMO_{_env(link.name)}_PROXY"] = link.control
+        return v
+
+
+def _env(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
