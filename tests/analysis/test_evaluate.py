@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from mlchaos.analysis import CheckStatus, evaluate, fault_window_mask
+from mlchaos.analysis import CheckStatus, evaluate, fault_window_mask, judge_hypothesis
 from mlchaos.arms import ArmCode
 from mlchaos.observe import ObservationStore
-from mlchaos.spec import MetricCheck
+from mlchaos.spec import Analysis, MetricCheck
 
 
 def store_with(
@@ -101,3 +101,21 @@ def test_holding_at_the_bound_is_rare_and_holding_well_inside_is_likely() -> Non
     at_bound = held_rate(bound)
     assert at_bound <= 0.025 + 3 * math.sqrt(0.025 * 0.975 / runs)
     assert held_rate(0.0) >= 0.9
+
+
+def test_the_hypothesis_sees_the_fault_window_less_each_checks_settle_time() -> None:
+    """Errors in the first 2 s after injection (t=10) count unless the check settles past them."""
+    s = ObservationStore()
+    for i in range(100):
+        t = 10.0 + i * 0.1  # 10 s of traffic inside the fault window [10, 20]
+        s.add(arm=ArmCode.EXPERIMENT, start=t, latency=0.01, status=503 if t < 12 else 200)
+    s.add(arm=ArmCode.EXPERIMENT, start=5.0, latency=0.01, status=503)  # before the fault
+    strict = check(max="5%")
+    settled = check(max="5%", settle="2s")
+    analysis = Analysis()
+    results = judge_hypothesis([strict, settled], s, [(10.0, 20.0)], analysis)
+    assert [r.status for r in results] == [CheckStatus.VIOLATED, CheckStatus.HELD]
+    assert results[0].estimate is not None and results[0].estimate.n == 100
+    assert results[1].estimate is not None and results[1].estimate.n == 80
+    everything = judge_hypothesis([settled], s, [(10.0, 20.0)], Analysis(window="all"))
+    assert everything[0].estimate is not None and everything[0].estimate.n == 101

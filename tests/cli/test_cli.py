@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from mlchaos.cli import main
+from tests.conftest import Spawn, free_port, wait_for_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -79,3 +81,33 @@ def test_bundled_proxy_config_is_valid() -> None:
     config = load_model(EXAMPLES / "proxy.yaml", ProxyConfig)
     assert config.arms.key is not None
     assert config.arms.key.header == "x-entity-id"
+
+
+def test_proxy_serve_announce_prints_one_json_ready_line_first(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    """Supervisors (the demo) learn the ephemeral ports and token file from that line."""
+    upstream = free_port()
+    up = spawn("upstream", "serve", "--port", str(upstream))
+    wait_for_port(upstream)
+    cfg = tmp_path / "proxy.json"
+    token_file = tmp_path / "token"
+    cfg.write_text(
+        json.dumps(
+            {
+                "listen": "127.0.0.1:0",
+                "upstream": f"127.0.0.1:{upstream}",
+                "control": {"token_file": str(token_file)},
+            }
+        )
+    )
+    proc = spawn("proxy", "serve", "--config", str(cfg), "--announce")
+    assert proc.stdout is not None
+    ready = json.loads(proc.stdout.readline())
+    assert ready["ready"] is True
+    assert isinstance(ready["port"], int) and ready["port"] > 0
+    assert ready["control"].startswith("http://127.0.0.1:")
+    assert ready["token_file"] == str(token_file)
+    with urllib.request.urlopen(f"http://127.0.0.1:{ready['port']}/v2/health/ready") as r:
+        assert r.status == 200
+    assert up.poll() is None

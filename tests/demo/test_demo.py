@@ -1,0 +1,144 @@
+"""``mlchaos demo`` end to end: verdicts on both gateway variants, and no process left behind.
+
+These run the real demo (every service a separate process on loopback) with shortened traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MLCHAOS
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the demo supervisor targets Linux")
+
+# Long enough for the interval checks to decide: the fallback share needs ~400 experiment
+# requests in its window to show a lower bound above 99%.
+DURATION = "7"
+
+
+def run_demo(out: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MLCHAOS, "demo", "--quiet", "--duration", DURATION, "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+        check=False,
+    )
+
+
+def demo_pids(out: Path) -> dict[str, int]:
+    """Every process the demo started, from the pid files it wrote (services and proxies)."""
+    return {
+        f"{p.parent.parent.name}/{p.stem}": int(p.read_text())
+        for p in out.glob("service/*/pids/*.pid")
+    }
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes; its parent (the test's child) is gone anyway.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def assert_all_gone(pids: dict[str, int], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while (left := {k: v for k, v in pids.items() if alive(v)}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"demo processes still running: {left}"
+
+
+def test_every_hypothesis_holds_on_the_resilient_gateway(tmp_path: Path) -> None:
+    done = run_demo(tmp_path)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["held"] is True
+    assert [e["name"] for e in summary["experiments"]] == [
+        "endpoint-failover",
+        "fallback-activation",
+        "replica-crash",
+    ]
+    by_name = {e["name"]: e for e in summary["experiments"]}
+    for e in summary["experiments"]:
+        assert e["verdict"] == "held", e
+        assert all(c["status"] == "held" for c in e["summary"]["checks"])
+        assert (tmp_path / e["name"] / "journal.jsonl").exists()
+    # The fallback model really answered the experiment arm, and accuracy dropped, with labels.
+    fallback = by_name["fallback-activation"]["summary"]["arms"]
+    assert fallback["experiment"]["model_share"]["fallback"]["value"] > 0.9
+    assert fallback["control"]["accuracy"]["n"] > 100
+    assert fallback["experiment"]["accuracy"]["value"] < fallback["control"]["accuracy"]["value"]
+    # The crashed replica was restarted by rollback, and the time to recover recorded.
+    crash = by_name["replica-crash"]
+    assert crash["recover_seconds"] is not None and crash["recover_seconds"] > 0
+    assert crash["summary"]["recovered"] is True
+    assert "replica-crash" in done.stdout and "held" in done.stdout
+    assert_all_gone(demo_pids(tmp_path))
+
+
+def test_the_naive_gateway_fails_and_each_failed_check_is_named(tmp_path: Path) -> None:
+    done = run_demo(tmp_path, "--variant", "naive")
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    verdicts = {e["name"]: e for e in summary["experiments"]}
+    assert {n: e["verdict"] for n, e in verdicts.items()} == {
+        "endpoint-failover": "failed",
+        "fallback-activation": "failed",
+        "replica-crash": "failed",
+    }
+    failed = {
+        n: {c["name"] for c in e["summary"]["checks"] if c["status"] != "held"}
+        for n, e in verdicts.items()
+    }
+    assert "failover keeps errors within 1 point of control" in failed["endpoint-failover"]
+    assert any(c.startswith("fallback answers") for c in failed["fallback-activation"])
+    assert "experiment errors under 1%" in failed["replica-crash"]
+    for names in failed.values():
+        for name in names:
+            assert name in done.stdout  # named in the output, not only in the files
+    assert_all_gone(demo_pids(tmp_path))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_no_demo_process_survives_an_interrupted_demo(tmp_path: Path, sig: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [*MLCHAOS, "demo", "--quiet", "--only", "endpoint-failover", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # Wait until the gateway (the last service) is up and traffic has begun.
+        while not (tmp_path / "service/endpoint-failover/pids/gateway.pid").exists():
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "the demo did not start"
+            time.sleep(0.1)
+        time.sleep(3)
+        pids = demo_pids(tmp_path)
+        assert len(pids) == 9  # 6 services and 3 proxies
+        assert all(alive(p) for p in pids.values())
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if sig != signal.SIGKILL:
+        assert proc.returncode == 130, output
+        assert "Traceback" not in output
+    assert_all_gone(pids)
