@@ -161,8 +161,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import json  # noqa: PLC0415
 
-    from rich.console import Console  # noqa: PLC0415
-
+    from mlchaos.cli._console import make_console  # noqa: PLC0415
     from mlchaos.report import render_terminal, summarize  # noqa: PLC0415
     from mlchaos.runner import read_journal  # noqa: PLC0415
 
@@ -170,7 +169,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.json is not None and str(args.json) == "-":
         print(json.dumps(summary.to_dict(), indent=2))
         return 0
-    render_terminal(summary, Console())
+    render_terminal(summary, make_console())
     if args.json is not None:
         args.json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
     return 0
@@ -190,14 +189,13 @@ def _cmd_proxy_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from rich.console import Console  # noqa: PLC0415
-
+    from mlchaos.cli._console import make_console  # noqa: PLC0415
     from mlchaos.demo import EXPERIMENTS, run_demo  # noqa: PLC0415
 
     return _run_async(
         lambda: run_demo(
             args.out,
-            Console(),
+            make_console(),
             variant=args.variant,
             names=args.only or EXPERIMENTS,
             duration=args.duration,
@@ -207,11 +205,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_up(args: argparse.Namespace) -> int:
-    from rich.console import Console  # noqa: PLC0415
-
+    from mlchaos.cli._console import make_console  # noqa: PLC0415
     from mlchaos.demo import serve_demo  # noqa: PLC0415
 
-    return _run_async(lambda: serve_demo(args.dir, Console(), variant=args.variant))
+    return _run_async(lambda: serve_demo(args.dir, make_console(), variant=args.variant))
 
 
 def _cmd_upstream_serve(args: argparse.Namespace) -> int:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console
-
+from mlchaos.cli._console import make_console
 from mlchaos.errors import EXIT_FAILED
 from mlchaos.runner import execute, new_run_id
 from mlchaos.spec import load_experiment
@@ -29,7 +28,7 @@ async def run_experiment_file(path: Path, *, out: Path | None, quiet: bool) -> i
     exp = load_experiment(path)
     out_dir = out or Path("reports") / new_run_id()
     done = await execute(
-        exp, base_dir=path.resolve().parent, out_dir=out_dir, console=Console(), quiet=quiet
+        exp, base_dir=path.resolve().parent, out_dir=out_dir, console=make_console(), quiet=quiet
     )
     code = done.outcome.exit_code
     return code if code is not None else EXIT_FAILED

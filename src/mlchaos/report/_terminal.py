@@ -38,8 +38,9 @@ def render_terminal(s: Summary, console: Console) -> None:
             _ms(lat.get("p99")),
             _pct(a.get("accuracy")),
             ", ".join(
-                f"{m} {100 * (e or {}).get('value', 0) or 0:.0f}%"
+                f"{m} {100 * e['value']:.0f}%"
                 for m, e in (a.get("model_share") or {}).items()
+                if e and e.get("value") is not None  # None: the arm had no successful response
             ),
         )
     console.print(arms)

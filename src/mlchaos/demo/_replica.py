@@ -1,0 +1,93 @@
+"""A primary-model replica (``replica``): the ``primary`` model behind Open Inference Protocol v2.
+
+It loads ``DIR/primary.json`` (a :class:`~mlchaos.demo._logistic.LinearModel`) and serves:
+``GET /v2``, ``/v2/health/live`` → ``{"live": true}``, ``/v2/health/ready`` → ``{"ready":
+true}``, ``GET /v2/models/primary`` (metadata) and ``.../ready``, and ``POST
+/v2/models/primary/infer`` (also under ``/versions/1``) with one FP32 input of shape ``[1, 5]``
+in the order of the model file's ``features`` (``x1, x2, f1, f2, f3``). The answer carries
+outputs ``label`` (INT64) and ``probability`` (FP32), and ``parameters.replica``: the
+replica's name, so a caller can tell which replica answered. Errors: 400 for bad input, 404 for
+an unknown model, both ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from mlchaos.demo._logistic import LinearModel
+from mlchaos.demo._oip import (
+    check_model,
+    label_output,
+    model_metadata,
+    probability_output,
+    single_row,
+)
+from mlchaos.demo._serve import json_errors, read_json_object, serve
+
+__all__ = ["PRIMARY", "replica_app", "serve_replica"]
+
+PRIMARY = "primary"
+_MODEL = web.AppKey("model", LinearModel)
+_NAME = web.AppKey("name", str)
+
+
+def replica_app(model_dir: Path, name: str) -> web.Application:
+    """The replica's aiohttp application; :class:`ModelFileError` if the model cannot load."""
+    app = web.Application(middlewares=[json_errors()])
+    app[_MODEL] = LinearModel.load(model_dir / f"{PRIMARY}.json")
+    app[_NAME] = name
+    app.router.add_get("/v2", _server)
+    app.router.add_get("/v2/health/live", _live)
+    app.router.add_get("/v2/health/ready", _ready)
+    for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
+        app.router.add_get(base, _metadata)
+        app.router.add_get(f"{base}/ready", _model_ready)
+        app.router.add_post(f"{base}/infer", _infer)
+    return app
+
+
+async def serve_replica(model_dir: Path, name: str, port: int) -> None:
+    """Serve one replica until SIGTERM or SIGINT."""
+    await serve(replica_app(model_dir, name), name, port)
+
+
+async def _server(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"name": f"mlchaos-demo-replica/{request.app[_NAME]}", "version": "1", "extensions": []}
+    )
+
+
+async def _live(request: web.Request) -> web.Response:
+    return web.json_response({"live": True})
+
+
+async def _ready(request: web.Request) -> web.Response:
+    return web.json_response({"ready": True})
+
+
+async def _model_ready(request: web.Request) -> web.Response:
+    check_model(request.match_info, PRIMARY)
+    return web.json_response({"name": PRIMARY, "ready": True})
+
+
+async def _metadata(request: web.Request) -> web.Response:
+    check_model(request.match_info, PRIMARY)
+    model = request.app[_MODEL]
+    outputs = [("label", "INT64"), ("probability", "FP32")]
+    return web.json_response(model_metadata(PRIMARY, "features", model.features, outputs))
+
+
+async def _infer(request: web.Request) -> web.Response:
+    check_model(request.match_info, PRIMARY)
+    model = request.app[_MODEL]
+    request_id, values = single_row(await read_json_object(request), len(model.features))
+    label, probability = model.predict(values)
+    answer: dict[str, Any] = {"model_name": PRIMARY, "model_version": model.version}
+    if request_id is not None:
+        answer["id"] = request_id
+    answer["outputs"] = [label_output(label), probability_output(probability)]
+    answer["parameters"] = {"replica": request.app[_NAME]}
+    return web.json_response(answer)
