@@ -157,14 +157,6 @@ def _pct(estimate: dict[str, Any] | None) -> str:
     return f"{estimate['value'] * 100:.1f}%"
 
 
-def _recover_s(summary: Summary | None) -> float | None:
-    """Seconds from the start of rollback until steady state held again."""
-    if summary is None or summary.recovery_seconds is None:
-        return None
-    rollback = sum(p["seconds"] or 0.0 for p in summary.phases if p["phase"] == "rollback")
-    return float(rollback + summary.recovery_seconds)
-
-
 def _print_table(console: Console, variant: str, rows: list[_Row]) -> None:
     from rich.table import Table  # noqa: PLC0415
 
@@ -175,7 +167,7 @@ def _print_table(console: Console, variant: str, rows: list[_Row]) -> None:
         )
     for r in rows:
         colour = "green" if r.verdict == "held" else "red"
-        recover = _recover_s(r.summary)
+        recover = None if r.summary is None else r.summary.recovery_seconds
         for i, arm in enumerate(("experiment", "control")):
             a = _arm(r.summary, arm)
             p99 = (a.get("latency") or {}).get("p99") or {}
@@ -210,7 +202,7 @@ def _write_summary(out_dir: Path, variant: str, rows: list[_Row]) -> None:
                 "name": r.name,
                 "verdict": r.verdict,
                 "error": r.error,
-                "recover_seconds": _recover_s(r.summary),
+                "recover_seconds": None if r.summary is None else r.summary.recovery_seconds,
                 "summary": None if r.summary is None else r.summary.to_dict(),
             }
             for r in rows

@@ -98,6 +98,7 @@ class Runner:
         self._trip_mono: float | None = None
         self._last_guard: dict[str, str] = {}
         self.rolling_back = False
+        self._rollback_started: float | None = None
 
     # ------------------------------------------------------------------ phases
     async def run(self) -> RunOutcome:
@@ -149,6 +150,7 @@ class Runner:
                 self.display.event(f"[bold red]aborted:[/] {reason}")
             finally:
                 self.rolling_back = True
+                self._rollback_started = time.monotonic()
                 async with self._phase("rollback"):
                     await self._rollback(session)
             async with self._phase("recovery"):
@@ -452,8 +454,10 @@ class Runner:
                 "recovery", recovered=True, seconds=0.0, note="no steady-state probes"
             )
             return
-        t0 = time.monotonic()
-        deadline = t0 + rec.deadline.seconds
+        # Time to recover runs from the start of rollback (a restart there is part of it);
+        # the deadline runs from now, after rollback.
+        t0 = self._rollback_started or time.monotonic()
+        deadline = time.monotonic() + rec.deadline.seconds
         while True:
             results = await probe_all(self.exp.steady_state, session)
             if all(r.ok for r in results):
@@ -467,7 +471,9 @@ class Runner:
             await asyncio.sleep(rec.interval.seconds)
         self.journal.write("recovery", recovered=out.recovered, seconds=out.recovery_seconds)
         if out.recovered:
-            self.display.event(f"steady state holds again after {out.recovery_seconds:.2f}s")
+            self.display.event(
+                f"steady state holds again {out.recovery_seconds:.2f}s after rollback began"
+            )
         else:
             self.display.event(f"[red]steady state did not return within {rec.deadline}[/]")
 
