@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -139,4 +140,36 @@ def test_no_demo_process_survives_an_interrupted_demo(tmp_path: Path, sig: signa
     if sig != signal.SIGKILL:
         assert proc.returncode == 130, output
         assert "Traceback" not in output
+    assert_all_gone(pids)
+
+
+def test_demo_up_prints_the_variables_serves_until_interrupted_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    proc = subprocess.Popen(
+        [*MLCHAOS, "demo", "up", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        exports: dict[str, str] = {}
+        for line in proc.stdout:
+            if line.startswith("export "):
+                key, _, value = line.removeprefix("export ").strip().partition("=")
+                exports[key] = value
+            if line.startswith("# then"):
+                break
+        with urllib.request.urlopen(f"{exports['MLCHAOS_DEMO_GATEWAY']}/v2/health/ready") as r:
+            assert json.loads(r.read()) == {"ready": True}
+        pids = {p.stem: int(p.read_text()) for p in tmp_path.glob("pids/*.pid")}
+        assert len(pids) == 9  # 6 services and 3 proxies
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert_all_gone(pids)

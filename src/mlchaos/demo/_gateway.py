@@ -42,7 +42,13 @@ from aiohttp import web
 
 from mlchaos.arms import ARM_HEADER
 from mlchaos.demo._logistic import LinearModel
-from mlchaos.demo._oip import check_model, label_output, model_metadata, single_row
+from mlchaos.demo._oip import (
+    add_v2_routes,
+    check_model,
+    label_output,
+    model_metadata,
+    single_row,
+)
 from mlchaos.demo._serve import HTTPError, json_errors, read_json_object, serve
 from mlchaos.demo._store import FEATURE_VIEW, STORE_FEATURES, parse_timestamp
 
@@ -301,39 +307,19 @@ def gateway_app(config: GatewayConfig, model_dir: Path) -> web.Application:
             yield
 
     app.cleanup_ctx.append(session)
-    app.router.add_get("/v2", _server)
-    app.router.add_get("/v2/health/live", _live)
-    app.router.add_get("/v2/health/ready", _ready)
-    for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
-        app.router.add_get(base, _metadata)
-        app.router.add_get(f"{base}/ready", _model_ready)
-        app.router.add_post(f"{base}/infer", _infer_handler)
+    add_v2_routes(
+        app,
+        server=f"mlchaos-demo-gateway/{config.variant}",
+        model=CHURN,
+        metadata=_metadata,
+        infer=_infer_handler,
+    )
     return app
 
 
 async def serve_gateway(config: GatewayConfig, model_dir: Path, port: int) -> None:
     """Serve the gateway until SIGTERM or SIGINT."""
     await serve(gateway_app(config, model_dir), "gateway", port)
-
-
-async def _server(request: web.Request) -> web.Response:
-    variant = request.app[_GATEWAY].config.variant
-    return web.json_response(
-        {"name": f"mlchaos-demo-gateway/{variant}", "version": "1", "extensions": []}
-    )
-
-
-async def _live(request: web.Request) -> web.Response:
-    return web.json_response({"live": True})
-
-
-async def _ready(request: web.Request) -> web.Response:
-    return web.json_response({"ready": True})
-
-
-async def _model_ready(request: web.Request) -> web.Response:
-    check_model(request.match_info, CHURN)
-    return web.json_response({"name": CHURN, "ready": True})
 
 
 async def _metadata(request: web.Request) -> web.Response:

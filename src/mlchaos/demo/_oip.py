@@ -8,17 +8,56 @@ input is an :class:`~mlchaos.demo._serve.HTTPError` (400); an unknown model or v
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+
+from aiohttp import web
 
 from mlchaos.demo._serve import HTTPError
 
-__all__ = ["check_model", "label_output", "model_metadata", "probability_output", "single_row"]
+__all__ = [
+    "add_v2_routes",
+    "check_model",
+    "label_output",
+    "model_metadata",
+    "probability_output",
+    "single_row",
+]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _NUMERIC = frozenset(
     {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
     | {"FP16", "FP32", "FP64", "BF16"}
 )
+
+
+def add_v2_routes(
+    app: web.Application, *, server: str, model: str, metadata: Handler, infer: Handler
+) -> None:
+    """The v2 routes of a server of one model: server metadata, health, model metadata/ready,
+    infer (also under ``/versions/{version}``)."""
+
+    async def server_metadata(request: web.Request) -> web.Response:
+        return web.json_response({"name": server, "version": "1", "extensions": []})
+
+    async def live(request: web.Request) -> web.Response:
+        return web.json_response({"live": True})
+
+    async def ready(request: web.Request) -> web.Response:
+        return web.json_response({"ready": True})
+
+    async def model_ready(request: web.Request) -> web.Response:
+        check_model(request.match_info, model)
+        return web.json_response({"name": model, "ready": True})
+
+    app.router.add_get("/v2", server_metadata)
+    app.router.add_get("/v2/health/live", live)
+    app.router.add_get("/v2/health/ready", ready)
+    for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
+        app.router.add_get(base, metadata)
+        app.router.add_get(f"{base}/ready", model_ready)
+        app.router.add_post(f"{base}/infer", infer)
 
 
 def check_model(match: Mapping[str, str], name: str, version: str = "1") -> None:

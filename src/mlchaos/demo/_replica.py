@@ -19,6 +19,7 @@ from aiohttp import web
 
 from mlchaos.demo._logistic import LinearModel
 from mlchaos.demo._oip import (
+    add_v2_routes,
     check_model,
     label_output,
     model_metadata,
@@ -39,38 +40,19 @@ def replica_app(model_dir: Path, name: str) -> web.Application:
     app = web.Application(middlewares=[json_errors()])
     app[_MODEL] = LinearModel.load(model_dir / f"{PRIMARY}.json")
     app[_NAME] = name
-    app.router.add_get("/v2", _server)
-    app.router.add_get("/v2/health/live", _live)
-    app.router.add_get("/v2/health/ready", _ready)
-    for base in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
-        app.router.add_get(base, _metadata)
-        app.router.add_get(f"{base}/ready", _model_ready)
-        app.router.add_post(f"{base}/infer", _infer)
+    add_v2_routes(
+        app,
+        server=f"mlchaos-demo-replica/{name}",
+        model=PRIMARY,
+        metadata=_metadata,
+        infer=_infer,
+    )
     return app
 
 
 async def serve_replica(model_dir: Path, name: str, port: int) -> None:
     """Serve one replica until SIGTERM or SIGINT."""
     await serve(replica_app(model_dir, name), name, port)
-
-
-async def _server(request: web.Request) -> web.Response:
-    return web.json_response(
-        {"name": f"mlchaos-demo-replica/{request.app[_NAME]}", "version": "1", "extensions": []}
-    )
-
-
-async def _live(request: web.Request) -> web.Response:
-    return web.json_response({"live": True})
-
-
-async def _ready(request: web.Request) -> web.Response:
-    return web.json_response({"ready": True})
-
-
-async def _model_ready(request: web.Request) -> web.Response:
-    check_model(request.match_info, PRIMARY)
-    return web.json_response({"name": PRIMARY, "ready": True})
 
 
 async def _metadata(request: web.Request) -> web.Response:
