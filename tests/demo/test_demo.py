@@ -64,6 +64,9 @@ def assert_all_gone(pids: dict[str, int], within: float = 5.0) -> None:
 
 
 def test_every_hypothesis_holds_on_the_resilient_gateway(tmp_path: Path) -> None:
+    stale = tmp_path / "endpoint-failover" / "journal.jsonl"  # an earlier demo's, replaced
+    stale.parent.mkdir()
+    stale.write_text('{"t": 1, "kind": "run", "run_id": "old"}\n')
     done = run_demo(tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -88,6 +91,7 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(tmp_path: Path) -> None
     assert crash["recover_seconds"] is not None and crash["recover_seconds"] > 0
     assert crash["summary"]["recovered"] is True
     assert "replica-crash" in done.stdout and "held" in done.stdout
+    assert '"old"' not in stale.read_text()
     assert_all_gone(demo_pids(tmp_path))
 
 

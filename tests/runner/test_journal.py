@@ -29,6 +29,13 @@ def test_each_record_is_on_disk_before_the_next_write(tmp_path: Path) -> None:
     j.close()
 
 
+def test_an_existing_journal_is_never_appended_to(tmp_path: Path) -> None:
+    """Two runs in one file would mix their observations in one report."""
+    Journal(tmp_path / "j.jsonl").close()
+    with pytest.raises(ConfigError, match="already exists"):
+        Journal(tmp_path / "j.jsonl")
+
+
 def test_nan_and_infinity_are_written_as_null(tmp_path: Path) -> None:
     j = Journal(tmp_path / "j.jsonl")
     j.write("run", values=[1.0, math.nan, math.inf])

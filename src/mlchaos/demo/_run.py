@@ -87,7 +87,7 @@ async def run_demo(
         )
     if duration is not None and not duration >= 1:
         raise ConfigError(f"--duration must be at least 1 second, got {duration:g}")
-    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(_clear_previous, out_dir, names)
     rows: list[_Row] = []
     try:
         for name in names:
@@ -191,6 +191,15 @@ def _value(check: dict[str, Any]) -> str:
     if value is None or math.isnan(value):
         return check.get("detail") or "no data"
     return f"{value:.4g} in [{low:.4g}, {high:.4g}], bounds {check.get('bounds')}"
+
+
+def _clear_previous(out_dir: Path, names: Sequence[str]) -> None:
+    """Remove the journals and summaries an earlier demo left here: these runs replace them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").unlink(missing_ok=True)
+    for name in names:
+        for file in ("journal.jsonl", "summary.json"):
+            (out_dir / name / file).unlink(missing_ok=True)
 
 
 def _write_summary(out_dir: Path, variant: str, rows: list[_Row]) -> None:

@@ -20,14 +20,23 @@ SCHEMA_VERSION = 1
 
 
 class Journal:
-    """Append-only JSON-lines writer; each record gets wall time ``t`` and ``kind``."""
+    """Append-only JSON-lines writer; each record gets wall time ``t`` and ``kind``.
+
+    One journal holds one run: an existing file is never appended to (its run would be mixed
+    into this one's report); that is a ConfigError naming it.
+    """
 
     def __init__(self, path: Path, *, clock: Any = time.time) -> None:
         self.path = path
         self._clock = clock
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[str] = path.open("a", encoding="utf-8")
+            self._file: IO[str] = path.open("x", encoding="utf-8")
+        except FileExistsError:
+            raise ConfigError(
+                f"the journal {path} already exists (an earlier run's); "
+                "choose another output directory or remove it"
+            ) from None
         except OSError as exc:
             raise ConfigError(f"cannot write the journal {path}: {exc.strerror}") from None
 
