@@ -1,17 +1,28 @@
-"""Kill faults: the process named by a pid file is signalled, and bad targets are refused."""
+"""Process faults: the selected process is killed or paused, and bad targets are refused.
+
+Real processes throughout: ``sleep`` for kills, a tiny listening Python process for the port
+selector, and a real agent (its control API on loopback) for pauses.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
-from mlchaos.errors import PreflightError, RunError
-from mlchaos.faults import KillInjector
+from mlchaos.agent import AgentClient, AgentServer
+from mlchaos.errors import ControlAPIError, PreflightError, RunError
+from mlchaos.faults import KillInjector, PauseInjector, ProcessSelector, resolve_process
+from mlchaos.units import Duration
+from tests.conftest import free_port, wait_for_port
 
 
 @pytest.fixture
@@ -23,10 +34,14 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     proc.wait()
 
 
-def pidfile(tmp_path: Path, content: str) -> Path:
+def pidfile(tmp_path: Path, content: str) -> ProcessSelector:
     path = tmp_path / "service.pid"
     path.write_text(content)
-    return path
+    return ProcessSelector(pidfile=str(path))
+
+
+def state(pid: int) -> str:
+    return psutil.Process(pid).status()
 
 
 @pytest.mark.asyncio
@@ -47,14 +62,29 @@ async def test_a_checked_process_is_killed_with_the_chosen_signal(
 
 
 @pytest.mark.asyncio
+async def test_the_restart_command_runs_once_when_the_kill_is_removed(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    marker = tmp_path / "restarted"
+    restart = [sys.executable, "-c", f"open({str(marker)!r}, 'a').write('x')"]
+    injector = KillInjector(pidfile(tmp_path, str(sleeper.pid)), signal.SIGKILL, restart)
+    await injector.remove()
+    assert not marker.exists()  # nothing was killed: nothing to restart
+    await injector.inject()
+    await injector.remove()
+    await injector.remove()
+    assert marker.read_text() == "x"
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("", "does not hold a process id"),
         ("12ab", "does not hold a process id"),
         ("1", "does not hold a process id"),
-        (str(os.getpid()), "names mlchaos itself"),
-        (str(os.getppid()), "names mlchaos itself"),
+        (str(os.getpid()), "is mlchaos itself"),
+        (str(os.getppid()), "is mlchaos itself"),
     ],
 )
 async def test_a_pid_file_that_names_no_safe_target_is_refused_before_injection(
@@ -71,9 +101,88 @@ async def test_a_pid_file_that_names_no_safe_target_is_refused_before_injection(
 async def test_a_missing_pid_file_or_a_dead_process_is_refused(
     tmp_path: Path, sleeper: subprocess.Popen[bytes]
 ) -> None:
+    missing = ProcessSelector(pidfile=str(tmp_path / "absent.pid"))
     with pytest.raises(PreflightError, match="cannot read pid file"):
-        await KillInjector(tmp_path / "absent.pid", signal.SIGKILL).check()
+        await KillInjector(missing, signal.SIGKILL).check()
     sleeper.kill()
     sleeper.wait()
-    with pytest.raises(PreflightError, match="no process"):
+    with pytest.raises(PreflightError, match="no running process"):
         await KillInjector(pidfile(tmp_path, str(sleeper.pid)), signal.SIGKILL).check()
+
+
+def test_a_process_is_found_by_its_command_line_or_by_the_port_it_listens_on() -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import socket, time; s = socket.socket(); "
+            f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(60)",
+            "mlchaos-selector-test",
+        ]
+    )
+    try:
+        wait_for_port(port)
+        by_port = resolve_process(ProcessSelector(port=port))
+        by_pattern = resolve_process(ProcessSelector(pattern=r"mlchaos-selector-te[s]t"))
+        assert by_port.pid == by_pattern.pid == server.pid
+        assert by_port.alive() is not None
+    finally:
+        server.kill()
+        server.wait()
+    with pytest.raises(RunError, match="no running process"):
+        resolve_process(ProcessSelector(port=port))
+    with pytest.raises(RunError, match="processes match"):
+        resolve_process(ProcessSelector(pattern="."))  # every process
+    with pytest.raises(ValueError, match="exactly one"):
+        ProcessSelector(pidfile="a", port=1)
+
+
+@pytest.mark.asyncio
+async def test_a_pause_is_held_by_the_agent_and_resumed_on_removal_or_when_its_lease_lapses(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    selector = pidfile(tmp_path, str(sleeper.pid))
+    async with (
+        AgentServer(token_file=str(tmp_path / "agent.token")) as agent,
+        AgentClient(agent.url, agent.token) as client,
+    ):
+        assert (tmp_path / "agent.token").stat().st_mode & 0o777 == 0o600
+        injector = PauseInjector(client, selector, lease=Duration(0.6), fault_id="run-0", agent="a")
+        await injector.check()
+        assert state(sleeper.pid) != psutil.STATUS_STOPPED  # checking pauses nothing
+
+        await injector.inject()
+        assert state(sleeper.pid) == psutil.STATUS_STOPPED
+        await asyncio.sleep(0.4)
+        await injector.renew()
+        await asyncio.sleep(0.4)  # past the first lease, inside the renewed one
+        assert state(sleeper.pid) == psutil.STATUS_STOPPED
+        await injector.remove()
+        assert state(sleeper.pid) != psutil.STATUS_STOPPED
+        assert await injector.verify_removed()
+
+        await injector.inject()  # and now nobody renews: the agent resumes it by itself
+        t0 = time.monotonic()
+        while state(sleeper.pid) == psutil.STATUS_STOPPED:
+            assert time.monotonic() - t0 < 3
+            await asyncio.sleep(0.05)
+        assert 0.5 < time.monotonic() - t0 < 1.5
+        assert (await client.health())["resumed_by_lease"] == 1
+
+        await injector.inject()
+    # stopping the agent resumed what it still held
+    assert state(sleeper.pid) != psutil.STATUS_STOPPED
+
+
+@pytest.mark.asyncio
+async def test_the_agent_refuses_a_bad_selector_or_token(tmp_path: Path) -> None:
+    async with AgentServer(token_file=str(tmp_path / "t")) as agent:
+        async with AgentClient(agent.url, agent.token) as client:
+            with pytest.raises(ControlAPIError, match=r"409.*cannot read pid file"):
+                await client.check(ProcessSelector(pidfile=str(tmp_path / "none.pid")))
+            with pytest.raises(ControlAPIError, match="404"):
+                await client.renew("nope")
+        async with AgentClient(agent.url, "wrong") as client:
+            with pytest.raises(ControlAPIError, match="401"):
+                await client.health()

@@ -230,7 +230,7 @@ async def test_client_errors_say_what_to_fix(
             await client.health()
     nowhere = f"http://127.0.0.1:{free_port()}"
     async with ControlClient(nowhere, "t", timeout=2.0) as client:
-        with pytest.raises(ControlAPIError, match=rf"{nowhere}/faults.*is the proxy running"):
+        with pytest.raises(ControlAPIError, match=rf"{nowhere}/faults.*is it running"):
             await client.list_faults()
     async with ControlClient(proxy.control_url, proxy.token) as client:
         with pytest.raises(ControlAPIError, match=r"400.*does not apply in http mode"):

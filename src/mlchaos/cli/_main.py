@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from mlchaos import __version__
-from mlchaos.errors import EXIT_CANNOT_RUN, EXIT_INVALID, MlchaosError
+from mlchaos.errors import EXIT_CANNOT_RUN, EXIT_INVALID, ConfigError, MlchaosError
 
 __all__ = ["main"]
 
@@ -61,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
         "--announce", action="store_true", help="first print one JSON ready line (for supervisors)"
     )
     serve.set_defaults(func=_cmd_proxy_serve)
+
+    ag = sub.add_parser("agent", help="the agent that holds process faults under leases")
+    ags = ag.add_subparsers(dest="agent_command", required=True, parser_class=_Parser)
+    agserve = ags.add_parser(
+        "serve",
+        help="run the agent (loopback control API; its first line is a JSON ready line)",
+    )
+    agserve.add_argument("--port", type=int, default=0, help="control API port (0: any free)")
+    agserve.add_argument("--token-file", help="bearer token file (created 0600 if absent)")
+    agserve.set_defaults(func=_cmd_agent_serve)
 
     d = sub.add_parser(
         "demo",
@@ -183,6 +193,19 @@ def _cmd_proxy_serve(args: argparse.Namespace) -> int:
 
     async def go() -> int:
         await serve_forever(config, announce=args.announce)
+        return 0
+
+    return _run_async(go)
+
+
+def _cmd_agent_serve(args: argparse.Namespace) -> int:
+    from mlchaos.agent import serve_agent_forever  # noqa: PLC0415
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0..65535, got {args.port}")
+
+    async def go() -> int:
+        await serve_agent_forever(port=args.port, token_file=args.token_file)
         return 0
 
     return _run_async(go)

@@ -1,7 +1,16 @@
 """Injectors the runner drives: check, inject, renew, remove, verify removed."""
 
 from mlchaos.faults._base import Injector
-from mlchaos.faults._process import KillInjector
+from mlchaos.faults._process import KillInjector, PauseInjector
 from mlchaos.faults._proxy import ProxyFaultInjector
+from mlchaos.faults._select import ProcessSelector, TargetProcess, resolve_process
 
-__all__ = ["Injector", "KillInjector", "ProxyFaultInjector"]
+__all__ = [
+    "Injector",
+    "KillInjector",
+    "PauseInjector",
+    "ProcessSelector",
+    "ProxyFaultInjector",
+    "TargetProcess",
+    "resolve_process",
+]

@@ -1,68 +1,131 @@
-"""Process faults: kill a process found by its pid file, as a crash would.
+"""Process faults: kill a process (a crash), or pause it through an agent under a lease.
 
-A kill cannot be leased or undone; the experiment's rollback actions restart what was killed.
-The injector refuses, before anything is injected, a pid file that is missing or unreadable, a
-process that does not exist or may not be signalled, and the runner itself or its parent.
+A kill cannot be leased or undone; its optional restart command runs when the fault is removed
+(or a rollback action restarts the process). A pause is held by the agent (``mlchaos agent
+serve``): the agent resumes the process when the lease lapses, so a runner that dies leaves
+nothing paused for longer than one lease. Both refuse, before anything is injected, a selector
+that names no process, several, or mlchaos itself.
 """
 
 from __future__ import annotations
 
-import os
+import asyncio
+import contextlib
 import signal
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlchaos.errors import PreflightError, RunError
+from mlchaos.errors import ControlAPIError, PreflightError, RunError
+from mlchaos.faults._select import ProcessSelector, resolve_process
 
-__all__ = ["KillInjector"]
+if TYPE_CHECKING:
+    from mlchaos.agent import AgentClient
+    from mlchaos.units import Duration
+
+__all__ = ["KillInjector", "PauseInjector"]
+
+_RESTART_TIMEOUT_S = 60.0
 
 
 class KillInjector:
-    """Send ``sig`` to the process whose pid is in ``pidfile`` (read again at injection)."""
+    """Send ``sig`` to the selected process; ``restart`` (argv) runs on removal."""
 
-    def __init__(self, pidfile: Path, sig: signal.Signals) -> None:
-        self.pidfile = pidfile
+    def __init__(
+        self, selector: ProcessSelector, sig: signal.Signals, restart: list[str] | None = None
+    ) -> None:
+        self.selector = selector
         self.signal = sig
+        self.restart = restart
         self.killed_pid: int | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.signal.name} to the process in {self.pidfile}"
-
-    def _target(self, error: type[RunError]) -> int:
-        try:
-            text = self.pidfile.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise error(f"cannot read pid file {self.pidfile}: {exc}") from None
-        if not text.isdigit() or int(text) <= 1:
-            raise error(f"pid file {self.pidfile} does not hold a process id: {text[:40]!r}")
-        pid = int(text)
-        if pid in (os.getpid(), os.getppid()):
-            raise error(f"pid file {self.pidfile} names mlchaos itself (pid {pid}); refusing")
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            raise error(f"no process {pid} (from {self.pidfile}) is running") from None
-        except PermissionError:
-            raise error(f"not allowed to signal process {pid} (from {self.pidfile})") from None
-        return pid
+        return f"{self.signal.name} to {self.selector.describe()}"
 
     async def check(self) -> None:
-        """The pid file names a live process mlchaos may signal (signal 0: nothing is sent)."""
-        self._target(PreflightError)
+        """The selector names one live process mlchaos may signal (nothing is sent)."""
+        try:
+            resolve_process(self.selector)
+        except RunError as exc:
+            raise PreflightError(str(exc)) from None
 
     async def inject(self) -> None:
-        pid = self._target(RunError)
+        import psutil  # noqa: PLC0415
+
+        target = resolve_process(self.selector)
+        gone = RunError(f"process {target.pid} exited before it could be killed")
+        proc = target.alive()
+        if proc is None:
+            raise gone
         try:
-            os.kill(pid, self.signal)
-        except ProcessLookupError:
-            raise RunError(f"process {pid} exited before it could be killed") from None
-        self.killed_pid = pid
+            proc.send_signal(self.signal)
+        except psutil.NoSuchProcess:
+            raise gone from None
+        self.killed_pid = target.pid
 
     async def renew(self) -> None:
         """Nothing to renew: the kill already happened."""
 
     async def remove(self) -> None:
-        """Nothing to remove: a restart is a rollback action."""
+        """Run the restart command, once, if there is one and the kill happened."""
+        if self.restart is None or self.killed_pid is None:
+            return
+        self.killed_pid = None
+        try:
+            proc = await asyncio.create_subprocess_exec(*self.restart)
+        except OSError as exc:
+            raise RunError(f"cannot start {self.restart[0]!r}: {exc.strerror}") from None
+        try:
+            async with asyncio.timeout(_RESTART_TIMEOUT_S):
+                code = await proc.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise RunError(f"restart command still running after {_RESTART_TIMEOUT_S:g}s") from None
+        if code != 0:
+            raise RunError(f"restart command exited with {code}")
 
     async def verify_removed(self) -> bool:
         return True
+
+
+class PauseInjector:
+    """Pause the selected process through an agent, under the experiment's lease."""
+
+    def __init__(
+        self,
+        client: AgentClient,
+        selector: ProcessSelector,
+        *,
+        lease: Duration,
+        fault_id: str,
+        agent: str,
+    ) -> None:
+        self._client = client
+        self.selector = selector
+        self._lease = lease
+        self.fault_id = fault_id
+        self.agent = agent
+
+    @property
+    def label(self) -> str:
+        return f"pause of {self.selector.describe()} (agent {self.agent})"
+
+    async def check(self) -> None:
+        """The agent answers and finds exactly one process to pause (nothing is paused)."""
+        try:
+            await self._client.check(self.selector)
+        except ControlAPIError as exc:
+            raise PreflightError(f"agent '{self.agent}' cannot pause: {exc}") from None
+
+    async def inject(self) -> None:
+        await self._client.pause(self.fault_id, self.selector, self._lease)
+
+    async def renew(self) -> None:
+        await self._client.renew(self.fault_id, self._lease)
+
+    async def remove(self) -> None:
+        await self._client.remove(self.fault_id, missing_ok=True)
+
+    async def verify_removed(self) -> bool:
+        return all(f["id"] != self.fault_id for f in await self._client.paused())

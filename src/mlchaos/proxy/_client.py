@@ -108,7 +108,7 @@ class ControlClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             detail = str(exc) or type(exc).__name__
             raise ControlAPIError(
-                f"cannot reach the proxy control API at {url} ({detail}): is the proxy running?"
+                f"cannot reach the control API at {url} ({detail}): is it running?"
             ) from None
         if status < 300 and isinstance(body, dict):
             return body

@@ -39,6 +39,7 @@ from mlchaos.runner._journal import Journal
 if TYPE_CHECKING:
     import aiohttp
 
+    from mlchaos.agent import AgentClient
     from mlchaos.faults import Injector
     from mlchaos.proxy import ControlClient
     from mlchaos.spec import Experiment, Fault
@@ -209,6 +210,7 @@ class Runner:
         clients: dict[str, ControlClient] = {}
         for spec in exp.proxies:
             clients[spec.name] = await self._open_proxy(stack, spec.name)
+        agents = {a.name: await self._open_agent(stack, a.name) for a in exp.agents}
         for t in exp.targets:
             result = await reach_target(t, session)
             self.journal.write("probe", phase="preflight", **result.to_dict())
@@ -216,7 +218,7 @@ class Runner:
                 raise PreflightError(f"target '{t.name}' is not reachable: {result.detail}")
         for i, fault in enumerate(exp.faults):
             fault_id = f"{self.run_id}-{i}"
-            injector = self._injector(fault, fault_id, clients)
+            injector = self._injector(fault, fault_id, clients, agents)
             await injector.check()
             self._scheduled.append(_Scheduled(i, fault, injector, fault_id))
         self.display.event(
@@ -224,15 +226,30 @@ class Runner:
             f"{len(exp.faults)} faults ready"
         )
 
-    def _injector(self, fault: Fault, fault_id: str, clients: dict[str, ControlClient]) -> Injector:
-        from mlchaos.faults import KillInjector, ProxyFaultInjector  # noqa: PLC0415
-        from mlchaos.spec import KillFault  # noqa: PLC0415
+    def _injector(
+        self,
+        fault: Fault,
+        fault_id: str,
+        clients: dict[str, ControlClient],
+        agents: dict[str, AgentClient],
+    ) -> Injector:
+        from mlchaos.faults import KillInjector, PauseInjector, ProxyFaultInjector  # noqa: PLC0415
+        from mlchaos.spec import KillFault, PauseFault  # noqa: PLC0415
 
         if isinstance(fault, KillFault):
-            pidfile = Path(fault.process.pidfile)
-            if not pidfile.is_absolute():
-                pidfile = self.base_dir / pidfile
-            return KillInjector(pidfile, signal.Signals[fault.signal])
+            return KillInjector(
+                fault.process.relative_to(self.base_dir),
+                signal.Signals[fault.signal],
+                fault.restart,
+            )
+        if isinstance(fault, PauseFault):
+            return PauseInjector(
+                agents[fault.target],
+                fault.process.relative_to(self.base_dir),
+                lease=self.exp.lease,
+                fault_id=fault_id,
+                agent=fault.target,
+            )
         return ProxyFaultInjector(
             clients[fault.target],
             fault.rule(),
@@ -257,7 +274,7 @@ class Runner:
         else:
             assert spec.connect is not None
             url = spec.connect.url
-            token = _read_token(Path(spec.connect.token_file), name)
+            token = _read_token(Path(spec.connect.token_file), f"proxy '{name}'")
             self.journal.write("proxy", name=name, mode="connect", control=url)
         client = ControlClient(url, token)
         await stack.enter_async_context(client)
@@ -265,6 +282,19 @@ class Runner:
             await client.health()
         except MlchaosError as exc:
             raise PreflightError(f"proxy '{name}': {exc}") from None
+        return client
+
+    async def _open_agent(self, stack: AsyncExitStack, name: str) -> AgentClient:
+        from mlchaos.agent import AgentClient  # noqa: PLC0415
+
+        spec = next(a for a in self.exp.agents if a.name == name).connect
+        client = AgentClient(spec.url, _read_token(Path(spec.token_file), f"agent '{name}'"))
+        await stack.enter_async_context(client)
+        try:
+            await client.health()
+        except MlchaosError as exc:
+            raise PreflightError(f"agent '{name}': {exc}") from None
+        self.journal.write("agent", name=name, control=spec.url)
         return client
 
     async def _steady_state_before(self, session: aiohttp.ClientSession) -> None:
@@ -490,13 +520,14 @@ class Runner:
         ]
 
 
-def _read_token(path: Path, proxy: str) -> str:
+def _read_token(path: Path, owner: str) -> str:
+    """``owner`` is e.g. "proxy 'p'" or "agent 'a'"."""
     try:
         token = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise PreflightError(
-            f"proxy '{proxy}': cannot read its token file {path}: {exc.strerror}"
+            f"{owner}: cannot read its token file {path}: {exc.strerror}"
         ) from None
     if not token:
-        raise PreflightError(f"proxy '{proxy}': token file {path} is empty")
+        raise PreflightError(f"{owner}: token file {path} is empty")
     return token

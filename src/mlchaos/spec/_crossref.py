@@ -7,7 +7,7 @@ from collections import Counter
 from mlchaos.errors import SpecIssue
 from mlchaos.proxy._config import Protocol
 from mlchaos.proxy._rules import HTTP_RULES, TCP_RULES
-from mlchaos.spec._models import Experiment, KillFault, ProxyFault, ProxySpec
+from mlchaos.spec._models import Experiment, KillFault, PauseFault, ProxyFault, ProxySpec
 
 __all__ = ["cross_check"]
 
@@ -18,6 +18,7 @@ def cross_check(exp: Experiment) -> list[SpecIssue]:
     for section, names in (
         ("targets", [t.name for t in exp.targets]),
         ("proxies", [p.name for p in exp.proxies]),
+        ("agents", [a.name for a in exp.agents]),
         ("steady_state", [p.name for p in exp.steady_state]),
         ("rollback", [a.name for a in exp.rollback]),
     ):
@@ -26,10 +27,19 @@ def cross_check(exp: Experiment) -> list[SpecIssue]:
                 issues.append(SpecIssue(section, f"name '{name}' is used {count} times"))
 
     proxies = {p.name: p for p in exp.proxies}
+    agents = {a.name for a in exp.agents}
     traffic_s = exp.traffic.duration.seconds
     for i, fault in enumerate(exp.faults):
         path = f"faults[{i}]"
-        if not isinstance(fault, KillFault):
+        if isinstance(fault, PauseFault):
+            if fault.target not in agents:
+                known = ", ".join(sorted(agents)) or "none are defined"
+                issues.append(
+                    SpecIssue(
+                        f"{path}.target", f"no agent named '{fault.target}' (agents: {known})"
+                    )
+                )
+        elif not isinstance(fault, KillFault):
             issues.extend(_proxy_fault_issues(fault, path, proxies))
         elif fault.start.seconds >= traffic_s:
             issues.append(

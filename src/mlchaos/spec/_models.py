@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from mlchaos.faults._select import ProcessSelector
 from mlchaos.proxy._config import Protocol, ProxyConfig
 from mlchaos.proxy._rules import (
     AbortRule,
@@ -35,16 +36,19 @@ from mlchaos.units import Duration, NonNegativeDuration, PositiveDuration, Share
 
 __all__ = [
     "AbortFault",
+    "AgentSpec",
     "Analysis",
     "BandwidthFault",
     "BlackholeFault",
     "CommandAction",
+    "ConnectAgent",
     "ConnectProxy",
     "Experiment",
     "Fault",
     "HttpAction",
     "KillFault",
     "LatencyFault",
+    "PauseFault",
     "ProcessSelector",
     "ProxyFault",
     "ProxySpec",
@@ -160,22 +164,18 @@ class RefuseFault(_Scheduled, RefuseRule):
 ProxyFault = LatencyFault | AbortFault | ResetFault | BlackholeFault | BandwidthFault | RefuseFault
 
 
-class ProcessSelector(_Model):
-    """Which process a process fault acts on."""
-
-    pidfile: str = Field(
-        description="file holding the pid (read at injection); relative paths are from the spec"
-    )
-
-
 class KillFault(_Model):
-    """Kill a process with a signal (a crash): it affects every arm, and nothing undoes it but
-    a rollback action (restart). Its window lasts from the kill to the end of the traffic."""
+    """Kill a process with a signal (a crash): it affects every arm. ``restart`` (a command,
+    no shell) runs when the fault is removed, at the end of the traffic or on rollback; or a
+    rollback action restarts it. Its window lasts from the kill to the end of the traffic."""
 
     type: Literal["kill"]
     process: ProcessSelector
     signal: Literal["SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT", "SIGABRT"] = "SIGKILL"
     start: NonNegativeDuration = Field(Duration(0.0), description="offset from traffic start")
+    restart: list[str] | None = Field(
+        None, min_length=1, description="command that starts the process again (argv)"
+    )
 
     @property
     def target(self) -> str:
@@ -185,7 +185,39 @@ class KillFault(_Model):
         return traffic_duration.seconds
 
 
-Fault = Annotated[ProxyFault | KillFault, Field(discriminator="type")]
+class PauseFault(_Model):
+    """Pause a process (SIGSTOP) through an agent that holds the lease: it is resumed on
+    removal, on rollback, and by the agent itself when the runner stops renewing."""
+
+    type: Literal["pause"]
+    target: str = Field(description="name of the agent (section 'agents') that pauses it")
+    process: ProcessSelector
+    start: NonNegativeDuration = Field(Duration(0.0), description="offset from traffic start")
+    duration: PositiveDuration | None = Field(
+        None, description="how long it stays paused; default: to the end"
+    )
+
+    def end(self, traffic_duration: Duration) -> float:
+        if self.duration is None:
+            return traffic_duration.seconds
+        return self.start.seconds + self.duration.seconds
+
+
+Fault = Annotated[ProxyFault | KillFault | PauseFault, Field(discriminator="type")]
+
+
+class ConnectAgent(_Model):
+    """An agent that already runs (``mlchaos agent serve``)."""
+
+    url: str = Field(description="control API base URL, e.g. http://127.0.0.1:9902")
+    token_file: str
+
+
+class AgentSpec(_Model):
+    """A long-lived mlchaos agent that holds process faults under leases."""
+
+    name: str
+    connect: ConnectAgent
 
 
 class HttpAction(_Model):
@@ -244,6 +276,7 @@ class Experiment(_Model):
     description: str = ""
     targets: list[Target] = []
     proxies: list[ProxySpec] = []
+    agents: list[AgentSpec] = []
     traffic: TrafficConfig
     steady_state: list[Probe] = []
     hypothesis: list[MetricCheck] = Field(min_length=1)

@@ -1,0 +1,36 @@
+"""A client of the agent's control API (the same plumbing as the proxy's client)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlchaos.faults._select import ProcessSelector
+from mlchaos.proxy._client import ControlClient
+from mlchaos.units import Duration
+
+__all__ = ["AgentClient"]
+
+
+class AgentClient(ControlClient):
+    """``health``, ``renew`` and ``remove`` as for a proxy; plus check, pause and paused."""
+
+    async def check(self, selector: ProcessSelector) -> dict[str, Any]:
+        """Resolve the selector on the agent's host without acting: ``{"pid", "name"}``."""
+        return await self._call("POST", "/check", {"process": _dump(selector)})
+
+    async def pause(self, fault_id: str, selector: ProcessSelector, lease: Duration) -> int:
+        """Stop the process for ``lease`` (renewed by :meth:`renew`); returns its pid."""
+        body = await self._call(
+            "POST",
+            "/faults",
+            {"id": fault_id, "action": "pause", "process": _dump(selector), "lease": str(lease)},
+        )
+        return int(body["pid"])
+
+    async def paused(self) -> list[dict[str, Any]]:
+        body = await self._call("GET", "/faults")
+        return list(body["faults"])
+
+
+def _dump(selector: ProcessSelector) -> dict[str, Any]:
+    return selector.model_dump(mode="json", exclude_none=True)

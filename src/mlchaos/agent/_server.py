@@ -1,0 +1,168 @@
+"""The agent: a long-lived mlchaos process that holds process faults under leases.
+
+Its control API (loopback, bearer token from a 0600 file):
+
+=========================  ===================================================================
+``GET /health``            ``{"status": "ok", "faults": n, "resumed_by_lease": n}``
+``POST /check``            ``{"process": selector}`` → ``{"pid", "name"}`` (resolves, acts not)
+``GET /faults``            ``{"faults": [{"id", "pid", "name", "lease", "expires_in"}, ...]}``
+``POST /faults``           ``{"id", "action": "pause", "process": selector, "lease": "5s"}``
+                           → 201 (an active id naming the same process is renewed)
+``POST /faults/{id}/renew`` ``{"lease": "5s"?}``
+``DELETE /faults/{id}``    resume it: ``{"removed": id, "resumed": bool}``
+=========================  ===================================================================
+
+A selector is ``{"pidfile": PATH}`` (absolute), ``{"pattern": REGEX}`` or ``{"port": N}``.
+Stopping the agent (SIGTERM, SIGINT) resumes every process it paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Callable
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from mlchaos._control_api import guarded_app, parse_body, read_body
+from mlchaos.agent._table import PauseTable, UnknownPauseError
+from mlchaos.errors import RunError
+from mlchaos.faults._select import ProcessSelector, TargetProcess, resolve_process
+from mlchaos.proxy._token import resolve_token
+from mlchaos.units import Duration, PositiveDuration
+
+__all__ = ["AgentServer", "serve_agent_forever"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Check(_Model):
+    process: ProcessSelector
+
+
+class _Pause(_Model):
+    id: str
+    action: Literal["pause"] = "pause"
+    process: ProcessSelector
+    lease: PositiveDuration = Duration(5.0)
+
+
+class _Renew(_Model):
+    lease: PositiveDuration | None = None
+
+
+class AgentServer:
+    """``async with AgentServer(port=0, token_file=F) as agent``: ``agent.url``, ``agent.token``."""
+
+    def __init__(self, *, port: int = 0, token_file: str | None = None) -> None:
+        self._port = port
+        self._token_file = token_file
+        self._runner: web.AppRunner | None = None
+        self.table: PauseTable | None = None
+        self.url = ""
+        self.token = ""
+
+    async def __aenter__(self) -> AgentServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        table = self.table = PauseTable()
+        source = resolve_token(None, self._token_file, self._port)
+        self.token = source.token
+        self.token_file = source.path
+        app = _app(table, self.token)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self.table is not None:
+            self.table.resume_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+def _app(table: PauseTable, token: str) -> web.Application:
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"status": "ok", "faults": len(table), "resumed_by_lease": table.resumed_by_lease}
+        )
+
+    async def check(request: web.Request) -> web.Response:
+        body = parse_body(await read_body(request), _Check, "check")
+        target = _resolve(body.process)
+        return web.json_response({"pid": target.pid, "name": target.name})
+
+    async def list_faults(request: web.Request) -> web.Response:
+        return web.json_response({"faults": table.list()})
+
+    async def pause(request: web.Request) -> web.Response:
+        body = parse_body(await read_body(request), _Pause, "fault")
+        try:
+            answer = table.pause(body.id, body.process, body.lease)
+        except RunError as exc:
+            raise web.HTTPConflict(reason=str(exc)) from None
+        return web.json_response(answer, status=201)
+
+    async def renew(request: web.Request) -> web.Response:
+        body = parse_body(await read_body(request, allow_empty=True), _Renew, "renewal")
+        return web.json_response(table.renew(request.match_info["id"], body.lease))
+
+    async def remove(request: web.Request) -> web.Response:
+        fault_id = request.match_info["id"]
+        resumed = table.resume(fault_id)
+        return web.json_response({"removed": fault_id, "resumed": resumed})
+
+    app = guarded_app(token, (UnknownPauseError,))
+    app.router.add_get("/health", health)
+    app.router.add_post("/check", check)
+    app.router.add_get("/faults", list_faults)
+    app.router.add_post("/faults", pause)
+    app.router.add_post("/faults/{id}/renew", renew)
+    app.router.add_delete("/faults/{id}", remove)
+    return app
+
+
+def _resolve(selector: ProcessSelector) -> TargetProcess:
+    try:
+        return resolve_process(selector)
+    except RunError as exc:
+        raise web.HTTPConflict(reason=str(exc)) from None
+
+
+async def serve_agent_forever(
+    *, port: int, token_file: str | None, print_fn: Callable[[str], object] = print
+) -> None:
+    """Run the agent until SIGINT or SIGTERM; its first line is a JSON ready line."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    async with AgentServer(port=port, token_file=token_file) as agent:
+        try:
+            for sig in signals:
+                loop.add_signal_handler(sig, stop.set)
+            ready = {
+                "ready": True,
+                "port": int(agent.url.rsplit(":", 1)[1]),
+                "control": agent.url,
+                "token_file": None if agent.token_file is None else str(agent.token_file),
+            }
+            print_fn(json.dumps(ready))
+            print_fn(f"mlchaos agent: control API {agent.url}; Ctrl-C to stop")
+            await stop.wait()
+            print_fn("mlchaos agent: stopping (resuming every paused process)")
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,114 @@
+"""Paused processes under leases: each is resumed when its lease ends, unless renewed first.
+
+The agent, not the runner, holds the lease: a runner that dies (even ``kill -9``) stops
+renewing, and the process is resumed once its lease has passed. Stopping the agent resumes
+every process it paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mlchaos.errors import ConfigError, RunError
+from mlchaos.faults._select import ProcessSelector, TargetProcess, resolve_process
+from mlchaos.units import Duration
+
+__all__ = ["PauseTable", "UnknownPauseError"]
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+class UnknownPauseError(LookupError):
+    """No paused process has this id (it was resumed, or its lease ended)."""
+
+
+@dataclass(eq=False)
+class _Paused:
+    id: str
+    target: TargetProcess
+    lease: Duration
+    expires_at: float
+    handle: asyncio.TimerHandle
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pid": self.target.pid,
+            "name": self.target.name,
+            "lease": str(self.lease),
+            "expires_in": round(max(0.0, self.expires_at - now), 3),
+        }
+
+
+class PauseTable:
+    """SIGSTOP with a lease; SIGCONT on removal, on lease end and on :meth:`resume_all`."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._paused: dict[str, _Paused] = {}
+        self.resumed_by_lease = 0
+
+    def __len__(self) -> int:
+        return len(self._paused)
+
+    def pause(self, fault_id: str, selector: ProcessSelector, lease: Duration) -> dict[str, Any]:
+        """Stop the selected process for ``lease``; an active id is renewed if it names the
+        same process. RunError when there is no single process to stop."""
+        if not _ID.fullmatch(fault_id):
+            raise ConfigError(f"invalid id {fault_id!r}: letters, digits and ._:- only")
+        if not lease.seconds > 0:
+            raise ConfigError("the lease must be positive")
+        target = resolve_process(selector)
+        current = self._paused.get(fault_id)
+        if current is not None:
+            if current.target != target:
+                raise ConfigError(f"id {fault_id!r} already pauses another process")
+            return self.renew(fault_id, lease)
+        proc = target.alive()
+        if proc is None:
+            raise RunError(f"{selector.describe()} exited before it could be paused")
+        proc.suspend()
+        expires = self._loop.time() + lease.seconds
+        handle = self._loop.call_at(expires, self._expire, fault_id)
+        self._paused[fault_id] = _Paused(fault_id, target, lease, expires, handle)
+        return self._paused[fault_id].to_dict(self._loop.time())
+
+    def renew(self, fault_id: str, lease: Duration | None = None) -> dict[str, Any]:
+        entry = self._get(fault_id)
+        entry.lease = lease or entry.lease
+        entry.handle.cancel()
+        entry.expires_at = self._loop.time() + entry.lease.seconds
+        entry.handle = self._loop.call_at(entry.expires_at, self._expire, fault_id)
+        return entry.to_dict(self._loop.time())
+
+    def resume(self, fault_id: str) -> bool:
+        """Resume and forget; True when the process was still there to resume."""
+        entry = self._get(fault_id)
+        entry.handle.cancel()
+        del self._paused[fault_id]
+        proc = entry.target.alive()
+        if proc is None:
+            return False
+        proc.resume()
+        return True
+
+    def resume_all(self) -> int:
+        return sum(self.resume(fault_id) for fault_id in list(self._paused))
+
+    def list(self) -> list[dict[str, Any]]:
+        now = self._loop.time()
+        return [p.to_dict(now) for p in self._paused.values()]
+
+    def _get(self, fault_id: str) -> _Paused:
+        try:
+            return self._paused[fault_id]
+        except KeyError:
+            raise UnknownPauseError(f"no paused process with id {fault_id!r}") from None
+
+    def _expire(self, fault_id: str) -> None:
+        if fault_id in self._paused:
+            self.resumed_by_lease += 1
+            self.resume(fault_id)

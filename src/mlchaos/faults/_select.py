@@ -1,0 +1,137 @@
+"""Which process a process fault acts on: by pid file, by command-line pattern, or by the port
+it listens on. Resolution uses psutil and refuses anything but exactly one safe process."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mlchaos.errors import RunError
+
+if TYPE_CHECKING:
+    import psutil
+
+__all__ = ["ProcessSelector", "TargetProcess", "resolve_process"]
+
+
+class ProcessSelector(BaseModel):
+    """Exactly one of ``pidfile``, ``pattern`` or ``port``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pidfile: str | None = Field(
+        None, description="file holding the pid (read when used); relative to the spec file"
+    )
+    pattern: str | None = Field(
+        None, description="regular expression searched in the command line; must match one"
+    )
+    port: int | None = Field(None, ge=1, le=65535, description="the TCP port it listens on")
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        given = [v for v in (self.pidfile, self.pattern, self.port) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'pidfile', 'pattern' or 'port'")
+        return self
+
+    def describe(self) -> str:
+        if self.pidfile is not None:
+            return f"the process in {self.pidfile}"
+        if self.pattern is not None:
+            return f"the process matching /{self.pattern}/"
+        return f"the process listening on port {self.port}"
+
+    def relative_to(self, base: Path) -> ProcessSelector:
+        """The same selector with a relative pid file made absolute against ``base``."""
+        if self.pidfile is None or Path(self.pidfile).is_absolute():
+            return self
+        return self.model_copy(update={"pidfile": str(base / self.pidfile)})
+
+
+class TargetProcess(BaseModel):
+    """A resolved process: pid plus its start time, so a reused pid is never mistaken for it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pid: int
+    created: float
+    name: str
+
+    def alive(self) -> psutil.Process | None:
+        """The process if it still exists and is the same one; None otherwise."""
+        import psutil  # noqa: PLC0415
+
+        try:
+            proc = psutil.Process(self.pid)
+            return proc if proc.create_time() == self.created else None
+        except psutil.Error:
+            return None
+
+
+def resolve_process(selector: ProcessSelector) -> TargetProcess:
+    """The one process the selector names, or RunError saying why there is none to act on."""
+    import psutil  # noqa: PLC0415
+
+    what = selector.describe()
+    try:
+        pids = _candidates(selector)
+    except psutil.AccessDenied:
+        raise RunError(f"not allowed to look up {what}") from None
+    own = {os.getpid(), os.getppid(), 1}
+    if own & set(pids):
+        raise RunError(f"{what} is mlchaos itself or init (pid {sorted(own & set(pids))[0]})")
+    if not pids:
+        raise RunError(f"no running process is {what[4:]}")
+    if len(pids) > 1:
+        raise RunError(f"{len(pids)} processes match ({what}): pids {sorted(pids)[:8]}")
+    try:
+        proc = psutil.Process(pids[0])
+        return TargetProcess(pid=proc.pid, created=proc.create_time(), name=proc.name())
+    except psutil.NoSuchProcess:
+        raise RunError(f"{what} (pid {pids[0]}) exited") from None
+    except psutil.AccessDenied:
+        raise RunError(f"not allowed to inspect {what} (pid {pids[0]})") from None
+
+
+def _candidates(selector: ProcessSelector) -> list[int]:
+    import psutil as ps  # noqa: PLC0415
+
+    if selector.pidfile is not None:
+        path = Path(selector.pidfile)
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RunError(f"cannot read pid file {path}: {exc}") from None
+        if not text.isdigit() or int(text) <= 1:
+            raise RunError(f"pid file {path} does not hold a process id: {text[:40]!r}")
+        return [int(text)] if ps.pid_exists(int(text)) else []
+    if selector.pattern is not None:
+        regex = re.compile(selector.pattern)
+        us = {os.getpid(), os.getppid(), 1}  # the asker and init are never a pattern's target
+        found = []
+        for proc in ps.process_iter(["pid", "cmdline"]):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if proc.info["pid"] not in us and cmdline and regex.search(cmdline):
+                found.append(int(proc.info["pid"]))
+        return found
+    return sorted(
+        {
+            c.pid
+            for c in ps.net_connections(kind="tcp")
+            if c.status == ps.CONN_LISTEN and c.laddr and c.laddr.port == selector.port and c.pid
+        }
+    )
