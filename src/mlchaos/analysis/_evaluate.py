@@ -103,21 +103,30 @@ def _estimate(
         est = stats.quantile(latency[mine & answered], q, each)
         base = stats.quantile(latency[ctrl & answered], q, each)
         return stats.ratio_of_quantiles(est, base)
+    import numpy as np  # noqa: PLC0415
+
     if check.metric is Metric.ACCURACY:
         pred = store.column("prediction")
         label = store.column("label")
-        import numpy as np  # noqa: PLC0415
 
         scored = ~failed & ~np.isnan(pred) & ~np.isnan(label)
         right = stats.correct(pred, label, threshold) & scored
         if not (scored & mine).any():
             return None
         return _rate(right, mine & scored, None if ctrl is None else ctrl & scored, confidence)
+    if check.metric.is_feature_age:
+        ages = store.column("feature_age")
+        return stats.quantile(
+            ages[mine & ~failed & ~np.isnan(ages)], check.metric.quantile, confidence
+        )
+    ok = ~failed
+    if check.metric is Metric.DEGRADED_SHARE:
+        hits = stats.degradation_mask(store, check.kind)
+        return _rate(hits, mine & ok, None if ctrl is None else ctrl & ok, confidence)
     # model share among successful responses
     model_col = store.column("model")
     code = store.models.index(check.model) if check.model in store.models else -2
     hits = model_col == code
-    ok = ~failed
     return _rate(hits, mine & ok, None if ctrl is None else ctrl & ok, confidence)
 
 

@@ -44,6 +44,8 @@ COLUMNS: dict[str, str] = {
     "prediction": "d",  # NaN when none
     "label": "d",  # NaN when none
     "fault": "b",  # 1 when a proxy applied a fault to this request
+    "degradation": "h",  # index into ObservationStore.degradations, -1 when none
+    "feature_age": "d",  # seconds, age of the features the answer used; NaN when unknown
 }
 
 
@@ -60,6 +62,8 @@ class Observation:
     prediction: float = math.nan
     label: float = math.nan
     fault: bool = False
+    degradation: str | None = None  # e.g. "cached_features,fallback_model"; None: not degraded
+    feature_age: float = math.nan
 
 
 class ObservationStore:
@@ -69,6 +73,8 @@ class ObservationStore:
         self._cols: dict[str, array[Any]] = {name: array(code) for name, code in COLUMNS.items()}
         self.models: list[str] = []
         self._model_index: dict[str, int] = {}
+        self.degradations: list[str] = []
+        self._degradation_index: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._cols["arm"])
@@ -82,6 +88,15 @@ class ObservationStore:
             self.models.append(name)
         return code
 
+    def degradation_code(self, name: str | None) -> int:
+        if name is None:
+            return -1
+        code = self._degradation_index.get(name)
+        if code is None:
+            code = self._degradation_index[name] = len(self.degradations)
+            self.degradations.append(name)
+        return code
+
     def append(self, obs: Observation) -> None:
         self.add(
             arm=ArmCode.of(obs.arm),
@@ -93,6 +108,8 @@ class ObservationStore:
             prediction=obs.prediction,
             label=obs.label,
             fault=int(obs.fault),
+            degradation=self.degradation_code(obs.degradation),
+            feature_age=obs.feature_age,
         )
 
     def add(
@@ -107,6 +124,8 @@ class ObservationStore:
         prediction: float = math.nan,
         label: float = math.nan,
         fault: int = 0,
+        degradation: int = -1,
+        feature_age: float = math.nan,
     ) -> None:
         """Append one record from already-encoded values (the hot-path form)."""
         c = self._cols
@@ -119,6 +138,8 @@ class ObservationStore:
         c["prediction"].append(prediction)
         c["label"].append(label)
         c["fault"].append(fault)
+        c["degradation"].append(degradation)
+        c["feature_age"].append(feature_age)
 
     def column(self, name: str) -> npt.NDArray[Any]:
         """A read-only numpy view of one column (no copy)."""
@@ -136,16 +157,31 @@ class ObservationStore:
         """Plain lists of a slice of every column, for the journal."""
         return {name: arr[start:stop].tolist() for name, arr in self._cols.items()}
 
-    def extend_columns(self, data: Mapping[str, Iterable[Any]], models: list[str]) -> None:
-        """Append a batch written by :meth:`columns`, re-coding model indices to this store's."""
-        recode = [self.model_code(m) for m in models]
+    def extend_columns(
+        self,
+        data: Mapping[str, Iterable[Any]],
+        models: list[str],
+        degradations: list[str] | None = None,
+    ) -> None:
+        """Append a batch written by :meth:`columns`, re-coding model and degradation indices
+        to this store's; a column the batch lacks (an older journal) is filled with 'none'."""
+        recode = {
+            "model": [self.model_code(m) for m in models],
+            "degradation": [self.degradation_code(d) for d in degradations or []],
+        }
+        size = len(self)
         for name, values in data.items():
             if name not in self._cols:
                 continue
-            if name == "model":
-                self._cols[name].extend(recode[v] if v >= 0 else -1 for v in values)
+            if name in recode:
+                codes = recode[name]
+                self._cols[name].extend(codes[v] if v >= 0 else -1 for v in values)
             else:
                 self._cols[name].extend(_nan_safe(name, values))
+        added = len(self._cols["arm"]) - size
+        for name in COLUMNS.keys() - data.keys():
+            missing = math.nan if COLUMNS[name] == "d" else -1 if name in recode else 0
+            self._cols[name].extend([missing] * added)
         lengths = {len(a) for a in self._cols.values()}
         if len(lengths) != 1:
             raise ValueError("observation batch has columns of unequal length")

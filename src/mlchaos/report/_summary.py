@@ -92,7 +92,7 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
     for r in records:
         kind = r["kind"]
         if kind == "observations":
-            store.extend_columns(r["columns"], r["models"])
+            store.extend_columns(r["columns"], r["models"], r.get("degradations"))
         elif kind == "fault":
             s.faults.append({k: v for k, v in r.items() if k != "kind"})
             if r["event"] == "injected":

@@ -44,6 +44,7 @@ def render_terminal(s: Summary, console: Console) -> None:
             ),
         )
     console.print(arms)
+    _degradation_table(s, console)
 
     checks = Table(title="hypothesis", title_justify="left")
     for col in ("check", "status", "estimate [CI]", "bound"):
@@ -61,6 +62,32 @@ def render_terminal(s: Summary, console: Console) -> None:
         console.print(f"kill switch: faults removed {s.kill_switch_ms:.0f}ms after the trip")
     for m in s.mismatches:
         console.print(f"[red]journal mismatch:[/] {m}")
+
+
+def _degradation_table(s: Summary, console: Console) -> None:
+    """Silent degradation (2xx answers on degraded inputs or models) and feature age, per arm;
+    printed only when the run extracted them."""
+    from rich.table import Table  # noqa: PLC0415
+
+    arms = {n: a for n, a in s.arms.items() if a.get("silent") or a.get("feature_age")}
+    if not arms:
+        return
+    kinds = sorted({k for a in arms.values() for k in a.get("degraded") or {}})
+    table = Table(
+        title="silent degradation (successful answers) and feature age", title_justify="left"
+    )
+    for col in ("arm", "degraded [CI]", *kinds, "feature age p50", "p99 [CI]"):
+        table.add_column(col, justify="left" if col == "arm" else "right")
+    for name, a in arms.items():
+        age = a.get("feature_age") or {}
+        table.add_row(
+            name,
+            _pct(a.get("silent")),
+            *(_pct((a.get("degraded") or {}).get(k)) for k in kinds),
+            _ms(age.get("p50"), interval=False),
+            _ms(age.get("p99")),
+        )
+    console.print(table)
 
 
 def _pct(e: dict[str, Any] | None) -> str:

@@ -393,6 +393,7 @@ class Runner:
             self.journal.write(
                 "observations",
                 models=list(self.store.models),
+                degradations=list(self.store.degradations),
                 columns=self.store.columns(self._flushed, n),
             )
             self._flushed = n

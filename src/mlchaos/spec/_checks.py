@@ -44,14 +44,22 @@ class Metric(StrEnum):
     LATENCY_P99 = "latency_p99"
     ACCURACY = "accuracy"
     MODEL_SHARE = "model_share"
+    DEGRADED_SHARE = "degraded_share"
+    FEATURE_AGE_P50 = "feature_age_p50"
+    FEATURE_AGE_P95 = "feature_age_p95"
+    FEATURE_AGE_P99 = "feature_age_p99"
 
     @property
     def is_latency(self) -> bool:
         return self.value.startswith("latency_")
 
     @property
+    def is_feature_age(self) -> bool:
+        return self.value.startswith("feature_age_")
+
+    @property
     def quantile(self) -> float:
-        return int(self.value.removeprefix("latency_p")) / 100.0
+        return int(self.value.rsplit("_p", 1)[1]) / 100.0
 
 
 class Judge(StrEnum):
@@ -117,6 +125,10 @@ class MetricCheck(_Model):
         None, description="compare with the control arm: difference (rates) or ratio (latency)"
     )
     model: str | None = Field(None, description="the answering model, for metric model_share")
+    kind: str | None = Field(
+        None,
+        description="for degraded_share: only this kind (e.g. cached_features); default: any",
+    )
     max: Bound | None = None
     min: Bound | None = None
     judge: Judge = Judge.INTERVAL
@@ -137,6 +149,10 @@ class MetricCheck(_Model):
             raise ValueError("metric 'model_share' needs 'model' (which model's share)")
         if self.relative_to is not None and self.arm is Arm.CONTROL:
             raise ValueError("a check relative to control must be on the experiment arm")
+        if self.relative_to is not None and self.metric.is_feature_age:
+            raise ValueError("feature age is bounded absolutely, not relative to control")
+        if self.kind is not None and self.metric is not Metric.DEGRADED_SHARE:
+            raise ValueError("'kind' applies to metric 'degraded_share' only")
         want = self.bound_kind
         for side, bound in (("max", self.max), ("min", self.min)):
             if bound is not None and bound.kind is not want:
@@ -152,13 +168,17 @@ class MetricCheck(_Model):
     def bound_kind(self) -> BoundKind:
         if self.metric.is_latency:
             return BoundKind.RATIO if self.relative_to else BoundKind.TIME
+        if self.metric.is_feature_age:
+            return BoundKind.TIME
         return BoundKind.PERCENT
 
     def describe(self) -> str:
         """A readable name: the given one, or one made from the metric."""
         if self.name:
             return self.name
-        what = self.metric.value + (f"[{self.model}]" if self.model else "")
+        what = self.metric.value + (
+            f"[{self.model or self.kind}]" if self.model or self.kind else ""
+        )
         if self.relative_to:
             op = "/" if self.metric.is_latency else "-"
             return f"{what} {self.arm.value} {op} control"

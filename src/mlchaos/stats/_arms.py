@@ -13,12 +13,18 @@ Which rows count for what:
   when no request of the arm carries a label (the run is not labelled).
 - ``model_share``: for every model the store knows, its share of the arm's successful
   responses; responses from an unknown model count in the denominator only.
+- ``silent``: share of successful responses that used degraded inputs or models (HTTP 2xx, so
+  no availability check sees them: silent degradation), reported apart from errors;
+  ``degraded``: the same per kind (``cached_features``, ``fallback_model`` ...), a response
+  naming several kinds counting for each; both ``None``/empty unless the run extracts them.
+- ``feature_age``: quantiles (p50, p99) of the age of the features answers used, over the
+  answers that report one; empty otherwise.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.arms import ArmCode
@@ -33,7 +39,14 @@ if TYPE_CHECKING:
 
     from mlchaos.observe import ObservationStore
 
-__all__ = ["LATENCY_QUANTILES", "ArmStats", "Comparison", "arm_stats", "compare"]
+__all__ = [
+    "LATENCY_QUANTILES",
+    "ArmStats",
+    "Comparison",
+    "arm_stats",
+    "compare",
+    "degradation_mask",
+]
 
 LATENCY_QUANTILES: dict[str, float] = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 
@@ -48,6 +61,9 @@ class ArmStats:
     latency: dict[str, Estimate]
     accuracy: Estimate | None
     model_share: dict[str, Estimate]
+    silent: Estimate | None = None
+    degraded: dict[str, Estimate] = field(default_factory=dict)
+    feature_age: dict[str, Estimate] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +73,9 @@ class ArmStats:
             "latency": {k: e.to_dict() for k, e in self.latency.items()},
             "accuracy": None if self.accuracy is None else self.accuracy.to_dict(),
             "model_share": {k: e.to_dict() for k, e in self.model_share.items()},
+            "silent": None if self.silent is None else self.silent.to_dict(),
+            "degraded": {k: e.to_dict() for k, e in self.degraded.items()},
+            "feature_age": {k: e.to_dict() for k, e in self.feature_age.items()},
         }
 
 
@@ -134,7 +153,45 @@ def arm_stats(
         name: proportion(int(counts[i + 1]), n_ok, confidence)
         for i, name in enumerate(store.models)
     }
-    return ArmStats(arm, n, errors, latency, acc, share)
+    silent, degraded = _degradation(store, ok, n_ok, confidence)
+    ages = store.column("feature_age")
+    aged = ages[ok & ~np.isnan(ages)]
+    feature_age = {}
+    if aged.size:
+        feature_age = dict(
+            zip(("p50", "p99"), quantiles(aged, [0.5, 0.99], confidence), strict=True)
+        )
+    return ArmStats(arm, n, errors, latency, acc, share, silent, degraded, feature_age)
+
+
+def degradation_mask(store: ObservationStore, kind: str | None = None) -> npt.NDArray[np.bool_]:
+    """Rows whose answer used degraded inputs or models (of ``kind`` when given)."""
+    import numpy as np  # noqa: PLC0415
+
+    codes = store.column("degradation")
+    if kind is None:
+        out: npt.NDArray[np.bool_] = codes >= 0
+        return out
+    wanted = [i for i, d in enumerate(store.degradations) if kind in d.split(",")]
+    return np.isin(codes, wanted)
+
+
+def _degradation(
+    store: ObservationStore, ok: npt.NDArray[np.bool_], n_ok: int, confidence: float
+) -> tuple[Estimate | None, dict[str, Estimate]]:
+    import numpy as np  # noqa: PLC0415
+
+    if not store.degradations:
+        return None, {}
+    kinds = sorted({k for d in store.degradations for k in d.split(",") if k})
+    silent = proportion(int(np.count_nonzero(degradation_mask(store) & ok)), n_ok, confidence)
+    degraded = {
+        kind: proportion(
+            int(np.count_nonzero(degradation_mask(store, kind) & ok)), n_ok, confidence
+        )
+        for kind in kinds
+    }
+    return silent, degraded
 
 
 def compare(experiment: ArmStats, control: ArmStats) -> Comparison:

@@ -46,8 +46,14 @@ class Extract(_Model):
 
     prediction: str | None = "outputs[0].data[0]"
     model: str | None = "model_name"
+    degradation: str | None = Field(
+        None,
+        description="text naming the degraded inputs or models the answer used, comma-joined "
+        "(e.g. 'cached_features,fallback_model'); absent, empty or 'none' = not degraded",
+    )
+    feature_age: str | None = Field(None, description="age in seconds of the features it used")
 
-    @field_validator("prediction", "model")
+    @field_validator("prediction", "model", "degradation", "feature_age")
     @classmethod
     def _valid_path(cls, v: str | None) -> str | None:
         if v is not None:

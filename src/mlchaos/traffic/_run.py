@@ -114,6 +114,16 @@ def classify_error(exc: BaseException) -> ErrorKind:
     return ErrorKind.OTHER
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What a successful response says, by the configured extraction paths."""
+
+    model: str | None = None
+    prediction: float = math.nan
+    degradation: str | None = None
+    feature_age: float = math.nan
+
+
 class _Replay:
     """The state of one replay: schedule, counters, and the per-request coroutine."""
 
@@ -130,6 +140,8 @@ class _Replay:
         self.builder = RequestBuilder.for_config(config, dataset)
         self.prediction_path = _path(config.extract.prediction, "prediction")
         self.model_path = _path(config.extract.model, "model")
+        self.degradation_path = _path(config.extract.degradation, "degradation")
+        self.feature_age_path = _path(config.extract.feature_age, "feature_age")
         rng = random.Random(config.seed)
         self.order = list(range(dataset.rows))
         rng.shuffle(self.order)
@@ -219,8 +231,7 @@ class _Replay:
         self.sent += 1
         status = 0
         error = ErrorKind.OK
-        model: str | None = None
-        prediction = math.nan
+        answer = _Answer()
         try:
             data = json.dumps(
                 self.builder.body(row, str(seq)), separators=(",", ":"), default=str
@@ -240,7 +251,7 @@ class _Replay:
         if error is ErrorKind.OK:
             self.completed += 1
             if 200 <= status < 300:
-                model, prediction = self._read(payload)
+                answer = self._read(payload)
                 if self.join is not None:
                     key = None if self.keys is None else self.keys[row]
                     label = await self.join.label(
@@ -253,26 +264,33 @@ class _Replay:
                 latency=latency,
                 status=status,
                 error=error,
-                model=model,
-                prediction=prediction,
+                model=answer.model,
+                prediction=answer.prediction,
                 label=label,
+                degradation=answer.degradation,
+                feature_age=answer.feature_age,
             )
         )
 
-    def _read(self, payload: bytes) -> tuple[str | None, float]:
-        if self.prediction_path is None and self.model_path is None:
-            return None, math.nan
+    def _read(self, payload: bytes) -> _Answer:
+        paths = (self.prediction_path, self.model_path, self.degradation_path)
+        if all(p is None for p in paths) and self.feature_age_path is None:
+            return _Answer()
         try:
             document = json.loads(payload)
         except ValueError:
-            return None, math.nan
-        model = None if self.model_path is None else to_model(extract(document, self.model_path))
-        prediction = (
-            math.nan
-            if self.prediction_path is None
-            else to_prediction(extract(document, self.prediction_path))
+            return _Answer()
+
+        def get(path: tuple[PathPart, ...] | None) -> Any:
+            return None if path is None else extract(document, path)
+
+        degradation = to_model(get(self.degradation_path))
+        return _Answer(
+            model=to_model(get(self.model_path)),
+            prediction=to_prediction(get(self.prediction_path)),
+            degradation=None if degradation in (None, "", "none") else degradation,
+            feature_age=to_prediction(get(self.feature_age_path)),
         )
-        return model, prediction
 
     def _result(self, elapsed: float) -> TrafficResult:
         rate = self.config.rate.per_second
