@@ -20,6 +20,7 @@ def test_public_names_are_pinned() -> None:
         "arm_stats",
         "compare",
         "correct",
+        "degradation_mask",
         "failed",
         "proportion",
         "proportion_difference",

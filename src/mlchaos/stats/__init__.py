@@ -14,7 +14,7 @@ numpy and scipy are imported inside the functions that use them, so importing th
 is cheap.
 """
 
-from mlchaos.stats._arms import ArmStats, Comparison, arm_stats, compare
+from mlchaos.stats._arms import ArmStats, Comparison, arm_stats, compare, degradation_mask
 from mlchaos.stats._estimate import Estimate
 from mlchaos.stats._outcomes import accuracy, correct, failed
 from mlchaos.stats._proportion import proportion, proportion_difference
@@ -28,6 +28,7 @@ __all__ = [
     "arm_stats",
     "compare",
     "correct",
+    "degradation_mask",
     "failed",
     "proportion",
     "proportion_difference",
