@@ -65,3 +65,32 @@ def test_accuracy_without_scorable_rows_is_unknown() -> None:
     e = accuracy([nan, 1.0], [1.0, nan])
     assert math.isnan(e.value)
     assert (e.n, e.low, e.high) == (0, 0.0, 1.0)
+
+
+def test_accuracy_falls_with_the_age_of_the_features_and_the_largest_holding_age_is_found() -> None:
+    """Simulated: the answer is right with probability 0.95 - 0.02 * age (seconds)."""
+    import numpy as np
+
+    from mlchaos.stats import accuracy_by, largest_holding
+
+    rng = np.random.default_rng(5)
+    age = rng.uniform(0, 20, 20_000)
+    label = rng.integers(0, 2, age.size).astype(float)
+    right = rng.random(age.size) < 0.95 - 0.02 * age
+    prediction = np.where(right, label, 1 - label)
+    age[:10] = np.nan  # no age reported: counted nowhere
+    points = accuracy_by(age, prediction, label)
+    assert [(p.low, p.high) for p in points] == [
+        (0, 1),
+        (1, 2),
+        (2, 4),
+        (4, 8),
+        (8, 16),
+        (16, 32),
+    ]  # fmt: skip - bins without a row (32 s and more) are left out
+    values = [p.estimate.value for p in points]
+    assert values == sorted(values, reverse=True)
+    assert sum(p.estimate.n for p in points) == age.size - 10
+    # accuracy >= 80% holds up to 0.95 - 0.02 a = 0.8 → a = 7.5 s: the bins up to 4 s, not 4-8
+    assert largest_holding(points, 0.80) == 4.0
+    assert largest_holding(points, 0.99) is None

@@ -13,15 +13,19 @@ from mlchaos.stats import Estimate
 
 def test_public_names_are_pinned() -> None:
     assert mlchaos.stats.__all__ == [
+        "AGE_EDGES",
         "ArmStats",
         "Comparison",
+        "CurvePoint",
         "Estimate",
         "accuracy",
+        "accuracy_by",
         "arm_stats",
         "compare",
         "correct",
         "degradation_mask",
         "failed",
+        "largest_holding",
         "proportion",
         "proportion_difference",
         "quantile",

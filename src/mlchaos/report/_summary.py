@@ -8,12 +8,15 @@ check whose recomputed status differs from the one the runner recorded is flagge
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlchaos.analysis import fault_window_mask, judge_hypothesis
 from mlchaos.arms import ArmCode
 from mlchaos.errors import ConfigError
 from mlchaos.observe import ObservationStore
+
+if TYPE_CHECKING:
+    from mlchaos.spec import Experiment
 
 __all__ = ["Summary", "summarize"]
 
@@ -36,6 +39,8 @@ class Summary:
     faults: list[dict[str, Any]] = field(default_factory=list)
     phases: list[dict[str, Any]] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
+    staleness: list[dict[str, Any]] = field(default_factory=list)
+    max_tolerable_staleness: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +60,8 @@ class Summary:
             "faults": self.faults,
             "phases": self.phases,
             "mismatches": self.mismatches,
+            "staleness": self.staleness,
+            "max_tolerable_staleness": self.max_tolerable_staleness,
         }
 
 
@@ -121,6 +128,7 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
     }
     s.arms = {name: a.to_dict() for name, a in per_arm.items()}
     s.comparison = stats.compare(per_arm["experiment"], per_arm["control"]).to_dict()
+    _staleness_curve(s, exp, store)
     if verdict is not None and verdict.get("verdict") != "error":
         for result in judge_hypothesis(exp.hypothesis, store, windows, exp.analysis):
             s.checks.append(result.to_dict())
@@ -130,3 +138,36 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
                     f"check '{result.name}': recorded {was}, recomputed {result.status.value}"
                 )
     return s
+
+
+def _staleness_curve(s: Summary, exp: Experiment, store: ObservationStore) -> None:
+    """Accuracy against the age of the features answers used, over every successful answer of
+    the run (both arms, all of the time: the curve needs fresh answers too). With an absolute
+    accuracy ``min`` in the hypothesis, the largest age at which accuracy still meets it."""
+    import numpy as np  # noqa: PLC0415
+
+    from mlchaos import stats  # noqa: PLC0415
+    from mlchaos.spec import Metric  # noqa: PLC0415
+
+    ages, label = store.column("feature_age"), store.column("label")
+    if not (np.isfinite(ages).any() and np.isfinite(label).any()):
+        return
+    ok = ~stats.failed(store.column("status"), store.column("error"))
+    points = stats.accuracy_by(
+        ages[ok],
+        store.column("prediction")[ok],
+        label[ok],
+        threshold=exp.analysis.threshold,
+        confidence=exp.analysis.confidence.fraction,
+    )
+    s.staleness = [p.to_dict() for p in points]
+    minimum = next(
+        (
+            c.min.value
+            for c in exp.hypothesis
+            if c.metric is Metric.ACCURACY and c.relative_to is None and c.min is not None
+        ),
+        None,
+    )
+    if minimum is not None:
+        s.max_tolerable_staleness = stats.largest_holding(points, minimum)

@@ -45,6 +45,7 @@ def render_terminal(s: Summary, console: Console) -> None:
         )
     console.print(arms)
     _degradation_table(s, console)
+    _staleness_table(s, console)
 
     checks = Table(title="hypothesis", title_justify="left")
     for col in ("check", "status", "estimate [CI]", "bound"):
@@ -88,6 +89,26 @@ def _degradation_table(s: Summary, console: Console) -> None:
             _ms(age.get("p99")),
         )
     console.print(table)
+
+
+def _staleness_table(s: Summary, console: Console) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    if not s.staleness:
+        return
+    table = Table(title="accuracy vs feature age (every successful answer)", title_justify="left")
+    for col in ("feature age", "answers", "accuracy [CI]"):
+        table.add_column(col, justify="right")
+    for point in s.staleness:
+        high = point["high"]
+        age = f"{point['low']:g}-{high:g}s" if high is not None else f">= {point['low']:g}s"
+        table.add_row(age, str(point["estimate"]["n"]), _pct(point["estimate"]))
+    console.print(table)
+    if s.max_tolerable_staleness is not None:
+        console.print(
+            f"maximum tolerable staleness: {s.max_tolerable_staleness:g}s "
+            "(accuracy's interval meets the hypothesis' minimum up to this age)"
+        )
 
 
 def _pct(e: dict[str, Any] | None) -> str:

@@ -15,21 +15,26 @@ is cheap.
 """
 
 from mlchaos.stats._arms import ArmStats, Comparison, arm_stats, compare, degradation_mask
+from mlchaos.stats._curves import AGE_EDGES, CurvePoint, accuracy_by, largest_holding
 from mlchaos.stats._estimate import Estimate
 from mlchaos.stats._outcomes import accuracy, correct, failed
 from mlchaos.stats._proportion import proportion, proportion_difference
 from mlchaos.stats._quantile import quantile, ratio_of_quantiles
 
 __all__ = [
+    "AGE_EDGES",
     "ArmStats",
     "Comparison",
+    "CurvePoint",
     "Estimate",
     "accuracy",
+    "accuracy_by",
     "arm_stats",
     "compare",
     "correct",
     "degradation_mask",
     "failed",
+    "largest_holding",
     "proportion",
     "proportion_difference",
     "quantile",
