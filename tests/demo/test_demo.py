@@ -75,6 +75,8 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(tmp_path: Path) -> None
         "endpoint-failover",
         "fallback-activation",
         "replica-crash",
+        "feature-store-outage",
+        "pipeline-delay",
     ]
     by_name = {e["name"]: e for e in summary["experiments"]}
     for e in summary["experiments"]:
@@ -86,6 +88,14 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(tmp_path: Path) -> None
     assert fallback["experiment"]["model_share"]["fallback"]["value"] > 0.9
     assert fallback["control"]["accuracy"]["n"] > 100
     assert fallback["experiment"]["accuracy"]["value"] < fallback["control"]["accuracy"]["value"]
+    # Cached or default features served the experiment arm while the store was down.
+    outage = by_name["feature-store-outage"]["summary"]["arms"]["experiment"]
+    assert outage["silent"]["value"] > 0.9
+    # The stalled pipeline: features aged, and accuracy is reported against their age.
+    delay = by_name["pipeline-delay"]["summary"]
+    assert delay["arms"]["experiment"]["feature_age"]["p99"]["value"] > 4
+    assert len(delay["staleness"]) >= 3
+    assert "accuracy vs feature age" in done.stdout
     # The crashed replica was restarted by rollback, and the time to recover recorded.
     crash = by_name["replica-crash"]
     assert crash["recover_seconds"] is not None and crash["recover_seconds"] > 0
@@ -101,7 +111,13 @@ def test_the_naive_gateway_fails_and_each_failed_check_is_named(tmp_path: Path) 
     summary = json.loads((tmp_path / "summary.json").read_text())
     verdicts = {e["name"]: e for e in summary["experiments"]}
     # Failed, or aborted by the guardrail (the kill switch doing its job); checks judged either way.
-    assert list(verdicts) == ["endpoint-failover", "fallback-activation", "replica-crash"]
+    assert list(verdicts) == [
+        "endpoint-failover",
+        "fallback-activation",
+        "replica-crash",
+        "feature-store-outage",
+        "pipeline-delay",
+    ]
     assert all(e["verdict"] in ("failed", "aborted") for e in verdicts.values()), verdicts
     failed = {
         n: {c["name"] for c in e["summary"]["checks"] if c["status"] != "held"}
@@ -110,6 +126,11 @@ def test_the_naive_gateway_fails_and_each_failed_check_is_named(tmp_path: Path) 
     assert "failover keeps errors within 1 point of control" in failed["endpoint-failover"]
     assert any(c.startswith("fallback answers") for c in failed["fallback-activation"])
     assert "experiment errors under 1%" in failed["replica-crash"]
+    assert "experiment errors under 1%" in failed["feature-store-outage"]
+    assert failed["pipeline-delay"] & {
+        "experiment errors under 1%",
+        "experiment p99 latency under 250ms",
+    }
     for names in failed.values():
         for name in names:
             assert name in done.stdout  # named in the output, not only in the files
@@ -133,7 +154,7 @@ def test_no_demo_process_survives_an_interrupted_demo(tmp_path: Path, sig: signa
             time.sleep(0.1)
         time.sleep(3)
         pids = demo_pids(tmp_path)
-        assert len(pids) == 9  # 6 services and 3 proxies
+        assert len(pids) == 10  # 6 services, 3 proxies and the agent
         assert all(alive(p) for p in pids.values())
         proc.send_signal(sig)
         output, _ = proc.communicate(timeout=60)
@@ -168,7 +189,7 @@ def test_demo_up_prints_the_variables_serves_until_interrupted_and_leaves_nothin
         with urllib.request.urlopen(f"{exports['MLCHAOS_DEMO_GATEWAY']}/v2/health/ready") as r:
             assert json.loads(r.read()) == {"ready": True}
         pids = {p.stem: int(p.read_text()) for p in tmp_path.glob("pids/*.pid")}
-        assert len(pids) == 9  # 6 services and 3 proxies
+        assert len(pids) == 10  # 6 services, 3 proxies and the agent
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, output

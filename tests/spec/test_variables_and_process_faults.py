@@ -88,6 +88,11 @@ def test_the_bundled_demo_experiments_are_valid_once_their_variables_are_set(nam
         "MLCHAOS_DEMO_REPLICA_B": "http://127.0.0.1:5",
         "MLCHAOS_DEMO_REPLICA_A_PROXY": "http://127.0.0.1:6",
         "MLCHAOS_DEMO_REPLICA_B_PROXY": "http://127.0.0.1:7",
+        "MLCHAOS_DEMO_STORE_PROXY": "http://127.0.0.1:8",
+        "MLCHAOS_DEMO_STORE_PROTOCOL": "http",
+        "MLCHAOS_DEMO_STORE_ARM": "experiment",
+        "MLCHAOS_DEMO_AGENT": "http://127.0.0.1:9",
+        "MLCHAOS_DEMO_PIPELINE": "http://127.0.0.1:10",
     }
     exp = load_experiment(experiment_path(name), variables=names)
     assert exp.hypothesis

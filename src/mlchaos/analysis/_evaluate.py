@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.arms import ArmCode
-from mlchaos.spec import Analysis, Judge, Metric, MetricCheck
+from mlchaos.spec import Analysis, BoundKind, Judge, Metric, MetricCheck
 
 if TYPE_CHECKING:
     import numpy as np
@@ -189,8 +189,10 @@ def _fmt(check: MetricCheck, x: float) -> str:
         return "n/a"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    if check.metric.is_latency:
-        return f"{x:.2f}x" if check.relative_to else f"{x * 1000:.1f}ms"
+    if check.bound_kind is BoundKind.RATIO:
+        return f"{x:.2f}x"
+    if check.bound_kind is BoundKind.TIME:
+        return f"{x * 1000:.1f}ms" if x < 1 else f"{x:.2f}s"
     return f"{x * 100:+.2f}%" if check.relative_to else f"{x * 100:.2f}%"
 
 

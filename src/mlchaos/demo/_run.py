@@ -30,7 +30,13 @@ if TYPE_CHECKING:
 
 __all__ = ["EXPERIMENTS", "experiment_path", "load_demo_experiment", "run_demo", "serve_demo"]
 
-EXPERIMENTS = ("endpoint-failover", "fallback-activation", "replica-crash")
+EXPERIMENTS = (
+    "endpoint-failover",
+    "fallback-activation",
+    "replica-crash",
+    "feature-store-outage",
+    "pipeline-delay",
+)
 _EXIT_INTERRUPTED = 130
 
 
@@ -161,7 +167,8 @@ def _print_table(console: Console, variant: str, rows: list[_Row]) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title=f"mlchaos demo — {variant} gateway")
-    for col in ("experiment", "verdict", "arm", "errors", "p99", "accuracy", "fallback", "recover"):
+    columns = ("experiment", "verdict", "arm", "errors", "p99", "accuracy", "fallback", "degraded")
+    for col in (*columns, "recover"):
         table.add_column(
             col, justify="left" if col in ("experiment", "verdict", "arm") else "right"
         )
@@ -180,9 +187,26 @@ def _print_table(console: Console, variant: str, rows: list[_Row]) -> None:
                 "-" if p99.get("value") is None else f"{p99['value'] * 1000:.0f}ms",
                 _pct(a.get("accuracy")),
                 _pct(share) if share else "0.0%" if a else "-",
+                _pct(a.get("silent")),
                 "" if i or recover is None else f"{recover:.2f}s",
             )
     console.print(table)
+    console.print(
+        "degraded: successful answers that used cached/default/stale features or the fallback"
+    )
+    for r in rows:
+        if r.summary is not None and r.summary.staleness:
+            curve = " · ".join(
+                f"{p['low']:g}-{p['high']:g}s {_pct(p['estimate'])}"
+                if p["high"] is not None
+                else f">{p['low']:g}s {_pct(p['estimate'])}"
+                for p in r.summary.staleness
+            )
+            console.print(f"{r.name}: accuracy vs feature age: {curve}")
+            if r.summary.max_tolerable_staleness is not None:
+                console.print(
+                    f"{r.name}: maximum tolerable staleness {r.summary.max_tolerable_staleness:g}s"
+                )
 
 
 def _value(check: dict[str, Any]) -> str:

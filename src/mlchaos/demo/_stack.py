@@ -58,6 +58,7 @@ class DemoStack:
         self._ports: dict[str, int] = {}
         self._control: web.AppRunner | None = None
         self.control_url = ""
+        self.agent_url = ""
         self.control_token_file = self.run_dir / "tokens" / "supervisor.token"
 
     # ------------------------------------------------------------------ lifecycle
@@ -112,7 +113,9 @@ class DemoStack:
         for r in REPLICAS:
             gateway_args += ["--replica", self.links[r].listen]
         gateway_args += ["--store", self.links["store"].listen]
-        await self._service("gateway", "gateway", *gateway_args)
+        await asyncio.gather(
+            self._service("gateway", "gateway", *gateway_args), self._start_agent()
+        )
         await self._start_control()
 
     async def _service(self, name: str, kind: str, *args: str) -> RunningService:
@@ -140,6 +143,17 @@ class DemoStack:
             name, f"http://127.0.0.1:{service.port}", control, Path(token_file)
         )
         self.pidfile(f"proxy-{name}").write_text(f"{service.pid}\n", encoding="ascii")
+
+    async def _start_agent(self) -> None:
+        """The agent that pauses processes under leases (the pipeline-delay experiment)."""
+        token_file = self.run_dir / "tokens" / "agent.token"
+        token_file.unlink(missing_ok=True)
+        argv = [*_MLCHAOS, "agent", "serve", "--token-file", str(token_file)]
+        service = await self.group.start(ServiceSpec("agent", argv, ready_timeout=20.0))
+        control = service.info.get("control")
+        assert isinstance(control, str)
+        self.agent_url = control
+        self.pidfile("agent").write_text(f"{service.pid}\n", encoding="ascii")
 
     # ------------------------------------------------------------------ restart (rollback)
     async def restart(self, name: str) -> bool:
@@ -215,6 +229,7 @@ class DemoStack:
             )
         for link in self.links.values():
             out.append({"name": f"proxy-{link.name}", "url": link.listen, "control": link.control})
+        out.append({"name": "agent", "url": self.agent_url})
         return out
 
     @property
@@ -226,6 +241,10 @@ class DemoStack:
             "MLCHAOS_DEMO_LABELS": self.url("world") + "/labels",
             "MLCHAOS_DEMO_DATASET": str(self.dataset),
             "MLCHAOS_DEMO_SUPERVISOR": self.control_url,
+            "MLCHAOS_DEMO_AGENT": self.agent_url,
+            # An HTTP store's proxy sees the arm header; a TCP one (Redis) cannot: all arms.
+            "MLCHAOS_DEMO_STORE_PROTOCOL": "http",
+            "MLCHAOS_DEMO_STORE_ARM": "experiment",
             "MLCHAOS_DEMO_PIPELINE": self.url("pipeline"),
             "MLCHAOS_DEMO_STORE": self.url("store"),
         }

@@ -85,8 +85,8 @@ def _degradation_table(s: Summary, console: Console) -> None:
             name,
             _pct(a.get("silent")),
             *(_pct((a.get("degraded") or {}).get(k)) for k in kinds),
-            _ms(age.get("p50"), interval=False),
-            _ms(age.get("p99")),
+            _seconds(age.get("p50"), interval=False),
+            _seconds(age.get("p99")),
         )
     console.print(table)
 
@@ -117,6 +117,14 @@ def _pct(e: dict[str, Any] | None) -> str:
     lo, hi = e.get("low"), e.get("high")
     ci = f" [{100 * lo:.1f}, {100 * hi:.1f}]" if lo is not None and hi is not None else ""
     return f"{100 * e['value']:.1f}%{ci}"
+
+
+def _seconds(e: dict[str, Any] | None, *, interval: bool = True) -> str:
+    if not e or e.get("value") is None:
+        return "-"
+    lo, hi = e.get("low"), e.get("high")
+    ci = f" [{lo:.1f}, {hi:.1f}]" if interval and lo is not None and hi is not None else ""
+    return f"{e['value']:.1f}s{ci}"
 
 
 def _ms(e: dict[str, Any] | None, *, interval: bool = True) -> str:
