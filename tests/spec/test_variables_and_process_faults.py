@@ -96,3 +96,55 @@ def test_the_bundled_demo_experiments_are_valid_once_their_variables_are_set(nam
     }
     exp = load_experiment(experiment_path(name), variables=names)
     assert exp.hypothesis
+
+
+SWEEP = """\
+title: s
+agents:
+  - {name: a, connect: {url: "http://127.0.0.1:1", token_file: t}}
+traffic:
+  target: http://127.0.0.1:2
+  dataset: d.csv
+  rate: 50/s
+  duration: 18s
+  request: {protocol: v2, model: m}
+faults:
+  - {type: pause, target: a, process: {port: 9000}, start: 1s, duration: 16s}
+sweep: {field: duration, values: [2s, 4s, 16s], require: 4s}
+hypothesis:
+  - {metric: error_rate, max: 1%}
+"""
+
+
+def test_a_sweep_gives_one_variant_per_value_each_keeping_the_traffic_after_the_fault(
+    tmp_path: Path,
+) -> None:
+    exp = load_experiment(write(tmp_path, SWEEP), variables={})
+    variants = exp.variants()
+    assert [v for v, _ in variants] == ["2s", "4s", "16s"]
+    for value, variant in variants:
+        assert variant.sweep is None
+        fault = variant.faults[0]
+        assert fault.end(variant.traffic.duration) == 1 + float(value[:-1])
+        assert variant.traffic.duration.seconds == 1 + float(value[:-1]) + 1  # same 1 s tail
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("fault: 0, field: duration, values: [2s, 4s]", None),
+        ("fault: 3, field: duration, values: [2s, 4s]", "there is no fault 3"),
+        ("field: colour, values: [1, 2]", "has no field 'colour'"),
+        ("field: target, values: [a, b]", "has no field 'target'"),
+        ("field: duration, values: [2s, -1s]", "does not fit 'duration'"),
+        ("field: duration, values: [2s, 20s]", "ends after the traffic"),
+        ("field: duration, values: [2s, 4s], require: 3s", "not one of the values"),
+    ],
+)
+def test_a_sweep_is_checked_against_its_fault(tmp_path: Path, change: str, message: str) -> None:
+    text = SWEEP.replace("field: duration, values: [2s, 4s, 16s], require: 4s", change)
+    if message is None:
+        assert load_experiment(write(tmp_path, text), variables={}).sweep is not None
+        return
+    with pytest.raises(SpecError, match=message):
+        load_experiment(write(tmp_path, text), variables={})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mlchaos.cli._console import make_console
 from mlchaos.errors import EXIT_FAILED
-from mlchaos.runner import execute, new_run_id
+from mlchaos.runner import execute, execute_sweep, new_run_id
 from mlchaos.spec import load_experiment
 
 __all__ = ["resolve_experiment", "run_experiment_file"]
@@ -27,8 +27,12 @@ async def run_experiment_file(path: Path, *, out: Path | None, quiet: bool) -> i
     path = resolve_experiment(path)
     exp = load_experiment(path)
     out_dir = out or Path("reports") / new_run_id()
-    done = await execute(
-        exp, base_dir=path.resolve().parent, out_dir=out_dir, console=make_console(), quiet=quiet
-    )
+    base_dir, console = path.resolve().parent, make_console()
+    if exp.sweep is not None:
+        swept = await execute_sweep(
+            exp, base_dir=base_dir, out_dir=out_dir, console=console, quiet=quiet
+        )
+        return swept.exit_code
+    done = await execute(exp, base_dir=base_dir, out_dir=out_dir, console=console, quiet=quiet)
     code = done.outcome.exit_code
     return code if code is not None else EXIT_FAILED

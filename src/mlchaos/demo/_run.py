@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mlchaos.report import Summary
+    from mlchaos.runner import SweepOutcome
     from mlchaos.spec import Experiment
 
 __all__ = ["EXPERIMENTS", "experiment_path", "load_demo_experiment", "run_demo", "serve_demo"]
@@ -36,6 +37,7 @@ EXPERIMENTS = (
     "replica-crash",
     "feature-store-outage",
     "pipeline-delay",
+    "staleness-sweep",
 )
 _EXIT_INTERRUPTED = 130
 
@@ -71,6 +73,7 @@ class _Row:
     verdict: str
     summary: Summary | None
     error: str | None = None
+    sweep: SweepOutcome | None = None
 
 
 async def run_demo(
@@ -83,7 +86,7 @@ async def run_demo(
     quiet: bool = False,
 ) -> int:
     """Run the named experiments, each on a fresh demo service; 0 when every hypothesis held."""
-    from mlchaos.runner import execute  # noqa: PLC0415
+    from mlchaos.runner import execute, execute_sweep  # noqa: PLC0415
 
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
@@ -101,15 +104,16 @@ async def run_demo(
             async with DemoStack(out_dir / "service" / name, variant=variant) as stack:
                 console.print(f"demo service up: {len(stack.describe())} processes")
                 exp = load_demo_experiment(name, stack.variables, duration=duration)
-                done = await execute(
-                    exp,
-                    base_dir=experiment_path(name).parent,
-                    out_dir=out_dir / name,
-                    console=console,
-                    quiet=quiet,
-                )
-            rows.append(_Row(name, done.outcome.verdict, done.summary, done.outcome.error))
-            if done.interrupted:
+                where = {"base_dir": experiment_path(name).parent, "out_dir": out_dir / name}
+                if exp.sweep is not None:
+                    swept = await execute_sweep(exp, **where, console=console, quiet=quiet)
+                    rows.append(_Row(name, swept.verdict, None, sweep=swept))
+                    interrupted = swept.interrupted
+                else:
+                    done = await execute(exp, **where, console=console, quiet=quiet)
+                    rows.append(_Row(name, done.outcome.verdict, done.summary, done.outcome.error))
+                    interrupted = done.interrupted
+            if interrupted:
                 console.print("[yellow]interrupted: the demo service is stopped[/]")
                 return _EXIT_INTERRUPTED
     except asyncio.CancelledError:  # interrupted outside an experiment: everything is stopped
@@ -126,6 +130,8 @@ async def run_demo(
         for check in [] if r.summary is None else r.summary.checks:
             if check["status"] != "held":
                 console.print(f"  [red]✗[/] {check['name']}: {check['status']} ({_value(check)})")
+        if r.sweep is not None:
+            _print_sweep_failures(console, r.sweep)
     console.print(f"reports: {out_dir}")
     return EXIT_OK if not failed else EXIT_FAILED
 
@@ -173,7 +179,9 @@ def _print_table(console: Console, variant: str, rows: list[_Row]) -> None:
             col, justify="left" if col in ("experiment", "verdict", "arm") else "right"
         )
     for r in rows:
-        colour = "green" if r.verdict == "held" else "red"
+        if r.sweep is not None:
+            table.add_row(r.name, _coloured(r.verdict), "(sweep: see below)", *[""] * 6)
+            continue
         recover = None if r.summary is None else r.summary.recovery_seconds
         for i, arm in enumerate(("experiment", "control")):
             a = _arm(r.summary, arm)
@@ -181,7 +189,7 @@ def _print_table(console: Console, variant: str, rows: list[_Row]) -> None:
             share = (a.get("model_share") or {}).get("fallback")
             table.add_row(
                 r.name if i == 0 else "",
-                f"[{colour}]{r.verdict}[/]" if i == 0 else "",
+                _coloured(r.verdict) if i == 0 else "",
                 arm,
                 _pct(a.get("errors")),
                 "-" if p99.get("value") is None else f"{p99['value'] * 1000:.0f}ms",
@@ -195,6 +203,15 @@ def _print_table(console: Console, variant: str, rows: list[_Row]) -> None:
         "degraded: successful answers that used cached/default/stale features or the fallback"
     )
     for r in rows:
+        if r.sweep is not None:
+            points = " · ".join(
+                f"{p['value']} {_accuracy_of(p)} {p['verdict']}" for p in r.sweep.points
+            )
+            console.print(f"{r.name}: {r.sweep.parameter} → accuracy: {points}")
+            console.print(
+                f"{r.name}: longest {r.sweep.parameter} the hypothesis survived "
+                f"(maximum tolerable staleness): {r.sweep.largest_held}"
+            )
         if r.summary is not None and r.summary.staleness:
             curve = " · ".join(
                 f"{p['low']:g}-{p['high']:g}s {_pct(p['estimate'])}"
@@ -209,21 +226,46 @@ def _print_table(console: Console, variant: str, rows: list[_Row]) -> None:
                 )
 
 
+def _coloured(verdict: str) -> str:
+    return f"[{'green' if verdict == 'held' else 'red'}]{verdict}[/]"
+
+
+def _print_sweep_failures(console: Console, sweep: SweepOutcome) -> None:
+    for point in sweep.points:
+        for check in point["checks"]:
+            if check["status"] != "held":
+                console.print(
+                    f"  [red]✗[/] {sweep.parameter} {point['value']}: {check['name']}: "
+                    f"{check['status']} ({_value(check)})"
+                )
+
+
+def _accuracy_of(point: dict[str, Any]) -> str:
+    for check in point["checks"]:
+        est = check.get("estimate") or {}
+        if "accuracy" in check["name"] and est.get("value") is not None:
+            return f"{est['value'] * 100:.1f}%"
+    return "-"
+
+
 def _value(check: dict[str, Any]) -> str:
     est = check.get("estimate") or {}
     value, low, high = est.get("value"), est.get("low"), est.get("high")
     if value is None or math.isnan(value):
         return check.get("detail") or "no data"
-    return f"{value:.4g} in [{low:.4g}, {high:.4g}], bounds {check.get('bounds')}"
+    low_text = "-inf" if low is None else f"{low:.4g}"
+    high_text = "inf" if high is None else f"{high:.4g}"
+    return f"{value:.4g} in [{low_text}, {high_text}], bounds {check.get('bounds')}"
 
 
 def _clear_previous(out_dir: Path, names: Sequence[str]) -> None:
-    """Remove the journals and summaries an earlier demo left here: these runs replace them."""
+    """Remove what an earlier demo left for these experiments here: these runs replace it."""
+    import shutil  # noqa: PLC0415
+
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").unlink(missing_ok=True)
     for name in names:
-        for file in ("journal.jsonl", "summary.json"):
-            (out_dir / name / file).unlink(missing_ok=True)
+        shutil.rmtree(out_dir / name, ignore_errors=True)
 
 
 def _write_summary(out_dir: Path, variant: str, rows: list[_Row]) -> None:
@@ -237,6 +279,7 @@ def _write_summary(out_dir: Path, variant: str, rows: list[_Row]) -> None:
                 "error": r.error,
                 "recover_seconds": None if r.summary is None else r.summary.recovery_seconds,
                 "summary": None if r.summary is None else r.summary.to_dict(),
+                "sweep": None if r.sweep is None else r.sweep.to_dict(),
             }
             for r in rows
         ],

@@ -4,6 +4,7 @@ from mlchaos.runner._display import Display, NullDisplay, RichDisplay, Snapshot
 from mlchaos.runner._execute import Executed, execute
 from mlchaos.runner._journal import Journal, read_journal
 from mlchaos.runner._runner import Runner, RunOutcome, new_run_id
+from mlchaos.runner._sweep import SweepOutcome, execute_sweep
 
 __all__ = [
     "Display",
@@ -14,7 +15,9 @@ __all__ = [
     "RunOutcome",
     "Runner",
     "Snapshot",
+    "SweepOutcome",
     "execute",
+    "execute_sweep",
     "new_run_id",
     "read_journal",
 ]

@@ -42,6 +42,7 @@ from mlchaos.spec._models import (
     RefuseFault,
     ResetFault,
     RollbackAction,
+    Sweep,
     Target,
 )
 
@@ -74,6 +75,7 @@ __all__ = [
     "RefuseFault",
     "ResetFault",
     "RollbackAction",
+    "Sweep",
     "Target",
     "TcpProbe",
     "experiment_schema",

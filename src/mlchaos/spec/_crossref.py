@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from pydantic import ValidationError
+
 from mlchaos.errors import SpecIssue
 from mlchaos.proxy._config import Protocol
 from mlchaos.proxy._rules import HTTP_RULES, TCP_RULES
@@ -58,6 +60,7 @@ def cross_check(exp: Experiment) -> list[SpecIssue]:
                 )
             )
 
+    issues.extend(_sweep_issues(exp))
     needs_control = any(c.relative_to or c.arm == "control" for c in exp.hypothesis)
     needs_control |= any(c.relative_to or c.arm == "control" for c in exp.guardrails)
     if needs_control and exp.traffic.arms.control.fraction == 0:
@@ -88,3 +91,43 @@ def _proxy_fault_issues(
             f"'{proxy.name}' (available: {', '.join(sorted(allowed))})",
         )
     ]
+
+
+def _sweep_issues(exp: Experiment) -> list[SpecIssue]:
+    """The swept fault exists, has the field, every value fits it and fits in the traffic."""
+    sweep = exp.sweep
+    if sweep is None:
+        return []
+    if sweep.fault >= len(exp.faults):
+        return [
+            SpecIssue("sweep.fault", f"there is no fault {sweep.fault} (faults: {len(exp.faults)})")
+        ]
+    fault = exp.faults[sweep.fault]
+    if sweep.field not in type(fault).model_fields or sweep.field in ("type", "target"):
+        fields = sorted(set(type(fault).model_fields) - {"type", "target"})
+        return [
+            SpecIssue(
+                "sweep.field",
+                f"fault {sweep.fault} ({fault.type}) has no field '{sweep.field}' to sweep "
+                f"(fields: {', '.join(fields)})",
+            )
+        ]
+    try:
+        variants = exp.variants()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return [SpecIssue("sweep.values", f"a value does not fit '{sweep.field}': {first['msg']}")]
+    issues = []
+    for value, variant in variants:
+        fault = variant.faults[sweep.fault]
+        if fault.end(exp.traffic.duration) > exp.traffic.duration.seconds + 1e-9:
+            issues.append(
+                SpecIssue(
+                    "sweep.values",
+                    f"with {sweep.field} = {value} the fault ends after the traffic "
+                    f"({exp.traffic.duration}); lengthen traffic.duration",
+                )
+            )
+    if sweep.require is not None and sweep.require not in sweep.values:
+        issues.append(SpecIssue("sweep.require", f"{sweep.require!r} is not one of the values"))
+    return issues

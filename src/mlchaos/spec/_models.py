@@ -56,6 +56,7 @@ __all__ = [
     "RefuseFault",
     "ResetFault",
     "RollbackAction",
+    "Sweep",
     "Target",
 ]
 
@@ -269,8 +270,45 @@ class Analysis(_Model):
     )
 
 
+class Sweep(_Model):
+    """Run the experiment once per value of one fault's field (pause length, latency, share of
+    missing values ...): the report gives each check against the value, and the largest value
+    up to which the hypothesis held."""
+
+    fault: int = Field(0, ge=0, description="index of the fault in 'faults' whose field varies")
+    field: str = Field(description="the field that varies, e.g. duration, delay, probability")
+    values: list[Any] = Field(min_length=2, description="in increasing order of harm")
+    require: Any = Field(
+        None, description="the hypothesis must hold up to this value (default: the first)"
+    )
+
+
 class Experiment(_Model):
     """One chaos experiment: steady state, hypothesis, faults, guardrails, rollback, recovery."""
+
+    def variants(self) -> list[tuple[Any, Experiment]]:
+        """``[(value, experiment)]``: one per sweep value (the fault's field set to it), or
+        ``[(None, self)]`` without a sweep. ValueError if a value does not fit the field."""
+        if self.sweep is None:
+            return [(None, self)]
+        index, name = self.sweep.fault, self.sweep.field
+        fault = self.faults[index]
+        varied = [
+            (value, type(fault).model_validate({**fault.model_dump(), name: value}))
+            for value in self.sweep.values
+        ]
+        # A variant that ends its fault earlier ends its traffic as much earlier: every variant
+        # keeps the same stretch of traffic after the fault (and the sweep no longer than needed).
+        total = self.traffic.duration.seconds
+        last_end = max(f.end(self.traffic.duration) for _, f in varied)
+        out = []
+        for value, f in varied:
+            cut = last_end - f.end(self.traffic.duration) if last_end < total + 1e-9 else 0.0
+            traffic = self.traffic.model_copy(update={"duration": Duration(total - cut)})
+            faults = [f if i == index else g for i, g in enumerate(self.faults)]
+            update = {"faults": faults, "sweep": None, "traffic": traffic}
+            out.append((value, self.model_copy(update=update)))
+        return out
 
     title: str = Field(min_length=1)
     description: str = ""
@@ -285,5 +323,6 @@ class Experiment(_Model):
     rollback: list[RollbackAction] = []
     recovery: Recovery = Recovery()
     analysis: Analysis = Analysis()
+    sweep: Sweep | None = None
     lease: PositiveDuration = Field(Duration(5.0), description="lease of every injected fault")
     tick: PositiveDuration = Field(Duration(0.1), description="how often guardrails are evaluated")
