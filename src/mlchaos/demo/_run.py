@@ -212,7 +212,7 @@ def _print_table(console: Console, variant: str, rows: list[_Row]) -> None:
                 f"{r.name}: longest {r.sweep.parameter} the hypothesis survived "
                 f"(maximum tolerable staleness): {r.sweep.largest_held}"
             )
-        if r.summary is not None and r.summary.staleness:
+        if r.summary is not None and len(r.summary.staleness) > 1:  # features went stale
             curve = " · ".join(
                 f"{p['low']:g}-{p['high']:g}s {_pct(p['estimate'])}"
                 if p["high"] is not None
