@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the demo superv
 DURATION = "7"
 
 
-def run_demo(out: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def run_demo(out: Path, *args: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*MLCHAOS, "demo", "--quiet", "--duration", DURATION, "--out", str(out), *args],
         capture_output=True,
@@ -77,12 +77,20 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(tmp_path: Path) -> None
         "replica-crash",
         "feature-store-outage",
         "pipeline-delay",
+        "staleness-sweep",
     ]
     by_name = {e["name"]: e for e in summary["experiments"]}
     for e in summary["experiments"]:
         assert e["verdict"] == "held", e
-        assert all(c["status"] == "held" for c in e["summary"]["checks"])
-        assert (tmp_path / e["name"] / "journal.jsonl").exists()
+        if e["sweep"] is None:
+            assert all(c["status"] == "held" for c in e["summary"]["checks"])
+            assert (tmp_path / e["name"] / "journal.jsonl").exists()
+    # The sweep held up to at least 4 s of staleness, and failed somewhere beyond: not vacuous.
+    sweep = by_name["staleness-sweep"]["sweep"]
+    assert [p["value"] for p in sweep["points"]] == ["2s", "4s", "8s", "16s"]
+    assert sweep["largest_held"] in ("4s", "8s")
+    assert sweep["points"][-1]["verdict"] == "failed"
+    assert "maximum tolerable staleness" in done.stdout
     # The fallback model really answered the experiment arm, and accuracy dropped, with labels.
     fallback = by_name["fallback-activation"]["summary"]["arms"]
     assert fallback["experiment"]["model_share"]["fallback"]["value"] > 0.9
@@ -105,19 +113,23 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(tmp_path: Path) -> None
     assert_all_gone(demo_pids(tmp_path))
 
 
+NAIVE = [
+    "endpoint-failover",
+    "fallback-activation",
+    "replica-crash",
+    "feature-store-outage",
+    "pipeline-delay",
+]
+
+
 def test_the_naive_gateway_fails_and_each_failed_check_is_named(tmp_path: Path) -> None:
-    done = run_demo(tmp_path, "--variant", "naive")
+    only = [arg for name in NAIVE for arg in ("--only", name)]  # the sweep: its own test
+    done = run_demo(tmp_path, "--variant", "naive", *only)
     assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     verdicts = {e["name"]: e for e in summary["experiments"]}
     # Failed, or aborted by the guardrail (the kill switch doing its job); checks judged either way.
-    assert list(verdicts) == [
-        "endpoint-failover",
-        "fallback-activation",
-        "replica-crash",
-        "feature-store-outage",
-        "pipeline-delay",
-    ]
+    assert list(verdicts) == NAIVE
     assert all(e["verdict"] in ("failed", "aborted") for e in verdicts.values()), verdicts
     failed = {
         n: {c["name"] for c in e["summary"]["checks"] if c["status"] != "held"}

@@ -70,7 +70,7 @@ class Backends:
         replicas: list[str],
         store: str,
         variant: str = "resilient",
-        extra: tuple[str, ...] = (),
+        extra: tuple[str, ...] = ("--max-feature-age", "3600"),  # staleness: its own test
     ) -> str:
         name = f"gateway-{len(self.started)}"
         self.started.append(name)
@@ -251,7 +251,9 @@ async def test_a_hanging_replica_costs_one_model_timeout_then_the_other_answers(
     b = backends
     async with recorder(hang=True) as hanging:
         gateway = await b.gateway(
-            replicas=[hanging.url, b.replicas[0]], store=b.store, extra=("--model-timeout", "0.2")
+            replicas=[hanging.url, b.replicas[0]],
+            store=b.store,
+            extra=("--model-timeout", "0.2", "--max-feature-age", "3600"),
         )
         for _ in range(2):
             started = time.monotonic()
@@ -390,3 +392,27 @@ class recorder:  # noqa: N801 - used like a function: ``async with recorder() as
     async def __aexit__(self, *exc: object) -> None:
         assert self._runner is not None
         await self._runner.cleanup()
+
+
+async def test_stale_features_are_served_marked_by_the_resilient_gateway_and_block_the_naive(
+    backends: Backends,
+) -> None:
+    b = backends
+    stale, entity = ("--max-feature-age", "1"), 4242  # an entity no other test pushes
+    await push(b.http, b.store, entity, time.time() - 10)
+    resilient = await b.gateway(replicas=list(b.replicas), store=b.store, extra=stale)
+    status, doc = await b.infer(resilient, entity=entity)
+    assert status == 200
+    assert doc["parameters"]["degradation"] == "stale_features"
+    assert doc["parameters"]["feature_age_s"] >= 10
+
+    naive = await b.gateway(replicas=list(b.replicas), store=b.store, variant="naive", extra=stale)
+    t0 = time.monotonic()
+    waiting = asyncio.create_task(b.infer(naive, entity=entity))
+    await asyncio.sleep(0.6)
+    assert not waiting.done()  # it blocks on the stale features...
+    await push(b.http, b.store, entity, time.time())
+    status, doc = await waiting  # ...until fresh ones arrive
+    assert status == 200
+    assert doc["parameters"]["degradation"] == "none"
+    assert time.monotonic() - t0 >= 0.6

@@ -85,7 +85,10 @@ def _parser() -> argparse.ArgumentParser:
         "--only", action="append", metavar="NAME", help="run only this experiment (repeatable)"
     )
     d.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="shorten each experiment's traffic"
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="shorten each experiment's traffic (sweeps keep theirs)",
     )
     d.add_argument("--out", type=Path, default=Path("reports/demo"), help="default: reports/demo")
     d.add_argument("--quiet", action="store_true", help="no live progress")

@@ -10,6 +10,7 @@ Services (each binds ``127.0.0.1:--port``, 0 for an ephemeral port, prints one J
     replica  --model-dir DIR --name NAME --port P   one primary-model replica (OIP v2)
     gateway  --variant resilient|naive --replica URL --replica URL --store URL
              --model-dir DIR --port P [--model-timeout S] [--store-timeout S] [--cache-ttl S]
+             [--max-feature-age S]
                                                     the service users call (OIP v2)
     accuracy [--seed N]                             print the models' measured accuracies
 
@@ -90,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     gateway.add_argument("--model-timeout", type=_seconds, default=0.25)
     gateway.add_argument("--store-timeout", type=_seconds, default=0.1)
     gateway.add_argument("--cache-ttl", type=_ttl, default=60.0)
+    gateway.add_argument("--max-feature-age", type=_seconds, default=2.0)
 
     for service in (world, store, pipeline, replica, gateway):
         service.add_argument("--port", type=_port, default=0, help="0: an ephemeral port")
@@ -136,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 model_timeout=args.model_timeout,
                 store_timeout=args.store_timeout,
                 cache_ttl=args.cache_ttl,
+                max_feature_age=args.max_feature_age,
             )
             return run_service(lambda: serve_gateway(config, args.model_dir, args.port), "gateway")
         case _:

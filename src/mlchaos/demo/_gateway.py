@@ -6,7 +6,7 @@ the entity's features ``f1..f3`` from the feature store (Feast's ``POST
 with ``[x1, x2, f1, f2, f3]``) and answers ``{"model_name": "primary"|"fallback",
 "model_version": "1", "id", "outputs": [label], "parameters": {"degradation", "feature_age_s",
 "replica"}}``. ``degradation`` is ``"none"`` or the comma-joined subset of
-``fallback_model,cached_features,default_features`` that this answer needed. The incoming
+``fallback_model,cached_features,default_features,stale_features`` that this answer needed. The incoming
 ``x-mlchaos-arm`` header is copied onto every downstream call, so a fault proxy on a link can
 fault only the experiment arm. All downstream calls share one keep-alive ``ClientSession``.
 
@@ -18,9 +18,11 @@ Two variants, the point of the demo:
   model file (``default_features``). Replicas are used round-robin, each attempt with
   ``model_timeout``; a failed attempt (connection error or reset, timeout, non-200, a body
   without a label) is retried once on the next replica, and if that fails too the fallback
-  model (``[x1, x2]`` only) answers in-process (``fallback_model``).
+  model (``[x1, x2]`` only) answers in-process (``fallback_model``). Features older than
+  ``max_feature_age`` are served as they are, marked ``stale_features``.
 * ``naive`` — one attempt of everything with a generous 10 s timeout, no retry, cache,
-  defaults or fallback: any downstream failure is answered 502 ``{"error": "..."}``.
+  defaults or fallback: any downstream failure is answered 502 ``{"error": "..."}``; features
+  older than ``max_feature_age`` make it block, fetching again until fresh ones arrive.
 
 Malformed client requests are answered 400 and unknown models 404, as ``{"error": "..."}``.
 """
@@ -68,6 +70,7 @@ Variant = Literal["resilient", "naive"]
 NAIVE_TIMEOUT_S = 10.0
 _MAX_ENTITY = 2**53
 _CONNECTIONS = 512
+_STALE_RETRY_S = 0.1
 
 
 class DownstreamError(Exception):
@@ -84,6 +87,7 @@ class GatewayConfig:
     model_timeout: float = 0.25
     store_timeout: float = 0.1
     cache_ttl: float = 60.0
+    max_feature_age: float = 2.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "replicas", tuple(u.rstrip("/") for u in self.replicas))
@@ -137,6 +141,8 @@ class Gateway:
         """
         degradation: list[str] = []
         features = await self._features(entity, headers)
+        if isinstance(features, _Features):
+            features = await self._fresh_enough(features, entity, headers, degradation)
         if features is None:  # resilient only: no fresh or cached features
             degradation.append("default_features")
             values = tuple(self.primary.defaults.get(f, 0.0) for f in STORE_FEATURES)
@@ -157,6 +163,31 @@ class Gateway:
             return Answer(self.fallback.name, label, ("fallback_model", *degradation), age, None)
         label, replica = answered
         return Answer(self.primary.name, label, tuple(degradation), age, replica)
+
+    async def _fresh_enough(
+        self,
+        features: _Features,
+        entity: int,
+        headers: Mapping[str, str],
+        degradation: list[str],
+    ) -> _Features:
+        """Features older than ``max_feature_age``: resilient serves them, marked
+        ``stale_features``; naive blocks, fetching again until fresh ones arrive (up to its
+        10 s timeout, then :class:`DownstreamError`)."""
+        limit = self.config.max_feature_age
+        if not self.naive:
+            if time.time() - features.event_time > limit:
+                degradation.append("stale_features")
+            return features
+        deadline = time.monotonic() + NAIVE_TIMEOUT_S
+        while (age := time.time() - features.event_time) > limit:
+            if time.monotonic() >= deadline:
+                raise DownstreamError(f"feature store: features are {age:.1f}s old")
+            await asyncio.sleep(_STALE_RETRY_S)
+            features = await _fetch_features(
+                self.session, self.config.store, entity, headers, NAIVE_TIMEOUT_S
+            )
+        return features
 
     async def _features(
         self, entity: int, headers: Mapping[str, str]

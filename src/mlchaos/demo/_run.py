@@ -50,11 +50,12 @@ def experiment_path(name: str) -> Path:
 def load_demo_experiment(
     name: str, variables: Mapping[str, str], *, duration: float | None = None
 ) -> Experiment:
-    """Load a bundled experiment; ``duration`` shortens its traffic, scaling the fault schedule."""
+    """Load a bundled experiment; ``duration`` shortens its traffic, scaling the fault schedule
+    (not a sweep's: the lengths it varies are what it measures)."""
     from mlchaos.spec import KillFault, load_experiment  # noqa: PLC0415
 
     exp = load_experiment(experiment_path(name), variables=variables)
-    if duration is None:
+    if duration is None or exp.sweep is not None:  # a sweep's lengths are what it measures
         return exp
     factor = duration / exp.traffic.duration.seconds
     faults = []
