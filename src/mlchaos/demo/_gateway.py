@@ -5,8 +5,8 @@ the entity's features ``f1..f3`` from the feature store (Feast's ``POST
 /get-online-features``), asks a primary replica (``POST {replica}/v2/models/primary/infer``
 with ``[x1, x2, f1, f2, f3]``) and answers ``{"model_name": "primary"|"fallback",
 "model_version": "1", "id", "outputs": [label], "parameters": {"degradation", "feature_age_s",
-"replica"}}``. ``degradation`` is ``"none"`` or the comma-joined subset of
-``fallback_model,cached_features,default_features,stale_features`` that this answer needed. The incoming
+"replica"}}``. ``degradation`` is ``"none"`` or the comma-joined subset of ``fallback_model,
+cached_features,default_features,stale_features`` that this answer needed. The incoming
 ``x-mlchaos-arm`` header is copied onto every downstream call, so a fault proxy on a link can
 fault only the experiment arm. All downstream calls share one keep-alive ``ClientSession``.
 

@@ -41,6 +41,7 @@ class Summary:
     mismatches: list[str] = field(default_factory=list)
     staleness: list[dict[str, Any]] = field(default_factory=list)
     max_tolerable_staleness: float | None = None
+    quality: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +63,7 @@ class Summary:
             "mismatches": self.mismatches,
             "staleness": self.staleness,
             "max_tolerable_staleness": self.max_tolerable_staleness,
+            "quality": self.quality,
         }
 
 
@@ -129,6 +131,7 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
     s.arms = {name: a.to_dict() for name, a in per_arm.items()}
     s.comparison = stats.compare(per_arm["experiment"], per_arm["control"]).to_dict()
     _staleness_curve(s, exp, store)
+    s.quality = _quality(store, mask, conf)
     if verdict is not None and verdict.get("verdict") != "error":
         for result in judge_hypothesis(exp.hypothesis, store, windows, exp.analysis):
             s.checks.append(result.to_dict())
@@ -171,3 +174,40 @@ def _staleness_curve(s: Summary, exp: Experiment, store: ObservationStore) -> No
     )
     if minimum is not None:
         s.max_tolerable_staleness = stats.largest_holding(points, minimum)
+
+
+def _quality(store: ObservationStore, mask: Any, confidence: float) -> dict[str, Any]:
+    """AUC per arm and their difference (where labelled), and prediction drift of the
+    experiment arm against control (PSI, KS), over the successful answers judged."""
+    import numpy as np  # noqa: PLC0415
+
+    from mlchaos import stats  # noqa: PLC0415
+
+    ok = ~stats.failed(store.column("status"), store.column("error"))
+    if mask is not None:
+        ok &= mask
+    arm, pred, label = store.column("arm"), store.column("prediction"), store.column("label")
+    rows = {
+        name: ok & (arm == code)
+        for name, code in (("experiment", ArmCode.EXPERIMENT), ("control", ArmCode.CONTROL))
+    }
+    if not any(np.isfinite(pred[r]).any() for r in rows.values()):
+        return {}
+    out: dict[str, Any] = {
+        "drift": {
+            t.method: t.to_dict()
+            for t in (
+                stats.psi(pred[rows["control"]], pred[rows["experiment"]]),
+                stats.ks(pred[rows["control"]], pred[rows["experiment"]]),
+            )
+        }
+    }
+    if np.isfinite(label[ok]).any():
+        e, c = rows["experiment"], rows["control"]
+        out["auc"] = {
+            name: stats.auc(pred[r], label[r], confidence).to_dict() for name, r in rows.items()
+        }
+        out["auc_difference"] = stats.auc_difference(
+            pred[e], label[e], pred[c], label[c], confidence
+        ).to_dict()
+    return out

@@ -46,6 +46,7 @@ def render_terminal(s: Summary, console: Console) -> None:
     console.print(arms)
     _degradation_table(s, console)
     _staleness_table(s, console)
+    _quality_lines(s, console)
 
     checks = Table(title="hypothesis", title_justify="left")
     for col in ("check", "status", "estimate [CI]", "bound"):
@@ -89,6 +90,33 @@ def _degradation_table(s: Summary, console: Console) -> None:
             _seconds(age.get("p99")),
         )
     console.print(table)
+
+
+def _quality_lines(s: Summary, console: Console) -> None:
+    q = s.quality
+    if "auc" in q:
+        auc = q["auc"]
+        console.print(
+            f"AUC: experiment {_num(auc['experiment'])}, control {_num(auc['control'])}; "
+            f"difference {_num(q['auc_difference'])}"
+        )
+    for test in (q.get("drift") or {}).values():
+        if test.get("statistic") is None:
+            continue
+        verdict = "[red]drift[/]" if test["drift"] else "no drift"
+        console.print(
+            f"prediction drift (experiment vs control), {test['method'].upper()}: "
+            f"{test['statistic']:.4f} (threshold {test['threshold']:.4f}, "
+            f"p = {test['p_value']:.3g}): {verdict}"
+        )
+
+
+def _num(e: dict[str, Any] | None) -> str:
+    if not e or e.get("value") is None:
+        return "-"
+    lo, hi = e.get("low"), e.get("high")
+    ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+    return f"{e['value']:.3f}{ci}"
 
 
 def _staleness_table(s: Summary, console: Console) -> None:

@@ -7,6 +7,8 @@ statistic is an :class:`Estimate` (value, interval, sample size, confidence):
 - quantiles: :func:`quantile` (distribution-free order-statistic interval) and
   :func:`ratio_of_quantiles`;
 - request outcomes: :func:`failed`, :func:`correct`, :func:`accuracy`;
+- ML quality: :func:`auc` and :func:`auc_difference` (DeLong), prediction drift :func:`psi`
+  (against its no-change distribution) and :func:`ks` → :class:`DriftTest`;
 - per arm and between arms: :func:`arm_stats` → :class:`ArmStats`, :func:`compare` →
   :class:`Comparison`.
 
@@ -15,7 +17,9 @@ is cheap.
 """
 
 from mlchaos.stats._arms import ArmStats, Comparison, arm_stats, compare, degradation_mask
+from mlchaos.stats._auc import auc, auc_difference
 from mlchaos.stats._curves import AGE_EDGES, CurvePoint, accuracy_by, largest_holding
+from mlchaos.stats._drift import DriftTest, ks, psi
 from mlchaos.stats._estimate import Estimate
 from mlchaos.stats._outcomes import accuracy, correct, failed
 from mlchaos.stats._proportion import proportion, proportion_difference
@@ -26,17 +30,22 @@ __all__ = [
     "ArmStats",
     "Comparison",
     "CurvePoint",
+    "DriftTest",
     "Estimate",
     "accuracy",
     "accuracy_by",
     "arm_stats",
+    "auc",
+    "auc_difference",
     "compare",
     "correct",
     "degradation_mask",
     "failed",
+    "ks",
     "largest_holding",
     "proportion",
     "proportion_difference",
+    "psi",
     "quantile",
     "ratio_of_quantiles",
 ]
