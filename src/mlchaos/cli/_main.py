@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--variant", choices=["resilient", "naive"], default="resilient")
     d.add_argument(
+        "--feature-store",
+        choices=["sqlite", "redis"],
+        default="sqlite",
+        help="redis: a real redis-server behind a TCP proxy (apt-get install redis-server)",
+    )
+    d.add_argument(
         "--only", action="append", metavar="NAME", help="run only this experiment (repeatable)"
     )
     d.add_argument(
@@ -96,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     ds = d.add_subparsers(dest="demo_command", parser_class=_Parser, metavar="[up]")
     dup = ds.add_parser("up", help="start the demo service and keep it running")
     dup.add_argument("--variant", choices=["resilient", "naive"], default="resilient")
+    dup.add_argument("--feature-store", choices=["sqlite", "redis"], default="sqlite")
     dup.add_argument(
         "--dir", type=Path, default=Path("reports/demo/up"), help="its working directory"
     )
@@ -223,6 +230,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             args.out,
             make_console(),
             variant=args.variant,
+            feature_store=args.feature_store,
             names=args.only or EXPERIMENTS,
             duration=args.duration,
             quiet=args.quiet,
@@ -234,7 +242,11 @@ def _cmd_demo_up(args: argparse.Namespace) -> int:
     from mlchaos.cli._console import make_console  # noqa: PLC0415
     from mlchaos.demo import serve_demo  # noqa: PLC0415
 
-    return _run_async(lambda: serve_demo(args.dir, make_console(), variant=args.variant))
+    return _run_async(
+        lambda: serve_demo(
+            args.dir, make_console(), variant=args.variant, feature_store=args.feature_store
+        )
+    )
 
 
 def _cmd_upstream_serve(args: argparse.Namespace) -> int:

@@ -17,12 +17,13 @@ from mlchaos.demo._run import (
     serve_demo,
 )
 from mlchaos.demo._services import RunningService, ServiceGroup, ServiceSpec, ServiceStartError
-from mlchaos.demo._stack import REPLICAS, DemoStack, Variant
+from mlchaos.demo._stack import REPLICAS, DemoStack, FeatureStore, Variant
 
 __all__ = [
     "EXPERIMENTS",
     "REPLICAS",
     "DemoStack",
+    "FeatureStore",
     "RunningService",
     "ServiceGroup",
     "ServiceSpec",

@@ -64,6 +64,13 @@ def _url(text: str) -> str:
     return text.rstrip("/")
 
 
+def _store_url(text: str) -> str:
+    """The feature store: the HTTP (Feast API) store's URL, or redis://host:port."""
+    if text.startswith("redis://"):
+        return text
+    return _url(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog=_PROG, description="Run one process of the mlchaos demo ML service.")
     sub = p.add_subparsers(dest="service", required=True, metavar="SERVICE", parser_class=_Parser)
@@ -75,7 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     store.add_argument("--db", type=Path, required=True, help="SQLite file (created if absent)")
 
     pipeline = sub.add_parser("pipeline", help="the feature pipeline, pushing to the store")
-    pipeline.add_argument("--store", type=_url, required=True, help="the feature store's URL")
+    pipeline.add_argument(
+        "--store",
+        type=_store_url,
+        required=True,
+        help="the feature store: http://... or redis://...",
+    )
     pipeline.add_argument("--seed", type=int, default=7)
     pipeline.add_argument("--interval", type=_seconds, default=0.25, help="seconds per tick")
 
@@ -86,14 +98,18 @@ def _parser() -> argparse.ArgumentParser:
     gateway = sub.add_parser("gateway", help="the service users call (OIP v2, model 'churn')")
     gateway.add_argument("--variant", choices=("resilient", "naive"), default="resilient")
     gateway.add_argument("--replica", type=_url, action="append", required=True, dest="replicas")
-    gateway.add_argument("--store", type=_url, required=True)
+    gateway.add_argument(
+        "--store", type=_store_url, required=True, help="http://... or redis://..."
+    )
     gateway.add_argument("--model-dir", type=Path, required=True)
     gateway.add_argument("--model-timeout", type=_seconds, default=0.25)
     gateway.add_argument("--store-timeout", type=_seconds, default=0.1)
     gateway.add_argument("--cache-ttl", type=_ttl, default=60.0)
     gateway.add_argument("--max-feature-age", type=_seconds, default=2.0)
 
-    for service in (world, store, pipeline, replica, gateway):
+    redis = sub.add_parser("redis", help="a real redis-server as the feature store")
+
+    for service in (world, store, pipeline, replica, gateway, redis):
         service.add_argument("--port", type=_port, default=0, help="0: an ephemeral port")
 
     accuracy = sub.add_parser("accuracy", help="train the models and print their accuracies")
@@ -115,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mlchaos.demo._store import serve_store  # noqa: PLC0415
 
             return run_service(lambda: serve_store(args.db, args.port), "store")
+        case "redis":
+            from mlchaos.demo._redis import serve_redis  # noqa: PLC0415
+
+            return run_service(lambda: serve_redis(args.port), "redis")
         case "pipeline":
             from mlchaos.demo._pipeline import serve_pipeline  # noqa: PLC0415
 

@@ -8,7 +8,9 @@ with ``[x1, x2, f1, f2, f3]``) and answers ``{"model_name": "primary"|"fallback"
 "replica"}}``. ``degradation`` is ``"none"`` or the comma-joined subset of ``fallback_model,
 cached_features,default_features,stale_features`` that this answer needed. The incoming
 ``x-mlchaos-arm`` header is copied onto every downstream call, so a fault proxy on a link can
-fault only the experiment arm. All downstream calls share one keep-alive ``ClientSession``.
+fault only the experiment arm. All downstream calls share one keep-alive ``ClientSession``;
+a ``redis://`` store is read from Redis instead (one hash per entity, a pooled client whose
+connects and commands have the store timeout).
 
 Two variants, the point of the demo:
 
@@ -37,10 +39,13 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 from mlchaos.arms import ARM_HEADER
 from mlchaos.demo._logistic import LinearModel
@@ -51,6 +56,7 @@ from mlchaos.demo._oip import (
     model_metadata,
     single_row,
 )
+from mlchaos.demo._redis import fetch_redis_features, is_redis, redis_client
 from mlchaos.demo._serve import HTTPError, json_errors, read_json_object, serve
 from mlchaos.demo._store import FEATURE_VIEW, STORE_FEATURES, parse_timestamp
 
@@ -127,6 +133,7 @@ class Gateway:
     primary: LinearModel
     fallback: LinearModel
     session: aiohttp.ClientSession
+    redis: Redis | None = None  # the store, when it is a redis:// URL
     _cache: dict[int, _Cached] = field(default_factory=dict)
     _turn: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -184,10 +191,25 @@ class Gateway:
             if time.monotonic() >= deadline:
                 raise DownstreamError(f"feature store: features are {age:.1f}s old")
             await asyncio.sleep(_STALE_RETRY_S)
-            features = await _fetch_features(
-                self.session, self.config.store, entity, headers, NAIVE_TIMEOUT_S
-            )
+            features = await self._fetch(entity, headers, NAIVE_TIMEOUT_S)
         return features
+
+    async def _fetch(self, entity: int, headers: Mapping[str, str], limit: float) -> _Features:
+        """The entity's features from the store (HTTP Feast API, or Redis); DownstreamError."""
+        if self.redis is None:
+            return await _fetch_features(self.session, self.config.store, entity, headers, limit)
+        from redis.exceptions import RedisError  # noqa: PLC0415
+
+        try:
+            async with asyncio.timeout(limit):
+                row = await fetch_redis_features(self.redis, entity, STORE_FEATURES)
+        except TimeoutError:
+            raise DownstreamError(f"feature store (redis): no answer within {limit}s") from None
+        except (RedisError, OSError) as exc:
+            raise DownstreamError(f"feature store (redis): {exc or type(exc).__name__}") from None
+        if row is None:
+            raise DownstreamError(f"feature store (redis): entity {entity} has no features")
+        return _Features(*row)
 
     async def _features(
         self, entity: int, headers: Mapping[str, str]
@@ -195,9 +217,7 @@ class Gateway:
         """Fresh features; in the resilient variant, cached ones or None (use defaults)."""
         timeout = NAIVE_TIMEOUT_S if self.naive else self.config.store_timeout
         try:
-            features = await _fetch_features(
-                self.session, self.config.store, entity, headers, timeout
-            )
+            features = await self._fetch(entity, headers, timeout)
         except DownstreamError:
             if self.naive:
                 raise
@@ -334,8 +354,18 @@ def gateway_app(config: GatewayConfig, model_dir: Path) -> web.Application:
     async def session(app: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=_CONNECTIONS, limit_per_host=0)
         async with aiohttp.ClientSession(connector=connector) as client:
-            app[_GATEWAY] = Gateway(config, primary, fallback, client)
-            yield
+            store = None
+            if is_redis(config.store):
+                naive = config.variant == "naive"
+                store = redis_client(
+                    config.store, NAIVE_TIMEOUT_S if naive else config.store_timeout
+                )
+            app[_GATEWAY] = Gateway(config, primary, fallback, client, store)
+            try:
+                yield
+            finally:
+                if store is not None:
+                    await store.aclose()
 
     app.cleanup_ctx.append(session)
     add_v2_routes(

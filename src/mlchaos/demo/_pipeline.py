@@ -4,7 +4,8 @@ Every ``interval`` seconds (0.25 by default) it emits one event per entity — a
 observation of the entity's current hidden state from the world model — and recomputes every
 entity's features ``f1..f3`` as the mean of its events of the last second
 (:data:`~mlchaos.demo._world.FEATURE_WINDOW_S`), exactly as the models were trained. It pushes
-them to the feature store through Feast's push API (``POST {store}/push``) with the latest
+them to the feature store through Feast's push API (``POST {store}/push``; with a ``redis://``
+store, as one hash per entity, see :mod:`mlchaos.demo._redis`) with the latest
 event's timestamp. ``GET /health`` answers ``{"ok": true, "writes": n, "last_write":
 unix_time|null}``: successful pushes so far and when the latest one was made.
 
@@ -19,17 +20,21 @@ import collections
 import contextlib
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import numpy as np
 from aiohttp import web
 
+from mlchaos.demo._redis import is_redis, redis_client, write_redis_features
 from mlchaos.demo._serve import json_errors, serve
 from mlchaos.demo._store import ENTITY_KEY, FEATURE_VIEW, STORE_FEATURES, format_timestamp
 from mlchaos.demo._world import FEATURE_WINDOW_S, N_ENTITIES, FloatArray, World
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = ["FeaturePipeline", "pipeline_app", "serve_pipeline"]
 
@@ -72,18 +77,35 @@ class FeaturePipeline:
 
     async def run(self, session: aiohttp.ClientSession, store: str) -> None:
         """Tick every ``interval`` on the monotonic clock and push, until cancelled."""
-        url = f"{store.rstrip('/')}/push"
+        if is_redis(store):
+            client = redis_client(store, _PUSH_TIMEOUT_S)
+            try:
+                await self._loop(lambda body: _write_redis(client, body), store)
+            finally:
+                await client.aclose()
+        else:
+            url = f"{store.rstrip('/')}/push"
+            await self._loop(lambda body: _post(session, url, body), url)
+
+    async def _loop(
+        self, push: Callable[[dict[str, object]], Awaitable[str | None]], where: str
+    ) -> None:
         next_tick = time.monotonic()
         while True:
             body = self.tick(time.time())
-            await self._push(session, url, body)
+            await self._push(push, where, body)
             next_tick += self.interval
             now = time.monotonic()
             next_tick = max(next_tick, now)  # fell behind (a slow store): skip missed ticks
             await asyncio.sleep(next_tick - now)
 
-    async def _push(self, session: aiohttp.ClientSession, url: str, body: object) -> None:
-        problem = await _post(session, url, body)
+    async def _push(
+        self,
+        push: Callable[[dict[str, object]], Awaitable[str | None]],
+        url: str,
+        body: dict[str, object],
+    ) -> None:
+        problem = await push(body)
         if problem is not None:
             if not self.failing:
                 _log(f"cannot push features to {url} ({problem}); retrying every tick")
@@ -94,6 +116,20 @@ class FeaturePipeline:
             self.failing = False
         self.writes += 1
         self.last_write = time.time()
+
+
+async def _write_redis(client: Redis, body: dict[str, object]) -> str | None:
+    """Write to Redis; None when it worked, else what went wrong."""
+    from redis.exceptions import RedisError  # noqa: PLC0415
+
+    try:
+        async with asyncio.timeout(_PUSH_TIMEOUT_S):
+            await write_redis_features(client, body)
+    except TimeoutError:
+        return f"no answer within {_PUSH_TIMEOUT_S}s"
+    except (RedisError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
 
 
 async def _post(session: aiohttp.ClientSession, url: str, body: object) -> str | None:

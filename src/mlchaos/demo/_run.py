@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlchaos.demo._stack import DemoStack, Variant
+from mlchaos.demo._stack import DemoStack, FeatureStore, Variant
 from mlchaos.errors import EXIT_FAILED, EXIT_OK, ConfigError
 from mlchaos.units import Duration
 
@@ -82,6 +82,7 @@ async def run_demo(
     console: Console,
     *,
     variant: Variant = "resilient",
+    feature_store: FeatureStore = "sqlite",
     names: Sequence[str] = EXPERIMENTS,
     duration: float | None = None,
     quiet: bool = False,
@@ -101,8 +102,9 @@ async def run_demo(
     rows: list[_Row] = []
     try:
         for name in names:
-            console.rule(f"[bold]{name}[/] ({variant} gateway)")
-            async with DemoStack(out_dir / "service" / name, variant=variant) as stack:
+            console.rule(f"[bold]{name}[/] ({variant} gateway, {feature_store} feature store)")
+            stack_dir = out_dir / "service" / name
+            async with DemoStack(stack_dir, variant=variant, feature_store=feature_store) as stack:
                 console.print(f"demo service up: {len(stack.describe())} processes")
                 exp = load_demo_experiment(name, stack.variables, duration=duration)
                 where = {"base_dir": experiment_path(name).parent, "out_dir": out_dir / name}
@@ -121,8 +123,8 @@ async def run_demo(
         console.print("[yellow]interrupted: the demo service is stopped[/]")
         return _EXIT_INTERRUPTED
     finally:
-        _write_summary(out_dir, variant, rows)
-    _print_table(console, variant, rows)
+        _write_summary(out_dir, variant, feature_store, rows)
+    _print_table(console, variant, feature_store, rows)
     failed = [r for r in rows if r.verdict != "held"]
     for r in failed:
         console.print(f"[bold red]{r.name}: {r.verdict}[/]")
@@ -137,7 +139,13 @@ async def run_demo(
     return EXIT_OK if not failed else EXIT_FAILED
 
 
-async def serve_demo(run_dir: Path, console: Console, *, variant: Variant = "resilient") -> int:
+async def serve_demo(
+    run_dir: Path,
+    console: Console,
+    *,
+    variant: Variant = "resilient",
+    feature_store: FeatureStore = "sqlite",
+) -> int:
     """Start the demo service and keep it running until SIGINT or SIGTERM."""
     import signal  # noqa: PLC0415
 
@@ -146,7 +154,7 @@ async def serve_demo(run_dir: Path, console: Console, *, variant: Variant = "res
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with DemoStack(run_dir, variant=variant) as stack:
+        async with DemoStack(run_dir, variant=variant, feature_store=feature_store) as stack:
             for service in stack.describe():
                 console.print(f"{service['name']:>16}  {service['url']}")
             console.print("\n# in another shell, to run the bundled experiments against it:")
@@ -170,10 +178,10 @@ def _pct(estimate: dict[str, Any] | None) -> str:
     return f"{estimate['value'] * 100:.1f}%"
 
 
-def _print_table(console: Console, variant: str, rows: list[_Row]) -> None:
+def _print_table(console: Console, variant: str, feature_store: str, rows: list[_Row]) -> None:
     from rich.table import Table  # noqa: PLC0415
 
-    table = Table(title=f"mlchaos demo — {variant} gateway")
+    table = Table(title=f"mlchaos demo — {variant} gateway, {feature_store} feature store")
     columns = ("experiment", "verdict", "arm", "errors", "p99", "accuracy", "fallback", "degraded")
     for col in (*columns, "recover"):
         table.add_column(
@@ -269,9 +277,10 @@ def _clear_previous(out_dir: Path, names: Sequence[str]) -> None:
         shutil.rmtree(out_dir / name, ignore_errors=True)
 
 
-def _write_summary(out_dir: Path, variant: str, rows: list[_Row]) -> None:
+def _write_summary(out_dir: Path, variant: str, feature_store: str, rows: list[_Row]) -> None:
     doc = {
         "variant": variant,
+        "feature_store": feature_store,
         "held": all(r.verdict == "held" for r in rows) and bool(rows),
         "experiments": [
             {

@@ -26,9 +26,10 @@ from mlchaos.demo._services import RunningService, ServiceGroup, ServiceSpec
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["REPLICAS", "DemoStack", "Variant"]
+__all__ = ["REPLICAS", "DemoStack", "FeatureStore", "Variant"]
 
 Variant = Literal["resilient", "naive"]
+FeatureStore = Literal["sqlite", "redis"]
 REPLICAS = ("replica-a", "replica-b")
 _PROXIED = (*REPLICAS, "store")  # the gateway's links, each behind a proxy
 _PY = (sys.executable, "-m", "mlchaos.demo")
@@ -48,9 +49,17 @@ class _Link:
 class DemoStack:
     """Start with ``async with DemoStack(run_dir, variant=...) as demo:``."""
 
-    def __init__(self, run_dir: Path, *, variant: Variant = "resilient", seed: int = 7) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        variant: Variant = "resilient",
+        feature_store: FeatureStore = "sqlite",
+        seed: int = 7,
+    ) -> None:
         self.run_dir = run_dir.resolve()
         self.variant = variant
+        self.feature_store = feature_store
         self.seed = seed
         self.group = ServiceGroup(grace=3.0)
         self.links: dict[str, _Link] = {}
@@ -97,22 +106,32 @@ class DemoStack:
         db = self.run_dir / "store.db"
         db.unlink(missing_ok=True)
 
+        redis = self.feature_store == "redis"
         await asyncio.gather(
             self._service("world", "world", "--seed", seed),
-            self._service("store", "store", "--db", str(db)),
+            self._service("store", "redis")
+            if redis
+            else self._service("store", "store", "--db", str(db)),
             *(
                 self._service(r, "replica", "--model-dir", str(models), "--name", r)
                 for r in REPLICAS
             ),
         )
         await asyncio.gather(
-            self._service("pipeline", "pipeline", "--store", self.url("store"), "--seed", seed),
-            *(self._proxy(name) for name in _PROXIED),
+            self._service("pipeline", "pipeline", "--store", self.store_url(), "--seed", seed),
+            *(
+                self._proxy(name, "tcp" if redis and name == "store" else "http")
+                for name in _PROXIED
+            ),
         )
         gateway_args = ["--variant", self.variant, "--model-dir", str(models)]
         for r in REPLICAS:
             gateway_args += ["--replica", self.links[r].listen]
-        gateway_args += ["--store", self.links["store"].listen]
+        store_link = self.links["store"].listen
+        gateway_args += [
+            "--store",
+            store_link.replace("http://", "redis://") if redis else store_link,
+        ]
         await asyncio.gather(
             self._service("gateway", "gateway", *gateway_args), self._start_agent()
         )
@@ -126,9 +145,9 @@ class DemoStack:
         self.pidfile(name).write_text(f"{service.pid}\n", encoding="ascii")
         return service
 
-    async def _proxy(self, name: str) -> None:
+    async def _proxy(self, name: str, protocol: str) -> None:
         config = {
-            "protocol": "http",
+            "protocol": protocol,
             "listen": "127.0.0.1:0",
             "upstream": f"127.0.0.1:{self._ports[name]}",
             "control": {"token_file": str(self.run_dir / "tokens" / f"{name}.token")},
@@ -215,6 +234,11 @@ class DemoStack:
         """The direct (unproxied) address of a service."""
         return f"http://127.0.0.1:{self._ports[name]}"
 
+    def store_url(self) -> str:
+        """The feature store's direct address: http://... (SQLite) or redis://..."""
+        scheme = "redis" if self.feature_store == "redis" else "http"
+        return f"{scheme}://127.0.0.1:{self._ports['store']}"
+
     def describe(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
         for name in self._ports:
@@ -224,7 +248,7 @@ class DemoStack:
                     "name": name,
                     "pid": service.pid,
                     "running": service.running,
-                    "url": self.url(name),
+                    "url": self.store_url() if name == "store" else self.url(name),
                 }
             )
         for link in self.links.values():
@@ -243,10 +267,11 @@ class DemoStack:
             "MLCHAOS_DEMO_SUPERVISOR": self.control_url,
             "MLCHAOS_DEMO_AGENT": self.agent_url,
             # An HTTP store's proxy sees the arm header; a TCP one (Redis) cannot: all arms.
-            "MLCHAOS_DEMO_STORE_PROTOCOL": "http",
-            "MLCHAOS_DEMO_STORE_ARM": "experiment",
+            "MLCHAOS_DEMO_STORE_PROTOCOL": "tcp" if self.feature_store == "redis" else "http",
+            "MLCHAOS_DEMO_STORE_ARM": "all" if self.feature_store == "redis" else "experiment",
             "MLCHAOS_DEMO_PIPELINE": self.url("pipeline"),
-            "MLCHAOS_DEMO_STORE": self.url("store"),
+            "MLCHAOS_DEMO_STORE": self.store_url(),
+            "MLCHAOS_DEMO_FEATURE_STORE": self.feature_store,
         }
         for name in REPLICAS:
             v[f"MLCHAOS_DEMO_{_env(name)}"] = self.url(name)
