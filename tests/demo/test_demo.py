@@ -76,6 +76,7 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(tmp_path: Path) -> None
         "fallback-activation",
         "replica-crash",
         "feature-store-outage",
+        "feature-missing",
         "pipeline-delay",
         "staleness-sweep",
     ]
@@ -118,6 +119,7 @@ NAIVE = [
     "fallback-activation",
     "replica-crash",
     "feature-store-outage",
+    "feature-missing",
     "pipeline-delay",
 ]
 
@@ -139,6 +141,7 @@ def test_the_naive_gateway_fails_and_each_failed_check_is_named(tmp_path: Path) 
     assert any(c.startswith("fallback answers") for c in failed["fallback-activation"])
     assert "experiment errors under 1%" in failed["replica-crash"]
     assert "experiment errors under 1%" in failed["feature-store-outage"]
+    assert "experiment errors under 1%" in failed["feature-missing"]
     assert failed["pipeline-delay"] & {
         "experiment errors under 1%",
         "experiment p99 latency under 250ms",

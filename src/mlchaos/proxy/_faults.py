@@ -25,6 +25,7 @@ from mlchaos.arms import ArmCode
 from mlchaos.errors import ConfigError
 from mlchaos.proxy._config import Protocol
 from mlchaos.proxy._rules import (
+    DATA_RULES,
     HTTP_RULES,
     TCP_RULES,
     BandwidthRule,
@@ -78,10 +79,12 @@ class FaultEntry:
 
 
 class HttpPlan(NamedTuple):
-    """The rules one arm's requests meet: answer-replacing faults in order, then latencies."""
+    """The rules one arm's requests meet: answer-replacing faults in order, then latencies,
+    then data faults (body rewrites) on what is forwarded."""
 
     terminal: tuple[FaultEntry, ...]
     latency: tuple[FaultEntry, ...]
+    data: tuple[FaultEntry, ...] = ()
 
 
 _EMPTY_PLAN = HttpPlan((), ())
@@ -253,7 +256,8 @@ class FaultTable:
             key=lambda e: (_TERMINAL_ORDER[e.rule.type], e.seq),
         )
         latency = [e for e in mine if e.rule.type == "latency"]
-        return HttpPlan(tuple(terminal), tuple(latency))
+        data = [e for e in mine if e.rule.type in DATA_RULES]
+        return HttpPlan(tuple(terminal), tuple(latency), tuple(data))
 
     @staticmethod
     def _snapshot(entry: FaultEntry, now: float) -> ActiveFault:

@@ -9,16 +9,20 @@ until the connection closes.
 
 Per request: arm (:mod:`mlchaos.proxy._assign`), then at most one fault that replaces the
 answer — tried in the order reset, hang, abort, each with its probability — plus any latency
-faults of the arm, which delay the request before whatever happens next. Every request ends
-in exactly one call to :meth:`Recorder.record`.
+faults of the arm, which delay the request before whatever happens next, and any data faults
+(:mod:`mlchaos.proxy._rewrite`): the request body is rewritten before it goes upstream, and a
+response to rewrite is held back whole, rewritten and sent with its new content length. Every
+request ends in exactly one call to :meth:`Recorder.record`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections import deque
+from http import HTTPStatus
 from typing import cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
@@ -28,7 +32,8 @@ from mlchaos.proxy._answers import bad_request_message, error_body, own_response
 from mlchaos.proxy._assign import ARM_LINES, ArmAssigner
 from mlchaos.proxy._config import ProxyConfig
 from mlchaos.proxy._faults import FaultEntry, FaultTable
-from mlchaos.proxy._rules import AbortRule
+from mlchaos.proxy._rewrite import rewrite_json
+from mlchaos.proxy._rules import AbortRule, FeastMissingRule, RewriteRule
 from mlchaos.proxy._stats import Recorder
 from mlchaos.proxy._upstream import UpstreamConn, UpstreamPool
 
@@ -59,7 +64,8 @@ _HOP = frozenset(
 _CONNECTION_OPTIONS = frozenset({b"", b"close", b"keep-alive", b"upgrade"})
 
 # Body framing towards the client.
-_NO_BODY, _RAW, _CHUNKED = 0, 1, 2
+_NO_BODY, _RAW, _CHUNKED, _BUFFER = 0, 1, 2, 3
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[^\n]*\n")
 
 
 class _Request:
@@ -69,6 +75,7 @@ class _Request:
         "arm",
         "arm_value",
         "body",
+        "buffer",
         "drop",
         "expect",
         "fault",
@@ -82,6 +89,7 @@ class _Request:
         "lines",
         "method",
         "retried",
+        "rewrites",
         "size",
         "start",
         "status",
@@ -111,6 +119,8 @@ class _Request:
         self.head_sent = False
         self.retried = False
         self.status = 0
+        self.rewrites: list[RewriteRule | FeastMissingRule] | None = None  # data faults drawn
+        self.buffer: list[bytes] = []  # a response held back to be rewritten
 
 
 class HttpPlane:
@@ -367,8 +377,15 @@ class ClientConn(asyncio.Protocol):
         if not len(faults):
             self._forward(req)
             return
-        terminal, latencies = faults.http_plan(req.arm)
+        terminal, latencies, data = faults.http_plan(req.arm)
         rnd = plane.random
+        for entry in data:
+            if rnd() < entry.probability:
+                rule = entry.rule
+                assert isinstance(rule, RewriteRule | FeastMissingRule)
+                req.rewrites = [*(req.rewrites or ()), rule]
+                entry.applied += 1
+                req.fault = 1
         chosen: FaultEntry | None = None
         for entry in terminal:
             if rnd() < entry.probability:
@@ -447,6 +464,8 @@ class ClientConn(asyncio.Protocol):
             parts.append(self._plane.host_line)
         if req.has_body:
             body = b"".join(req.body)
+            if req.rewrites:
+                body = rewrite_json(body, req.rewrites, "request") or body
             parts.append(b"content-length: %d\r\n\r\n" % len(body))
             parts.append(body)
         else:
@@ -462,6 +481,10 @@ class ClientConn(asyncio.Protocol):
         assert req is not None
         req.status = status
         req.head_sent = True
+        if _rewrites_response(req) and req.method != b"HEAD" and status not in {204, 304}:
+            self._mode = _BUFFER  # held back until complete, then rewritten (response_end)
+            req.buffer = [status_line, _CONTENT_LENGTH.sub(b"", lines)]
+            return
         tail = ARM_LINES[req.arm]
         if req.method == b"HEAD" or status in {204, 304}:
             self._mode = _NO_BODY
@@ -485,7 +508,10 @@ class ClientConn(asyncio.Protocol):
         out.append(tail + b"\r\n")
 
     def response_body(self, data: bytes) -> None:
-        if self._mode == _CHUNKED:
+        if self._mode == _BUFFER:
+            assert self._cur is not None
+            self._cur.buffer.append(data)
+        elif self._mode == _CHUNKED:
             self._out.extend((b"%x\r\n" % len(data), data, b"\r\n"))
         elif self._mode == _RAW:
             self._out.append(data)
@@ -497,7 +523,10 @@ class ClientConn(asyncio.Protocol):
         out.clear()
 
     def response_end(self, conn: UpstreamConn, keep_alive: bool) -> None:
-        if self._mode == _CHUNKED:
+        if self._mode == _BUFFER:
+            assert self._cur is not None
+            self._out.append(_rewritten(self._cur))
+        elif self._mode == _CHUNKED:
             self._out.append(b"0\r\n\r\n")
         self.response_flush()
         self._up = None
@@ -617,3 +646,33 @@ class ClientConn(asyncio.Protocol):
         if not self._reading_paused and self._transport is not None and not self._closed:
             self._reading_paused = True
             self._transport.pause_reading()
+
+
+def _rewrites_response(req: _Request) -> bool:
+    return any(
+        isinstance(r, FeastMissingRule) or r.response or r.status is not None
+        for r in req.rewrites or ()
+    )
+
+
+def _rewritten(req: _Request) -> bytes:
+    """The whole answer to ``req`` after its data faults: head, then a content-length body."""
+    status_line, lines, *chunks = req.buffer
+    req.buffer = []
+    assert req.rewrites is not None
+    body = b"".join(chunks)
+    body = rewrite_json(body, req.rewrites, "response") or body
+    for rule in req.rewrites:
+        if isinstance(rule, RewriteRule) and rule.status is not None:
+            req.status = rule.status
+            reason = HTTPStatus(rule.status).phrase.encode() if rule.status in _KNOWN else b""
+            status_line = b"HTTP/1.1 %d %s\r\n" % (rule.status, reason)
+    tail = ARM_LINES[req.arm] + b"content-length: %d\r\n" % len(body)
+    if not req.keep_alive:
+        tail += b"connection: close\r\n"
+    elif req.http10:
+        tail += b"connection: keep-alive\r\n"
+    return b"".join((status_line, lines, tail, b"\r\n", body))
+
+
+_KNOWN = frozenset(s.value for s in HTTPStatus)

@@ -25,9 +25,11 @@ from mlchaos.proxy._rules import (
     AbortRule,
     BandwidthRule,
     BlackholeRule,
+    FeastMissingRule,
     LatencyRule,
     RefuseRule,
     ResetRule,
+    RewriteRule,
     Rule,
 )
 from mlchaos.spec._checks import MetricCheck, Probe, type_or_http
@@ -45,6 +47,7 @@ __all__ = [
     "ConnectProxy",
     "Experiment",
     "Fault",
+    "FeastMissingFault",
     "HttpAction",
     "KillFault",
     "LatencyFault",
@@ -55,6 +58,7 @@ __all__ = [
     "Recovery",
     "RefuseFault",
     "ResetFault",
+    "RewriteFault",
     "RollbackAction",
     "Sweep",
     "Target",
@@ -162,7 +166,24 @@ class RefuseFault(_Scheduled, RefuseRule):
     pass
 
 
-ProxyFault = LatencyFault | AbortFault | ResetFault | BlackholeFault | BandwidthFault | RefuseFault
+class RewriteFault(_Scheduled, RewriteRule):
+    pass
+
+
+class FeastMissingFault(_Scheduled, FeastMissingRule):
+    pass
+
+
+ProxyFault = (
+    LatencyFault
+    | AbortFault
+    | ResetFault
+    | BlackholeFault
+    | BandwidthFault
+    | RefuseFault
+    | RewriteFault
+    | FeastMissingFault
+)
 
 
 class KillFault(_Model):

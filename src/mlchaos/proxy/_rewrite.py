@@ -1,0 +1,140 @@
+"""Data faults on JSON bodies: a small path language, edits, and Feast's missing-feature preset.
+
+Paths are dotted keys with ``[i]`` indices and ``[*]`` wildcards (every element of a list, every
+value of an object), e.g. ``results[1].values[*]`` or ``inputs[0].data[2]``. A path that matches
+nothing changes nothing. Pure functions: the HTTP plane decides which bodies to pass through.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlchaos.proxy._rules import Edit, FeastMissingRule, RewriteRule
+
+__all__ = ["apply_edits", "feast_missing", "parse_path", "rewrite_json"]
+
+_PART = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]")
+_WILD = "*"
+MAX_BODY = 16 * 1024 * 1024  # larger bodies pass unchanged
+
+
+def parse_path(text: str) -> tuple[str | int, ...]:
+    """``a.b[0][*]`` → ``("a", "b", 0, "*")``; ValueError for anything else."""
+    parts: list[str | int] = []
+    pos = 0
+    for m in _PART.finditer(text):
+        gap = text[pos : m.start()]
+        if gap not in ("", ".") or (gap == "." and not parts):
+            break
+        key, index = m.groups()
+        parts.append(key if key is not None else (_WILD if index == _WILD else int(index)))
+        pos = m.end()
+    if not parts or pos != len(text):
+        raise ValueError(f"not a path such as 'a.b[0]' or 'results[*].values': {text!r}")
+    return tuple(parts)
+
+
+def _parents(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[Any, str | int]]:
+    """Every (container, key) the path's last step names, following wildcards."""
+    if not path:
+        return
+    head, rest = path[0], path[1:]
+    if head == _WILD:
+        keys: list[Any] = (
+            list(node)
+            if isinstance(node, dict)
+            else list(range(len(node)))
+            if isinstance(node, list)
+            else []
+        )
+    elif isinstance(head, int):
+        keys = [head] if isinstance(node, list) and -len(node) <= head < len(node) else []
+    else:
+        keys = [head] if isinstance(node, dict) and head in node else []
+    for key in keys:
+        if rest:
+            yield from _parents(node[key], rest)
+        else:
+            yield node, key
+
+
+def apply_edits(document: Any, edits: list[Edit]) -> int:
+    """Apply ``edits`` in place; the number of values changed."""
+    changed = 0
+    for edit in edits:
+        path = parse_path(edit.path)
+        targets = list(_parents(document, path))
+        if edit.drop:  # remove list items from the end, so earlier indices stay valid
+            by_index = sorted(targets, key=lambda t: t[1] if isinstance(t[1], int) else 0)
+            for container, key in reversed(by_index):
+                if isinstance(container, list):
+                    container.pop(int(key))
+                else:
+                    container.pop(key, None)
+                changed += 1
+            continue
+        for container, key in targets:
+            old = container[key]
+            if edit.scale is not None or edit.shift is not None:
+                if isinstance(old, bool) or not isinstance(old, int | float):
+                    continue
+                container[key] = old * (1.0 if edit.scale is None else edit.scale) + (
+                    edit.shift or 0.0
+                )
+            else:
+                container[key] = math.nan if edit.set == "NaN" else edit.set
+            changed += 1
+    return changed
+
+
+def feast_missing(document: Any, rule: FeastMissingRule) -> int:
+    """Null the named features of a Feast online-features answer; the number of values."""
+    try:
+        names = document["metadata"]["feature_names"]
+        results = document["results"]
+    except (KeyError, TypeError):
+        return 0
+    if not isinstance(names, list) or not isinstance(results, list):
+        return 0
+    wanted = None if rule.features is None else {f.split(":")[-1] for f in rule.features}
+    changed = 0
+    for i, (name, column) in enumerate(zip(names, results, strict=False)):
+        if i == 0 or not isinstance(column, dict) or not isinstance(column.get("values"), list):
+            continue  # the first column is the entity key
+        if wanted is not None and str(name).split(":")[-1] not in wanted:
+            continue
+        n = len(column["values"])
+        column["values"] = [None] * n
+        column["statuses"] = [rule.status] * n
+        changed += n
+    return changed
+
+
+def rewrite_json(
+    body: bytes, rules: list[RewriteRule | FeastMissingRule], which: str
+) -> bytes | None:
+    """The body after the rules' ``which`` (``request``/``response``) edits, or None when it is
+    not JSON, too large, or nothing changed (then it passes as it was)."""
+    from mlchaos.proxy._rules import FeastMissingRule  # noqa: PLC0415
+
+    if not body or len(body) > MAX_BODY:
+        return None
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    changed = 0
+    for rule in rules:
+        if isinstance(rule, FeastMissingRule):
+            if which == "response":
+                changed += feast_missing(document, rule)
+        else:
+            changed += apply_edits(document, rule.request if which == "request" else rule.response)
+    if not changed:
+        return None
+    return json.dumps(document, separators=(",", ":")).encode()

@@ -1,0 +1,156 @@
+"""Data faults: JSON request and response bodies rewritten for the faulted arm only."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from pydantic import TypeAdapter, ValidationError
+
+from mlchaos.arms import ARM_HEADER
+from mlchaos.proxy import Rule
+from mlchaos.proxy._rewrite import apply_edits, parse_path
+from mlchaos.proxy._rules import Edit
+from tests.proxy.conftest import MakeProxy, Upstream, _serve_app
+
+RULE = TypeAdapter[Rule](Rule)
+EXP = {ARM_HEADER: "experiment"}
+CTL = {ARM_HEADER: "control"}
+
+FEAST = {
+    "metadata": {"feature_names": ["entity_id", "f1", "f2", "f3"]},
+    "results": [
+        {"values": [7, 8], "statuses": ["PRESENT"] * 2, "event_timestamps": ["t0", "t0"]},
+        {"values": [0.1, 0.2], "statuses": ["PRESENT"] * 2, "event_timestamps": ["t1", "t1"]},
+        {"values": [1.5, 2.5], "statuses": ["PRESENT"] * 2, "event_timestamps": ["t1", "t1"]},
+        {"values": [3.0, 4.0], "statuses": ["PRESENT"] * 2, "event_timestamps": ["t1", "t1"]},
+    ],
+}
+
+
+def rule(**data: object) -> Rule:
+    return RULE.validate_python(data)
+
+
+def test_paths_edits_and_wildcards_change_only_what_they_name() -> None:
+    assert parse_path("results[1].values[*]") == ("results", 1, "values", "*")
+    for bad in ("", "a..b", "[x]", ".a", "a[1"):
+        with pytest.raises(ValueError, match="not a path"):
+            parse_path(bad)
+    doc: dict[str, Any] = json.loads(json.dumps(FEAST))
+    edits = [
+        Edit(path="results[*].values[0]", scale=2.0, shift=1.0),
+        Edit(path="results[3].values[1]", set="NaN"),
+        Edit(path="results[2]", drop=True),
+        Edit(path="metadata.nothing.here", set=1),  # matches nothing: no change
+    ]
+    assert apply_edits(doc, edits) == 6
+    assert [c["values"][0] for c in doc["results"]] == [15, 1.2, 7.0]
+    assert math.isnan(doc["results"][2]["values"][1])
+    assert len(doc["results"]) == 3
+    with pytest.raises(ValidationError, match="exactly one of"):
+        Edit(path="a", set=1, drop=True)
+    with pytest.raises(ValidationError, match="not a path"):
+        Edit(path="a[", drop=True)
+
+
+@pytest.mark.asyncio
+async def test_response_and_request_edits_and_status_hit_the_experiment_arm_only(
+    http_upstream: Upstream, make_proxy: MakeProxy
+) -> None:
+    proxy = await make_proxy(http_upstream.address)
+    proxy.faults.add(
+        rule(
+            type="rewrite",
+            request=[{"path": "x", "set": None}],
+            response=[{"path": "length", "scale": 10}, {"path": "method", "drop": True}],
+            status=503,
+        )
+    )
+    url = f"http://{proxy.listen_address}/echo"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json={"x": 1, "y": 2}, headers=EXP) as r:
+            faulted = await r.json()
+            assert r.status == 503
+            assert r.headers[ARM_HEADER] == "experiment"
+        async with s.post(url, json={"x": 1, "y": 2}, headers=CTL) as r:  # same connection
+            plain = await r.json()
+            assert r.status == 200
+    assert json.loads(faulted["body"]) == {"x": None, "y": 2}  # the upstream saw the edit
+    assert faulted["length"] == 10 * len(b'{"x":null,"y":2}')
+    assert "method" not in faulted
+    assert json.loads(plain["body"]) == {"x": 1, "y": 2}
+    assert plain["method"] == "POST"
+    assert list(proxy.observations.column("status")) == [503, 200]  # type: ignore[union-attr]
+    assert list(proxy.observations.column("fault")) == [1, 0]  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_the_feast_preset_makes_named_features_missing_in_a_chunked_answer(
+    make_proxy: MakeProxy,
+) -> None:
+    async def feast(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"content-type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        raw = json.dumps(FEAST).encode()
+        for i in range(0, len(raw), 40):
+            await resp.write(raw[i : i + 40])
+        await resp.write_eof()
+        return resp
+
+    async def text(request: web.Request) -> web.Response:
+        return web.Response(text="not json")
+
+    app = web.Application()
+    app.router.add_post("/get-online-features", feast)
+    app.router.add_get("/text", text)
+    runner, port = await _serve_app(app)
+    try:
+        proxy = await make_proxy(f"127.0.0.1:{port}")
+        proxy.faults.add(rule(type="feast_missing", features=["entity_features:f1", "f3", "zz"]))
+        base = f"http://{proxy.listen_address}"
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{base}/get-online-features", json={}, headers=EXP) as r:
+                doc = await r.json()
+            async with s.post(f"{base}/get-online-features", json={}, headers=CTL) as r:
+                untouched = await r.json()
+            async with s.get(f"{base}/text", headers=EXP) as r:
+                assert await r.text() == "not json"  # passes as it was
+    finally:
+        await runner.cleanup()
+    results = doc["results"]
+    assert results[0]["values"] == [7, 8]  # the entity key is never touched
+    assert results[1] == {
+        **FEAST["results"][1],
+        "values": [None, None],
+        "statuses": ["NOT_FOUND"] * 2,
+    }
+    assert results[2] == FEAST["results"][2]
+    assert results[3]["statuses"] == ["NOT_FOUND"] * 2
+    assert untouched == FEAST
+
+
+@pytest.mark.asyncio
+async def test_the_control_api_takes_rewrite_rules_and_refuses_malformed_edits(
+    http_upstream: Upstream, make_proxy: MakeProxy
+) -> None:
+    from mlchaos.proxy import ControlClient
+
+    proxy = await make_proxy(http_upstream.address)
+    headers = {"Authorization": f"Bearer {proxy.token}"}
+    async with aiohttp.ClientSession(headers=headers) as s:
+        url = f"{proxy.control_url}/faults"
+        good = {"rule": {"type": "feast_missing", "status": "NULL_VALUE"}}
+        async with s.post(url, json=good) as r:
+            assert r.status == 201
+        bad = {"rule": {"type": "rewrite", "response": [{"path": "a", "set": 1, "drop": True}]}}
+        async with s.post(url, json=bad) as r:
+            assert r.status == 400
+            assert "exactly one of" in (await r.json())["error"]
+    async with ControlClient(proxy.control_url, proxy.token) as client:
+        assert [f.rule.type for f in await client.list_faults()] == ["feast_missing"]
