@@ -46,3 +46,59 @@ def test_both_experiments_on_redis_hold_on_the_resilient_gateway_and_fail_on_the
         assert "experiment errors under 1%" in done.stdout
     assert_all_gone(demo_pids(tmp_path))
     assert redis_servers() <= before, "a redis-server outlived the demo"
+
+
+@pytest.mark.asyncio
+async def test_redis_outages_of_every_kind_hit_the_real_client_and_the_gateway_degrades(
+    tmp_path: Path,
+) -> None:
+    """Reset, blackhole, refused connections and latency past the client's 100 ms timeout on
+    the TCP proxy in front of Redis: the resilient gateway answers every request from cached
+    or default features within its time budget, then returns to fresh features."""
+    import time
+
+    import aiohttp
+    from pydantic import TypeAdapter
+
+    from mlchaos.demo import DemoStack
+    from mlchaos.proxy import ControlClient, Rule
+
+    rules = TypeAdapter[Rule](Rule)
+    body = {
+        "inputs": [{"name": "input-0", "shape": [1, 3], "datatype": "FP32", "data": [3, 0.1, -0.2]}]
+    }
+    async with DemoStack(tmp_path, feature_store="redis") as stack:
+        link = stack.links["store"]
+        token = link.token_file.read_text().strip()
+        url = f"{stack.url('gateway')}/v2/models/churn/infer"
+        async with ControlClient(link.control, token) as proxy, aiohttp.ClientSession() as http:
+
+            async def degradations(n: int) -> list[str]:
+                out = []
+                for _ in range(n):
+                    t0 = time.monotonic()
+                    async with http.post(url, json=body) as r:
+                        assert r.status == 200
+                        out.append((await r.json())["parameters"]["degradation"])
+                    assert time.monotonic() - t0 < 1.0  # never blocked on Redis
+                return out
+
+            assert set(await degradations(5)) == {"none"}
+            # A refusal only meets new connections: the pooled one is reset with it.
+            for faults in (
+                [{"type": "reset", "arm": "all"}],
+                [{"type": "blackhole", "arm": "all"}],
+                [{"type": "refuse", "arm": "all"}, {"type": "reset", "arm": "all"}],
+                [{"type": "latency", "delay": "500ms", "arm": "all"}],
+            ):
+                ids = [await proxy.add_fault(rules.validate_python(f)) for f in faults]
+                seen = await degradations(10)
+                assert all(d in ("cached_features", "default_features") for d in seen[1:]), (
+                    faults,
+                    seen,
+                )
+                for fault_id in ids:
+                    await proxy.remove(fault_id)
+                t0 = time.monotonic()
+                while "none" not in await degradations(1):  # the pool reconnects
+                    assert time.monotonic() - t0 < 10, f"no fresh features after {faults}"
