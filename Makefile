@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/proxy_overhead.py
 	$(BIN)/python benchmarks/observations.py
 	$(BIN)/python benchmarks/cli_startup.py
+	$(BIN)/python benchmarks/kill_switch.py
 
 clean:
 	rm -rf $(VENV) reports .mypy_cache .ruff_cache .pytest_cache

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mlchaos.arms import ArmCode
-from mlchaos.spec import Analysis, BoundKind, Judge, Metric, MetricCheck
+from mlchaos.spec import Analysis, Bound, BoundKind, Judge, Metric, MetricCheck
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,8 +60,14 @@ def evaluate(
     mask: npt.NDArray[np.bool_] | None = None,
     confidence: float = 0.95,
     threshold: float | None = None,
+    sequential: bool = False,
 ) -> CheckResult:
-    """Estimate the check's metric with its interval and judge it against the bounds."""
+    """Estimate the check's metric with its interval and judge it against the bounds.
+
+    ``sequential`` (guardrails, checked every tick): a rate compared with control is violated
+    only when the mixture SPRT finds the bound crossed, so repeated looks keep the false-abort
+    rate at most 1 - confidence.
+    """
     import numpy as np  # noqa: PLC0415
 
     rows = np.ones(len(store), dtype=bool) if mask is None else mask
@@ -74,7 +80,51 @@ def evaluate(
     estimate = _estimate(check, store, mine, ctrl, confidence, threshold)
     if estimate is None or math.isnan(estimate.value):
         return _result(check, None, "no observations carry this metric")
-    return _result(check, estimate, "")
+    result = _result(check, estimate, "")
+    if sequential and ctrl is not None and not check.metric.is_latency:
+        return _sequential(check, store, mine, ctrl, result, confidence, threshold)
+    return result
+
+
+def _sequential(
+    check: MetricCheck,
+    store: ObservationStore,
+    mine: npt.NDArray[np.bool_],
+    ctrl: npt.NDArray[np.bool_],
+    result: CheckResult,
+    confidence: float,
+    threshold: float | None,
+) -> CheckResult:
+    """A comparison with control checked continuously: it is violated only when the mixture
+    SPRT says the bound is crossed (valid however often it is checked); the interval cannot."""
+    from mlchaos import stats  # noqa: PLC0415
+
+    parts = _rate_parts(check, store, mine, ctrl, threshold)
+    assert parts is not None
+    hits, den1, den2 = parts
+    assert den2 is not None
+    k1, n1 = int((hits & den1).sum()), int(den1.sum())
+    k2, n2 = int((hits & den2).sum()), int(den2.sum())
+    alpha = 1 - confidence
+    crossed = []
+    sides: tuple[tuple[Literal["max", "min"], Bound | None], ...] = (
+        ("max", check.max),
+        ("min", check.min),
+    )
+    for side, bound in sides:
+        if bound is not None:
+            test = stats.msprt_difference(k1, n1, k2, n2, bound=bound.value, side=side, alpha=alpha)
+            if test.crossed:
+                crossed.append(f"mSPRT {test.statistic:.3g} >= {test.threshold:.3g}")
+    status = (
+        CheckStatus.VIOLATED
+        if crossed
+        else (CheckStatus.HELD if result.status is CheckStatus.HELD else CheckStatus.UNSURE)
+    )
+    detail = result.detail + (
+        "; " + ", ".join(crossed) if crossed else "; mSPRT: bound not crossed"
+    )
+    return CheckResult(result.name, status, result.estimate, result.bounds, result.judge, detail)
 
 
 def _estimate(
@@ -87,14 +137,9 @@ def _estimate(
 ) -> Estimate | None:
     from mlchaos import stats  # noqa: PLC0415
 
-    status = store.column("status")
-    error = store.column("error")
-    failed = stats.failed(status, error)
-    if check.metric is Metric.ERROR_RATE:
-        return _rate(failed, mine, ctrl, confidence)
     if check.metric.is_latency:
         latency = store.column("latency")
-        answered = error == 0
+        answered = store.column("error") == 0
         q = check.metric.quantile
         if ctrl is None:
             return stats.quantile(latency[mine & answered], q, confidence)
@@ -103,31 +148,48 @@ def _estimate(
         est = stats.quantile(latency[mine & answered], q, each)
         base = stats.quantile(latency[ctrl & answered], q, each)
         return stats.ratio_of_quantiles(est, base)
+    if check.metric.is_feature_age:
+        import numpy as np  # noqa: PLC0415
+
+        ages = store.column("feature_age")
+        ok = ~stats.failed(store.column("status"), store.column("error"))
+        return stats.quantile(ages[mine & ok & ~np.isnan(ages)], check.metric.quantile, confidence)
+    parts = _rate_parts(check, store, mine, ctrl, threshold)
+    if parts is None:
+        return None
+    hits, mine, ctrl = parts
+    return _rate(hits, mine, ctrl, confidence)
+
+
+def _rate_parts(
+    check: MetricCheck,
+    store: ObservationStore,
+    mine: npt.NDArray[np.bool_],
+    ctrl: npt.NDArray[np.bool_] | None,
+    threshold: float | None,
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_] | None] | None:
+    """For a rate metric: the rows that count as hits, and each arm's denominator rows."""
     import numpy as np  # noqa: PLC0415
 
-    if check.metric is Metric.ACCURACY:
-        pred = store.column("prediction")
-        label = store.column("label")
+    from mlchaos import stats  # noqa: PLC0415
 
+    failed = stats.failed(store.column("status"), store.column("error"))
+    if check.metric is Metric.ERROR_RATE:
+        return failed, mine, ctrl
+    if check.metric is Metric.ACCURACY:
+        pred, label = store.column("prediction"), store.column("label")
         scored = ~failed & ~np.isnan(pred) & ~np.isnan(label)
-        right = stats.correct(pred, label, threshold) & scored
         if not (scored & mine).any():
             return None
-        return _rate(right, mine & scored, None if ctrl is None else ctrl & scored, confidence)
-    if check.metric.is_feature_age:
-        ages = store.column("feature_age")
-        return stats.quantile(
-            ages[mine & ~failed & ~np.isnan(ages)], check.metric.quantile, confidence
-        )
-    ok = ~failed
+        right = stats.correct(pred, label, threshold) & scored
+        return right, mine & scored, None if ctrl is None else ctrl & scored
+    ok = ~failed  # shares among successful responses
     if check.metric is Metric.DEGRADED_SHARE:
         hits = stats.degradation_mask(store, check.kind)
-        return _rate(hits, mine & ok, None if ctrl is None else ctrl & ok, confidence)
-    # model share among successful responses
-    model_col = store.column("model")
-    code = store.models.index(check.model) if check.model in store.models else -2
-    hits = model_col == code
-    return _rate(hits, mine & ok, None if ctrl is None else ctrl & ok, confidence)
+    else:
+        code = store.models.index(check.model) if check.model in store.models else -2
+        hits = store.column("model") == code
+    return hits, mine & ok, None if ctrl is None else ctrl & ok
 
 
 def _rate(

@@ -407,7 +407,11 @@ class Runner:
             await asyncio.sleep(exp.tick.seconds)
             for check in exp.guardrails:
                 result = evaluate(
-                    check, self.store, confidence=conf, threshold=exp.analysis.threshold
+                    check,
+                    self.store,
+                    confidence=conf,
+                    threshold=exp.analysis.threshold,
+                    sequential=True,  # checked every tick: comparisons must stay valid
                 )
                 previous = self._last_guard.get(result.name)
                 if result.status.value != previous:

@@ -24,6 +24,7 @@ from mlchaos.stats._estimate import Estimate
 from mlchaos.stats._outcomes import accuracy, correct, failed
 from mlchaos.stats._proportion import proportion, proportion_difference
 from mlchaos.stats._quantile import quantile, ratio_of_quantiles
+from mlchaos.stats._sequential import SequentialTest, msprt_difference
 
 __all__ = [
     "AGE_EDGES",
@@ -32,6 +33,7 @@ __all__ = [
     "CurvePoint",
     "DriftTest",
     "Estimate",
+    "SequentialTest",
     "accuracy",
     "accuracy_by",
     "arm_stats",
@@ -43,6 +45,7 @@ __all__ = [
     "failed",
     "ks",
     "largest_holding",
+    "msprt_difference",
     "proportion",
     "proportion_difference",
     "psi",
