@@ -201,7 +201,7 @@ class KillFault(_Model):
 
     @property
     def target(self) -> str:
-        return f"process {self.process.pidfile}"
+        return self.process.describe()
 
     def end(self, traffic_duration: Duration) -> float:
         return traffic_duration.seconds
