@@ -144,7 +144,7 @@ def test_the_naive_gateway_fails_and_each_failed_check_is_named(tmp_path: Path) 
     assert "experiment errors under 1%" in failed["feature-missing"]
     assert failed["pipeline-delay"] & {
         "experiment errors under 1%",
-        "experiment p99 latency under 250ms",
+        "experiment p99 latency under 500ms",
     }
     for names in failed.values():
         for name in names:
