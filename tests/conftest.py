@@ -75,3 +75,11 @@ def upstream(spawn: Spawn) -> int:
     spawn("upstream", "serve", "--port", str(port))
     wait_for_port(port)
     return port
+
+
+@pytest.fixture(autouse=True)
+def private_state_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test has its own run registry and disable switch (``mlchaos halt`` state)."""
+    monkeypatch.setenv("MLCHAOS_STATE_DIR", str(tmp_path_factory.mktemp("state")))

@@ -47,8 +47,10 @@ PUBLIC = {
     "mlchaos.runner": [
         "Display",
         "Executed",
+        "HaltReport",
         "Journal",
         "NullDisplay",
+        "Registry",
         "RichDisplay",
         "RunOutcome",
         "Runner",
@@ -56,6 +58,7 @@ PUBLIC = {
         "SweepOutcome",
         "execute",
         "execute_sweep",
+        "halt",
         "new_run_id",
         "read_journal",
     ],

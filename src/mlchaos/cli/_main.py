@@ -11,12 +11,14 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from mlchaos import __version__
 from mlchaos.errors import EXIT_CANNOT_RUN, EXIT_INVALID, ConfigError, MlchaosError
 
 __all__ = ["main"]
+
+_T = TypeVar("_T")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
         "--announce", action="store_true", help="first print one JSON ready line (for supervisors)"
     )
     serve.set_defaults(func=_cmd_proxy_serve)
+
+    h = sub.add_parser("halt", help="stop every running experiment now and remove all their faults")
+    h.add_argument(
+        "--disable", metavar="REASON", help="also refuse new runs until 'mlchaos enable'"
+    )
+    h.set_defaults(func=_cmd_halt)
+    en = sub.add_parser("enable", help="clear the disable switch set by 'mlchaos halt --disable'")
+    en.set_defaults(func=_cmd_enable)
 
     ag = sub.add_parser("agent", help="the agent that holds process faults under leases")
     ags = ag.add_subparsers(dest="agent_command", required=True, parser_class=_Parser)
@@ -139,6 +149,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _run_async_value(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    import asyncio  # noqa: PLC0415
+
+    with asyncio.Runner() as runner:
+        return runner.run(make())
+
+
 def _run_async(make: Callable[[], Coroutine[Any, Any, int]]) -> int:
     import asyncio  # noqa: PLC0415
 
@@ -206,6 +223,30 @@ def _cmd_proxy_serve(args: argparse.Namespace) -> int:
         return 0
 
     return _run_async(go)
+
+
+def _cmd_halt(args: argparse.Namespace) -> int:
+    from mlchaos.runner import Registry, halt  # noqa: PLC0415
+
+    registry = Registry()
+    report = _run_async_value(lambda: halt(registry, disable=args.disable))
+    print(
+        f"mlchaos halt: {len(report.stopped)} experiments stopped, "
+        f"{report.faults_cleared} faults removed"
+        + (f"; still running: {', '.join(report.still_running)}" if report.still_running else "")
+        + (f"; unreachable: {', '.join(report.unreachable)}" if report.unreachable else "")
+    )
+    if args.disable is not None:
+        print(f"mlchaos is disabled ({args.disable}); 'mlchaos enable' allows runs again")
+    return EXIT_CANNOT_RUN if report.still_running else 0
+
+
+def _cmd_enable(args: argparse.Namespace) -> int:
+    from mlchaos.runner import Registry  # noqa: PLC0415
+
+    was = Registry().enable()
+    print("mlchaos enabled" if was else "mlchaos was not disabled")
+    return 0
 
 
 def _cmd_agent_serve(args: argparse.Namespace) -> int:

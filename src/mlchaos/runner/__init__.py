@@ -2,15 +2,19 @@
 
 from mlchaos.runner._display import Display, NullDisplay, RichDisplay, Snapshot
 from mlchaos.runner._execute import Executed, execute
+from mlchaos.runner._halt import HaltReport, halt
 from mlchaos.runner._journal import Journal, read_journal
+from mlchaos.runner._registry import Registry
 from mlchaos.runner._runner import Runner, RunOutcome, new_run_id
 from mlchaos.runner._sweep import SweepOutcome, execute_sweep
 
 __all__ = [
     "Display",
     "Executed",
+    "HaltReport",
     "Journal",
     "NullDisplay",
+    "Registry",
     "RichDisplay",
     "RunOutcome",
     "Runner",
@@ -18,6 +22,7 @@ __all__ = [
     "SweepOutcome",
     "execute",
     "execute_sweep",
+    "halt",
     "new_run_id",
     "read_journal",
 ]

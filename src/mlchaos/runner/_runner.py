@@ -35,6 +35,7 @@ from mlchaos.observe import ObservationStore, probe_all, reach_target
 from mlchaos.runner._actions import run_action
 from mlchaos.runner._display import ArmProgress, Display, NullDisplay, Snapshot
 from mlchaos.runner._journal import Journal
+from mlchaos.runner._registry import Registry
 
 if TYPE_CHECKING:
     import aiohttp
@@ -87,6 +88,7 @@ class Runner:
         journal: Journal,
         display: Display | None = None,
         run_id: str | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.exp = exp
         self.base_dir = base_dir
@@ -100,6 +102,7 @@ class Runner:
         self._last_guard: dict[str, str] = {}
         self.rolling_back = False
         self._rollback_started: float | None = None
+        self.registry = registry or Registry()
 
     # ------------------------------------------------------------------ phases
     async def run(self) -> RunOutcome:
@@ -112,6 +115,7 @@ class Runner:
             spec=self.exp.model_dump(mode="json"),
         )
         try:
+            self._admit()
             await self._execute(out)
         except asyncio.CancelledError:
             # Interrupted before injection began (during injection the inject phase handles
@@ -124,12 +128,23 @@ class Runner:
         else:
             self._conclude(out)
         finally:
+            self.registry.unregister(self.run_id)
             if out.error is not None:
                 self.journal.write(
                     "verdict", verdict="error", exit_code=out.exit_code, error=out.error
                 )
             self.journal.close()
         return out
+
+    def _admit(self) -> None:
+        """Refuse to start while mlchaos is disabled; else register, for 'mlchaos halt'."""
+        reason = self.registry.disabled()
+        if reason is not None:
+            raise RunError(
+                f"mlchaos is disabled ({reason}); no experiment may start until "
+                "'mlchaos enable' clears the switch"
+            )
+        self.registry.register(self.run_id, self.exp.title)
 
     async def _execute(self, out: RunOutcome) -> None:
         import aiohttp  # noqa: PLC0415
@@ -278,6 +293,7 @@ class Runner:
             self.journal.write("proxy", name=name, mode="connect", control=url)
         client = ControlClient(url, token)
         await stack.enter_async_context(client)
+        self.registry.add_proxy(self.run_id, url, token)  # so 'mlchaos halt' can clear it
         try:
             await client.health()
         except MlchaosError as exc:

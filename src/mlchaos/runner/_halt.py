@@ -1,0 +1,71 @@
+"""``mlchaos halt``: stop every running experiment at once and remove all their faults.
+
+Each registered runner gets SIGTERM (it rolls back as on Ctrl-C); every proxy a run uses is
+cleared through its control API at once, so faults go even if a runner is stuck; entries of
+runners that no longer exist are dropped. With ``disable``, the switch is set first, so no new
+run can start while the halt is under way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+from mlchaos.errors import MlchaosError
+from mlchaos.runner._registry import Registry
+
+__all__ = ["HaltReport", "halt"]
+
+
+@dataclass
+class HaltReport:
+    stopped: list[str] = field(default_factory=list)  # run ids that ended
+    still_running: list[str] = field(default_factory=list)
+    faults_cleared: int = 0
+    unreachable: list[str] = field(default_factory=list)  # control APIs that did not answer
+
+
+async def halt(registry: Registry, *, disable: str | None = None, wait: float = 20.0) -> HaltReport:
+    """Stop every registered run, clear their proxies, wait up to ``wait`` s for them to end."""
+    from mlchaos.proxy import ControlClient  # noqa: PLC0415
+
+    if disable is not None:
+        registry.disable(disable)
+    report = HaltReport()
+    pending = {}
+    for entry in registry.runs():
+        run_id, pid = str(entry.get("run_id")), int(entry.get("pid", 0))
+        try:
+            if pid > 1 and pid != os.getpid():
+                os.kill(pid, signal.SIGTERM)
+                pending[run_id] = pid
+        except ProcessLookupError:
+            registry.unregister(run_id)  # the runner is gone; its leases end its faults
+            report.stopped.append(run_id)
+        for proxy in entry.get("proxies", []):
+            try:
+                async with ControlClient(proxy["control"], proxy["token"], timeout=3.0) as c:
+                    report.faults_cleared += await c.clear()
+            except MlchaosError:
+                report.unreachable.append(proxy["control"])
+    deadline = time.monotonic() + wait
+    while pending and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        listed = {str(e.get("run_id")) for e in registry.runs()}
+        for run_id in [r for r in pending if r not in listed or not _alive(pending[r])]:
+            registry.unregister(run_id)
+            report.stopped.append(run_id)
+            del pending[run_id]
+    report.still_running = sorted(pending)
+    return report
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 0)
+        return True
+    return False
