@@ -1,9 +1,10 @@
 """Prediction drift between two samples (control = reference, experiment = current): PSI, KS.
 
-PSI's usual fixed thresholds (0.1 "moderate", 0.2 "large") ignore sample size: with no change
-at all, PSI ≈ (1/n + 1/m)·chi2(B-1), so small samples cross 0.1 by chance alone. :func:`psi`
-therefore decides against that null distribution at level ``alpha``; the fixed levels remain
-useful as effect sizes. :func:`ks` is the two-sample Kolmogorov-Smirnov test.
+The population stability index is usually read against fixed levels (below 0.1 "no change",
+0.1-0.2 "moderate", above 0.2 "large"), but those ignore sample size: with no change at all,
+PSI ≈ (1/n + 1/m)·chi2(B-1), so 100 against 100 predictions cross 0.1 by chance alone in most
+runs. :func:`psi` therefore decides against that null distribution at level ``alpha``; the fixed
+levels remain useful as effect sizes. :func:`ks` is the two-sample Kolmogorov-Smirnov test.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ _EPS = 1e-4  # floor of a bin's share, so an empty bin does not make PSI infinit
 
 @dataclass(frozen=True, slots=True)
 class DriftTest:
-    """``drift`` when ``statistic`` is beyond ``threshold`` (equivalently p < alpha)."""
+    """A two-sample drift test: ``drift`` when ``statistic`` is beyond ``threshold``.
+
+    ``threshold`` is the statistic's critical value at the test's ``alpha`` and ``p_value``
+    its tail probability under no change. Statistic, threshold and p-value are NaN, and
+    ``drift`` false, when a sample has fewer than two values.
+    """
 
     method: str
     statistic: float
@@ -34,41 +40,39 @@ class DriftTest:
     n_current: int
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form; NaN and infinity become ``None``."""
         return {
             k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in asdict(self).items()
         }
 
 
-def _finite(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    import numpy as np  # noqa: PLC0415
-
-    a = np.asarray(values, dtype=np.float64)
-    out: npt.NDArray[np.float64] = a[np.isfinite(a)]
-    return out
-
-
 def psi(
     reference: npt.ArrayLike, current: npt.ArrayLike, *, bins: int = 10, alpha: float = 0.05
 ) -> DriftTest:
-    """Population stability index over bins of the reference (its quantiles, or its distinct
-    values when it has at most ``bins`` of them — e.g. predicted classes), decided against
-    its no-change distribution at level ``alpha``. Too little data: NaN, no drift."""
+    """Population stability index of ``current`` against ``reference``, tested at ``alpha``.
+
+    Bins are the reference's quantiles (deduplicated), or its distinct values when it takes at
+    most ``bins`` of them (predicted classes), plus a bin for values the reference never takes
+    when the current sample has some. Empty shares are floored at 1e-4. The threshold is
+    ``(1/n + 1/m) * chi2.ppf(1 - alpha, B - 1)`` and the p-value the matching chi-square tail,
+    so the false-alarm rate stays near ``alpha`` at every sample size; compare ``statistic``
+    with the conventional 0.1 (moderate) and 0.2 (large) levels for size only. Non-finite
+    values are dropped.
+    """
     import numpy as np  # noqa: PLC0415
     from scipy.stats import chi2  # noqa: PLC0415
 
+    _check_alpha(alpha)
+    if bins < 2:
+        raise ValueError(f"psi needs at least 2 bins, got {bins}")
     ref, cur = _finite(reference), _finite(current)
     n, m = ref.size, cur.size
     if n < 2 or m < 2:
         return DriftTest("psi", math.nan, math.nan, math.nan, False, n, m)
     distinct = np.unique(ref)
     if distinct.size <= bins:
-        # one bin per value the reference takes, plus one for values it never takes
-        ref_counts = np.array([np.count_nonzero(ref == v) for v in distinct] + [0])
-        cur_in = [np.count_nonzero(cur == v) for v in distinct]
-        cur_counts = np.array([*cur_in, m - sum(cur_in)])
-        if cur_counts[-1] == 0:
-            ref_counts, cur_counts = ref_counts[:-1], cur_counts[:-1]
+        ref_counts, cur_counts = _value_counts(distinct, ref, cur)
     else:
         edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1))[1:-1])
         ref_counts = np.bincount(
@@ -77,9 +81,11 @@ def psi(
         cur_counts = np.bincount(
             np.searchsorted(edges, cur, side="right"), minlength=edges.size + 1
         )
+    used = (ref_counts > 0) | (cur_counts > 0)  # a bin empty in both carries nothing
+    ref_counts, cur_counts = ref_counts[used], cur_counts[used]
     k = ref_counts.size
-    if k < 2:
-        return DriftTest("psi", 0.0, math.inf, 1.0, False, n, m)
+    if k < 2:  # both samples one and the same constant
+        return DriftTest("psi", 0.0, 0.0, 1.0, False, n, m)
     p = np.clip(ref_counts / n, _EPS, None)
     q = np.clip(cur_counts / m, _EPS, None)
     value = float(np.sum((q - p) * np.log(q / p)))
@@ -90,10 +96,16 @@ def psi(
 
 
 def ks(reference: npt.ArrayLike, current: npt.ArrayLike, *, alpha: float = 0.05) -> DriftTest:
-    """Two-sample Kolmogorov-Smirnov (``scipy.stats.ks_2samp``); the threshold is the
-    asymptotic critical distance c(alpha)·sqrt((n+m)/(n·m)). Too little data: NaN, no drift."""
+    """Two-sample Kolmogorov-Smirnov test (``scipy.stats.ks_2samp``, exact p for small samples).
+
+    ``drift`` when ``p_value < alpha``. ``threshold`` is the asymptotic critical distance
+    ``sqrt(-ln(alpha/2)/2) * sqrt((n+m)/(n*m))``, so at small samples it can disagree with the
+    exact p-value near the boundary. With many ties (discrete predictions) the test is
+    conservative; :func:`psi` bins by value there. Non-finite values are dropped.
+    """
     from scipy.stats import ks_2samp  # noqa: PLC0415
 
+    _check_alpha(alpha)
     ref, cur = _finite(reference), _finite(current)
     n, m = ref.size, cur.size
     if n < 2 or m < 2:
@@ -102,3 +114,33 @@ def ks(reference: npt.ArrayLike, current: npt.ArrayLike, *, alpha: float = 0.05)
     threshold = math.sqrt(-math.log(alpha / 2) / 2) * math.sqrt((n + m) / (n * m))
     p_value = float(result.pvalue)
     return DriftTest("ks", float(result.statistic), threshold, p_value, p_value < alpha, n, m)
+
+
+def _value_counts(
+    values: npt.NDArray[np.float64], ref: npt.NDArray[np.float64], cur: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Counts per distinct reference value, plus a last bin for anything else."""
+    import numpy as np  # noqa: PLC0415
+
+    def counts(x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        i = np.searchsorted(values, x)
+        hit = (i < values.size) & (values[np.minimum(i, values.size - 1)] == x)
+        out: npt.NDArray[np.int64] = np.bincount(
+            np.where(hit, i, values.size), minlength=values.size + 1
+        )
+        return out
+
+    return counts(ref), counts(cur)
+
+
+def _finite(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    import numpy as np  # noqa: PLC0415
+
+    a = np.asarray(values, dtype=np.float64).ravel()
+    out: npt.NDArray[np.float64] = a[np.isfinite(a)]
+    return out
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be strictly between 0 and 1, got {alpha}")
