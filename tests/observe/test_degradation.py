@@ -74,3 +74,21 @@ def test_batches_keep_their_degradations_and_old_journals_without_them_still_loa
     assert len(legacy) == len(s)
     assert not degradation_mask(legacy).any()
     assert all(math.isnan(a) for a in legacy.column("feature_age"))
+
+
+def test_a_run_labelled_with_classes_other_than_0_and_1_gets_drift_but_no_auc() -> None:
+    """AUC needs a binary outcome; the summary must not fail on other labels."""
+    from mlchaos.report._summary import _quality
+
+    s = ObservationStore()
+    for i in range(60):
+        for arm in (Arm.EXPERIMENT, Arm.CONTROL):
+            s.append(Observation(arm, i, 0.01, 200, prediction=i % 3, label=i % 3))
+    quality = _quality(s, None, 0.95)
+    assert "auc" not in quality
+    assert quality["drift"]["psi"]["drift"] is False
+    binary = ObservationStore()
+    for i in range(60):
+        for arm in (Arm.EXPERIMENT, Arm.CONTROL):
+            binary.append(Observation(arm, i, 0.01, 200, prediction=i % 2, label=i % 2))
+    assert _quality(binary, None, 0.95)["auc"]["control"]["value"] == 1.0

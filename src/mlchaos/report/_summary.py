@@ -177,7 +177,7 @@ def _staleness_curve(s: Summary, exp: Experiment, store: ObservationStore) -> No
 
 
 def _quality(store: ObservationStore, mask: Any, confidence: float) -> dict[str, Any]:
-    """AUC per arm and their difference (where labelled), and prediction drift of the
+    """AUC per arm and their difference (where labelled 0/1), and prediction drift of the
     experiment arm against control (PSI, KS), over the successful answers judged."""
     import numpy as np  # noqa: PLC0415
 
@@ -202,7 +202,9 @@ def _quality(store: ObservationStore, mask: Any, confidence: float) -> dict[str,
             )
         }
     }
-    if np.isfinite(label[ok]).any():
+    labelled = label[ok][np.isfinite(label[ok])]
+    # AUC is for a binary outcome: a run labelled otherwise (classes, values) gets none.
+    if labelled.size and np.isin(labelled, (0.0, 1.0)).all():
         e, c = rows["experiment"], rows["control"]
         out["auc"] = {
             name: stats.auc(pred[r], label[r], confidence).to_dict() for name, r in rows.items()
