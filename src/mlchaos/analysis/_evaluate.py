@@ -261,16 +261,13 @@ def _fmt(check: MetricCheck, x: float) -> str:
 def fault_window_mask(
     store: ObservationStore, windows: list[tuple[float, float]]
 ) -> npt.NDArray[np.bool_]:
-    """Rows sent and answered inside a (wall-clock) fault window: a request that was still in
-    flight when the fault was removed may have missed it. A request with no answer counts by
-    its start."""
+    """Rows whose start falls inside any (wall-clock) fault window."""
     import numpy as np  # noqa: PLC0415
 
     start = store.column("start")
-    end = start + np.nan_to_num(store.column("latency"), nan=0.0)
     mask = np.zeros(len(store), dtype=bool)
     for lo, hi in windows:
-        mask |= (start >= lo) & (end <= hi)
+        mask |= (start >= lo) & (start <= hi)
     return mask
 
 
