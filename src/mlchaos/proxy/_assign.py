@@ -3,11 +3,13 @@
 Order for one HTTP request:
 
 1. an ``x-mlchaos-arm`` header decides (``experiment`` or ``control``; any other value puts the
-   request in no arm), so arms propagate through a chain of proxies;
+   request in no arm), so arms propagate through a chain of proxies — except at a live edge,
+   which never trusts a client's header;
 2. else, when ``arms.key`` names a header or a JSON body field that the request carries, the
    salted stable hash of its value decides (:func:`mlchaos.arms.arm_for_key`), so the edge and
    a dependency agree without header propagation;
-3. else the configured shares decide at random.
+3. else the configured shares decide at random — except under live cohorts
+   (:mod:`mlchaos.proxy._live`), where such a request is in no arm.
 
 A TCP connection has no header or body to read: the shares decide at random.
 """
@@ -18,7 +20,7 @@ import json
 import random
 
 from mlchaos.arms import ArmCode, arm_for_key
-from mlchaos.proxy._config import ArmSplit
+from mlchaos.proxy._config import ArmKey, ArmSplit
 
 __all__ = ["ARM_LINES", "ArmAssigner"]
 
@@ -33,16 +35,52 @@ ARM_LINES: tuple[bytes, bytes, bytes] = (
 
 
 class ArmAssigner:
-    """Assigns arms by one proxy's :class:`ArmSplit`, with an injectable random source."""
+    """Assigns arms by one proxy's :class:`ArmSplit`, with an injectable random source;
+    live cohorts replace the split for a while (:meth:`set_live`, :meth:`reset`)."""
 
-    __slots__ = ("_control", "_experiment", "_random", "_salt", "json_path", "key_header")
+    __slots__ = (
+        "_configured",
+        "_control",
+        "_experiment",
+        "_random",
+        "_salt",
+        "json_path",
+        "key_header",
+        "live",
+        "trust_header",
+    )
 
     def __init__(self, split: ArmSplit, rng: random.Random) -> None:
-        self._experiment = split.experiment.fraction
-        self._control = split.control.fraction
-        self._salt = split.salt
+        self._configured = split
         self._random = rng.random
-        key = split.key
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the configured split."""
+        split = self._configured
+        self._use(split.experiment.fraction, split.control.fraction, split.salt, split.key)
+        self.trust_header = True
+        self.live = False
+
+    def set_live(
+        self,
+        experiment: float,
+        control: float,
+        salt: str,
+        key: ArmKey | None,
+        *,
+        trust_header: bool,
+    ) -> None:
+        """Live cohorts: these shares and salt, the key given (else the configured one), and
+        no random assignment."""
+        self._use(experiment, control, salt, key or self._configured.key)
+        self.trust_header = trust_header
+        self.live = True
+
+    def _use(self, experiment: float, control: float, salt: str, key: ArmKey | None) -> None:
+        self._experiment = experiment
+        self._control = control
+        self._salt = salt
         self.key_header: bytes | None = (
             key.header.lower().encode("latin-1") if key is not None and key.header else None
         )
@@ -61,17 +99,16 @@ class ArmAssigner:
         """By the shares alone (the same rule as :func:`mlchaos.arms.arm_for_unit`, inlined)."""
         experiment = self._experiment
         control = self._control
-        if experiment == 0.0 and control == 0.0:
+        if (experiment == 0.0 and control == 0.0) or self.live:
             return 0
         u = self._random()
         if u < experiment:
             return 1  # ArmCode.EXPERIMENT
         return 2 if u < experiment + control else 0
 
-    def for_body(self, body: bytes) -> int:
-        """Hash the configured JSON field of ``body``; at random when it is absent or not JSON."""
-        key = json_key(body, self.json_path or ())
-        return self.at_random() if key is None else self.for_key(key)
+    def body_key(self, body: bytes) -> bytes | None:
+        """The configured JSON field of ``body``; None when it is absent or not JSON."""
+        return json_key(body, self.json_path or ())
 
 
 def json_key(body: bytes, path: tuple[str, ...]) -> bytes | None:

@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 
 from mlchaos.errors import ControlAPIError
 from mlchaos.proxy._faults import ActiveFault
+from mlchaos.proxy._live import Cohorts
 from mlchaos.proxy._rules import Rule
 from mlchaos.proxy._stats import ProxyStats
 from mlchaos.units import Duration
@@ -91,6 +92,28 @@ class ControlClient:
 
     async def stats(self) -> ProxyStats:
         return ProxyStats.model_validate(await self._call("GET", "/stats"))
+
+    async def set_cohorts(self, cohorts: Cohorts) -> float:
+        """Split live traffic into ``cohorts`` for their lease; seconds until it lapses."""
+        body = await self._call("PUT", "/cohorts", cohorts.model_dump(mode="json"))
+        return float(body["expires_in"])
+
+    async def renew_cohorts(self, lease: Duration | None = None) -> float:
+        payload = {} if lease is None else {"lease": str(lease)}
+        body = await self._call("POST", "/cohorts/renew", payload)
+        return float(body["expires_in"])
+
+    async def clear_cohorts(self) -> bool:
+        """Back to the proxy's configured split; True if cohorts were set."""
+        body = await self._call("DELETE", "/cohorts")
+        return bool(body["removed"])
+
+    async def cohorts(self) -> dict[str, Any]:
+        return await self._call("GET", "/cohorts")
+
+    async def observations(self, after: int, limit: int = 10_000) -> dict[str, Any]:
+        """The edge's logged observations from sequence number ``after`` (see the control API)."""
+        return await self._call("GET", f"/observations?after={after}&limit={limit}")
 
     # -- plumbing ------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from mlchaos.proxy._answers import bad_request_message, error_body, own_response
 from mlchaos.proxy._assign import ARM_LINES, ArmAssigner
 from mlchaos.proxy._config import ProxyConfig
 from mlchaos.proxy._faults import FaultEntry, FaultTable
+from mlchaos.proxy._live import LiveState
 from mlchaos.proxy._rewrite import rewrite_json
 from mlchaos.proxy._rules import AbortRule, FeastMissingRule, RewriteRule
 from mlchaos.proxy._stats import Recorder
@@ -76,6 +77,7 @@ class _Request:
         "arm_value",
         "body",
         "buffer",
+        "capture",
         "drop",
         "expect",
         "fault",
@@ -121,6 +123,7 @@ class _Request:
         self.status = 0
         self.rewrites: list[RewriteRule | FeastMissingRule] | None = None  # data faults drawn
         self.buffer: list[bytes] = []  # a response held back to be rewritten
+        self.capture: list[bytes] | None = None  # a copy of the answer, for the live log
 
 
 class HttpPlane:
@@ -134,6 +137,7 @@ class HttpPlane:
         self.recorder = recorder
         self.random = rng.random
         self.assigner = ArmAssigner(config.arms, rng)
+        self.live: LiveState | None = None  # set by the server: cohorts and the edge's log
         self.upstream = config.upstream
         self.pool = UpstreamPool(
             self.loop, config.upstream.host, config.upstream.port, config.max_idle_upstream
@@ -365,14 +369,14 @@ class ClientConn(asyncio.Protocol):
         self._cur = req
         plane = self._plane
         assigner = plane.assigner
-        if req.arm_value is not None:
+        if req.arm_value is not None and assigner.trust_header:
             req.arm = assigner.from_header(req.arm_value)
-        elif req.key is not None:
-            req.arm = assigner.for_key(req.key)
-        elif assigner.json_path is not None:
-            req.arm = assigner.for_body(b"".join(req.body))
         else:
-            req.arm = assigner.at_random()
+            if req.key is None and assigner.json_path is not None:
+                req.key = assigner.body_key(b"".join(req.body))
+            req.arm = assigner.at_random() if req.key is None else assigner.for_key(req.key)
+        if req.arm and plane.live is not None and plane.live.log is not None:
+            req.capture = []  # a cohort request at a live edge: its answer is read and logged
         faults = plane.faults
         if not len(faults):
             self._forward(req)
@@ -508,6 +512,9 @@ class ClientConn(asyncio.Protocol):
         out.append(tail + b"\r\n")
 
     def response_body(self, data: bytes) -> None:
+        capture = self._cur.capture if self._cur is not None else None
+        if capture is not None and len(capture) < 256:
+            capture.append(data)
         if self._mode == _BUFFER:
             assert self._cur is not None
             self._cur.buffer.append(data)
@@ -624,8 +631,7 @@ class ClientConn(asyncio.Protocol):
 
     def _finish(self, req: _Request, status: int, error: ErrorKind) -> None:
         self._cur = None
-        latency = self._loop.time() - req.t0
-        self._plane.recorder.record(req.arm, req.start, latency, status, error, req.fault)
+        self._record(req, status, error)
         if not req.keep_alive:
             self._closed = True
             if self._transport is not None:
@@ -640,7 +646,11 @@ class ClientConn(asyncio.Protocol):
 
     def _record(self, req: _Request, status: int, error: ErrorKind) -> None:
         latency = self._loop.time() - req.t0
-        self._plane.recorder.record(req.arm, req.start, latency, status, error, req.fault)
+        plane = self._plane
+        plane.recorder.record(req.arm, req.start, latency, status, error, req.fault)
+        if req.capture is not None and plane.live is not None and plane.live.log is not None:
+            body = b"".join(req.capture) if error == _OK and 200 <= status < 300 else None
+            plane.live.log.add(req.arm, req.start, latency, status, error, req.fault, body, req.key)
 
     def _pause_reading(self) -> None:
         if not self._reading_paused and self._transport is not None and not self._closed:
@@ -662,6 +672,8 @@ def _rewritten(req: _Request) -> bytes:
     assert req.rewrites is not None
     body = b"".join(chunks)
     body = rewrite_json(body, req.rewrites, "response") or body
+    if req.capture is not None:
+        req.capture = [body]  # the live log reads the answer the client got
     for rule in req.rewrites:
         if isinstance(rule, RewriteRule) and rule.status is not None:
             req.status = rule.status

@@ -27,6 +27,7 @@ from mlchaos.proxy._config import Address, Protocol, ProxyConfig
 from mlchaos.proxy._control import control_app
 from mlchaos.proxy._faults import FaultTable
 from mlchaos.proxy._http import HttpPlane
+from mlchaos.proxy._live import LiveState
 from mlchaos.proxy._stats import ProxyStats, Recorder
 from mlchaos.proxy._tcp import TcpPlane
 from mlchaos.proxy._token import TokenSource, resolve_token
@@ -129,10 +130,13 @@ class ProxyServer:
             self._control_address = _bound(control_sock, config.control.listen)
             plane_type = HttpPlane if config.protocol is Protocol.HTTP else TcpPlane
             plane = self._plane = plane_type(config, self.faults, self._recorder, self._rng)
+            live = None
+            if isinstance(plane, HttpPlane):
+                live = plane.live = LiveState(plane.assigner, config.control.default_lease)
             self._server = await loop.create_server(plane.protocol, sock=data_sock, backlog=1024)
             data_sock = None  # the server owns it now
             plane.start()
-            app = control_app(self.faults, self._token.token, self.stats, self._info)
+            app = control_app(self.faults, self._token.token, self.stats, self._info, live)
             runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
             await runner.setup()
             self._control = runner
@@ -155,6 +159,8 @@ class ProxyServer:
         if server is not None:
             server.close()
         if plane is not None:
+            if isinstance(plane, HttpPlane) and plane.live is not None:
+                plane.live.clear()
             plane.close()
         if server is not None:
             with contextlib.suppress(Exception):

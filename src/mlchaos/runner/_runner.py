@@ -36,6 +36,7 @@ from mlchaos.runner._actions import run_action
 from mlchaos.runner._display import ArmProgress, Display, NullDisplay, Snapshot
 from mlchaos.runner._journal import Journal
 from mlchaos.runner._registry import Registry
+from mlchaos.traffic._config import TrafficConfig
 
 if TYPE_CHECKING:
     import aiohttp
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from mlchaos.faults import Injector
     from mlchaos.proxy import ControlClient
     from mlchaos.spec import Experiment, Fault
+    from mlchaos.traffic import TrafficResult
 
 __all__ = ["RunOutcome", "Runner", "new_run_id"]
 
@@ -103,6 +105,7 @@ class Runner:
         self.rolling_back = False
         self._rollback_started: float | None = None
         self.registry = registry or Registry()
+        self._clients: dict[str, ControlClient] = {}
 
     # ------------------------------------------------------------------ phases
     async def run(self) -> RunOutcome:
@@ -220,9 +223,10 @@ class Runner:
         from mlchaos.traffic import load_dataset  # noqa: PLC0415
 
         exp = self.exp
-        dataset = Path(exp.traffic.dataset)
-        load_dataset(dataset if dataset.is_absolute() else self.base_dir / dataset, exp.traffic)
-        clients: dict[str, ControlClient] = {}
+        if isinstance(exp.traffic, TrafficConfig):
+            dataset = Path(exp.traffic.dataset)
+            load_dataset(dataset if dataset.is_absolute() else self.base_dir / dataset, exp.traffic)
+        clients = self._clients
         for spec in exp.proxies:
             clients[spec.name] = await self._open_proxy(stack, spec.name)
         agents = {a.name: await self._open_agent(stack, a.name) for a in exp.agents}
@@ -324,12 +328,8 @@ class Runner:
         self.display.event(f"steady state holds ({len(results)} probes)")
 
     async def _inject_and_observe(self) -> None:
-        from mlchaos.traffic import run_traffic  # noqa: PLC0415
-
         t0 = time.monotonic()
-        traffic = asyncio.create_task(
-            run_traffic(self.exp.traffic, self.store, base_dir=self.base_dir), name="traffic"
-        )
+        traffic = asyncio.create_task(self._traffic(), name="traffic")
         helpers = [
             asyncio.create_task(self._schedule_faults(t0), name="faults"),
             asyncio.create_task(self._renew_loop(), name="renew"),
@@ -356,6 +356,18 @@ class Runner:
                 job.cancel()
             await asyncio.gather(traffic, *helpers, return_exceptions=True)
             self._flush_observations()
+
+    async def _traffic(self) -> TrafficResult:
+        """Replay the dataset, or observe live traffic at the edge proxy."""
+        from mlchaos.proxy import Protocol  # noqa: PLC0415
+        from mlchaos.traffic import run_live, run_traffic  # noqa: PLC0415
+
+        traffic = self.exp.traffic
+        if isinstance(traffic, TrafficConfig):
+            return await run_traffic(traffic, self.store, base_dir=self.base_dir)
+        http = {p.name for p in self.exp.proxies if p.protocol is Protocol.HTTP}
+        proxies = {name: c for name, c in self._clients.items() if name in http}
+        return await run_live(traffic, self.store, proxies, salt=self.run_id, lease=self.exp.lease)
 
     async def _schedule_faults(self, t0: float) -> None:
         events: list[tuple[float, int, _Scheduled]] = []

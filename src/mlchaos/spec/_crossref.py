@@ -10,6 +10,7 @@ from mlchaos.errors import SpecIssue
 from mlchaos.proxy._config import Protocol
 from mlchaos.proxy._rules import HTTP_RULES, TCP_RULES
 from mlchaos.spec._models import Experiment, KillFault, PauseFault, ProxyFault, ProxySpec
+from mlchaos.traffic._config import LiveTraffic
 
 __all__ = ["cross_check"]
 
@@ -61,6 +62,8 @@ def cross_check(exp: Experiment) -> list[SpecIssue]:
             )
 
     issues.extend(_sweep_issues(exp))
+    if isinstance(exp.traffic, LiveTraffic):
+        issues.extend(_live_issues(exp, exp.traffic, proxies))
     needs_control = any(c.relative_to or c.arm == "control" for c in exp.hypothesis)
     needs_control |= any(c.relative_to or c.arm == "control" for c in exp.guardrails)
     if needs_control and exp.traffic.arms.control.fraction == 0:
@@ -91,6 +94,33 @@ def _proxy_fault_issues(
             f"'{proxy.name}' (available: {', '.join(sorted(allowed))})",
         )
     ]
+
+
+def _live_issues(
+    exp: Experiment, live: LiveTraffic, proxies: dict[str, ProxySpec]
+) -> list[SpecIssue]:
+    """The edge and the keyed dependencies are HTTP proxies; no fault sits on a TCP proxy."""
+    issues = []
+    for path, name in [("traffic.edge", live.edge)] + [
+        (f"traffic.keys.{name}", name) for name in live.keys
+    ]:
+        proxy = proxies.get(name)
+        if proxy is None:
+            known = ", ".join(sorted(proxies)) or "none are defined"
+            issues.append(SpecIssue(path, f"no proxy named '{name}' (proxies: {known})"))
+        elif proxy.protocol is not Protocol.HTTP:
+            issues.append(SpecIssue(path, f"proxy '{name}' is tcp: live cohorts need http"))
+    for i, fault in enumerate(exp.faults):
+        proxy = proxies.get(getattr(fault, "target", ""))
+        if proxy is not None and proxy.protocol is Protocol.TCP:
+            issues.append(
+                SpecIssue(
+                    f"faults[{i}].target",
+                    f"proxy '{proxy.name}' is tcp: it cannot tell the cohorts of live traffic "
+                    "apart, so its fault would hit every user",
+                )
+            )
+    return issues
 
 
 def _sweep_issues(exp: Experiment) -> list[SpecIssue]:

@@ -220,7 +220,10 @@ def _internal(step: str) -> bool:
 
 
 def _tags(mapping: dict[Any, Any]) -> set[str]:
-    return {str(v) for k, v in mapping.items() if k in ("type", "protocol")}
+    """Union tags pydantic may put in a path: the discriminators given, and the defaults of
+    those that may be left out (a probe's or action's ``type``, the traffic's ``mode``)."""
+    given = {str(v) for k, v in mapping.items() if k in ("type", "protocol", "mode")}
+    return given | {"http", "replay"}
 
 
 def _nearest_mark(loc: Loc, marks: Marks) -> tuple[int, int] | None:

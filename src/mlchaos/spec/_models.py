@@ -33,7 +33,7 @@ from mlchaos.proxy._rules import (
     Rule,
 )
 from mlchaos.spec._checks import MetricCheck, Probe, type_or_http
-from mlchaos.traffic._config import TrafficConfig
+from mlchaos.traffic._config import Traffic
 from mlchaos.units import Duration, NonNegativeDuration, PositiveDuration, Share
 
 __all__ = [
@@ -336,7 +336,7 @@ class Experiment(_Model):
     targets: list[Target] = []
     proxies: list[ProxySpec] = []
     agents: list[AgentSpec] = []
-    traffic: TrafficConfig
+    traffic: Traffic
     steady_state: list[Probe] = []
     hypothesis: list[MetricCheck] = Field(min_length=1)
     faults: list[Fault] = []

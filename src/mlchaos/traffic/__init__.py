@@ -10,7 +10,9 @@ from mlchaos.traffic._config import (
     Extract,
     JsonRequest,
     LabelSource,
+    LiveTraffic,
     RequestShape,
+    Traffic,
     TrafficConfig,
     V2Request,
 )
@@ -23,6 +25,7 @@ from mlchaos.traffic._extract import (
     to_model,
     to_prediction,
 )
+from mlchaos.traffic._live import run_live
 from mlchaos.traffic._requests import RequestBuilder, fill_template
 from mlchaos.traffic._run import TrafficResult, classify_error, run_traffic
 
@@ -31,9 +34,11 @@ __all__ = [
     "Extract",
     "JsonRequest",
     "LabelSource",
+    "LiveTraffic",
     "PathPart",
     "RequestBuilder",
     "RequestShape",
+    "Traffic",
     "TrafficConfig",
     "TrafficResult",
     "V2Request",
@@ -44,6 +49,7 @@ __all__ = [
     "input_columns",
     "load_dataset",
     "parse_path",
+    "run_live",
     "run_traffic",
     "to_model",
     "to_prediction",

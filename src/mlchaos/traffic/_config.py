@@ -4,13 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
-from mlchaos.proxy._config import ArmSplit
+from mlchaos.proxy._config import ArmKey, ArmSplit
 from mlchaos.traffic._extract import parse_path
 from mlchaos.units import Duration, PositiveDuration, Rate, Share
 
-__all__ = ["Extract", "JsonRequest", "LabelSource", "RequestShape", "TrafficConfig", "V2Request"]
+__all__ = [
+    "Extract",
+    "JsonRequest",
+    "LabelSource",
+    "LiveTraffic",
+    "RequestShape",
+    "Traffic",
+    "TrafficConfig",
+    "V2Request",
+    "traffic_mode",
+]
 
 
 class _Model(BaseModel):
@@ -82,6 +100,7 @@ class LabelSource(_Model):
 class TrafficConfig(_Model):
     """Open-loop replay of a dataset against ``target`` at ``rate`` for ``duration``."""
 
+    mode: Literal["replay"] = "replay"
     target: str = Field(description="base URL requests are sent to, e.g. http://127.0.0.1:8080")
     dataset: str = Field(description="CSV or Parquet file; relative paths are from the spec file")
     rate: Rate
@@ -109,6 +128,45 @@ class TrafficConfig(_Model):
         if self.label is not None and self.labels is not None:
             raise ValueError("give 'label' (a dataset column) or 'labels' (a service), not both")
         return self
+
+
+class LiveTraffic(_Model):
+    """Real client traffic, observed at an edge proxy and split into cohorts by a key hash.
+
+    The runner sets the cohorts (``arms``: shares and salt) on every HTTP proxy of the
+    experiment for the run, under the experiment's lease: the edge puts each request in a cohort
+    by the stable hash of ``arms.key`` and logs it; a dependency proxy takes the arm from the
+    header the service propagates, or hashes the key its own request carries (``keys``).
+    """
+
+    mode: Literal["live"]
+    edge: str = Field(description="name of the proxy in front of the service (section 'proxies')")
+    duration: PositiveDuration
+    arms: ArmSplit = Field(
+        ArmSplit(experiment=Share(0.02), control=Share(0.02)),
+        description="cohort shares, the key at the edge (default: the edge's own) and the salt "
+        "(default: the run id, so each run draws new cohorts)",
+    )
+    keys: dict[str, ArmKey] = Field(
+        {}, description="per dependency proxy: where its requests carry the same key"
+    )
+    extract: Extract = Extract()
+    poll: PositiveDuration = Field(
+        Duration(0.1), description="how often the edge's observations are read"
+    )
+
+
+def traffic_mode(value: Any) -> str:
+    """Discriminator of the traffic section: ``mode`` may be left out and then means replay."""
+    if isinstance(value, dict):
+        return str(value.get("mode", "replay"))
+    return str(getattr(value, "mode", "replay"))
+
+
+Traffic = Annotated[
+    Annotated[TrafficConfig, Tag("replay")] | Annotated[LiveTraffic, Tag("live")],
+    Discriminator(traffic_mode),
+]
 
 
 def _http(url: str) -> str:
