@@ -12,6 +12,9 @@ Services (each binds ``127.0.0.1:--port``, 0 for an ephemeral port, prints one J
              --model-dir DIR --port P [--model-timeout S] [--store-timeout S] [--cache-ttl S]
              [--max-feature-age S]
                                                     the service users call (OIP v2)
+    redis    --port P                               a real redis-server (the Redis store)
+    clients  --target URL --dataset CSV [--rate R] [--seed N] --port P
+                                                    the users: calls at R per second
     accuracy [--seed N]                             print the models' measured accuracies
 
 Bad options are one line on stderr and exit 2. Only the chosen service's module is imported.
@@ -48,6 +51,16 @@ def _ttl(text: str) -> float:
     value = float(text)
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a non-negative number of seconds, got {text!r}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 10_000:
+        raise argparse.ArgumentTypeError(f"expected calls per second in (0, 10000], got {text!r}")
     return value
 
 
@@ -109,7 +122,13 @@ def _parser() -> argparse.ArgumentParser:
 
     redis = sub.add_parser("redis", help="a real redis-server as the feature store")
 
-    for service in (world, store, pipeline, replica, gateway, redis):
+    clients = sub.add_parser("clients", help="the users: call the service at a steady rate")
+    clients.add_argument("--target", type=_url, required=True, help="the service (or its edge)")
+    clients.add_argument("--dataset", type=Path, required=True, help="CSV: entity_id,x1,x2")
+    clients.add_argument("--rate", type=_rate, default=200.0, help="calls per second")
+    clients.add_argument("--seed", type=int, default=7)
+
+    for service in (world, store, pipeline, replica, gateway, redis, clients):
         service.add_argument("--port", type=_port, default=0, help="0: an ephemeral port")
 
     accuracy = sub.add_parser("accuracy", help="train the models and print their accuracies")
@@ -147,6 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_service(
                 lambda: serve_replica(args.model_dir, args.name, args.port), args.name
+            )
+        case "clients":
+            from mlchaos.demo._clients import serve_clients  # noqa: PLC0415
+
+            return run_service(
+                lambda: serve_clients(args.target, args.dataset, args.rate, args.seed, args.port),
+                "clients",
             )
         case "gateway":
             from mlchaos.demo._gateway import GatewayConfig, serve_gateway  # noqa: PLC0415

@@ -3,7 +3,8 @@
 ``run_demo`` runs each bundled experiment against a fresh :class:`DemoStack` (so one
 experiment's crash or cache cannot leak into the next), writes every journal and summary under
 the output directory and a ``summary.json`` for the whole demo, prints one table, and returns 0
-only when every hypothesis held. ``serve_demo`` (``mlchaos demo up``) starts the stack and keeps
+only when every experiment ended as expected: held, or — for the one that shows the kill
+switch at work — aborted. ``serve_demo`` (``mlchaos demo up``) starts the stack and keeps
 it running, printing the variables that the experiment files need.
 """
 
@@ -39,9 +40,17 @@ EXPERIMENTS = (
     "feature-missing",
     "pipeline-delay",
     "staleness-sweep",
+    "live-harmless",
+    "live-kill-switch",
 )
 # Experiments that need the HTTP feature store (a data fault on its Feast answers).
 _HTTP_STORE_ONLY = frozenset({"feature-missing"})
+# Experiments on live traffic: the client simulator calls the gateway through an edge proxy.
+_LIVE = frozenset({"live-harmless", "live-kill-switch"})
+LIVE_RATE = 250.0  # the simulated users' calls per second
+# How an experiment is meant to end when the service behaves: held, unless it shows a safety
+# mechanism at work (the kill switch stopping a harmful fault).
+_EXPECTED = {"live-kill-switch": "aborted"}
 _EXIT_INTERRUPTED = 130
 
 
@@ -79,6 +88,10 @@ class _Row:
     error: str | None = None
     sweep: SweepOutcome | None = None
 
+    @property
+    def expected(self) -> str:
+        return _EXPECTED.get(self.name, "held")
+
 
 async def run_demo(
     out_dir: Path,
@@ -114,7 +127,10 @@ async def run_demo(
         for name in names:
             console.rule(f"[bold]{name}[/] ({variant} gateway, {feature_store} feature store)")
             stack_dir = out_dir / "service" / name
-            async with DemoStack(stack_dir, variant=variant, feature_store=feature_store) as stack:
+            clients = LIVE_RATE if name in _LIVE else None
+            async with DemoStack(
+                stack_dir, variant=variant, feature_store=feature_store, clients=clients
+            ) as stack:
                 console.print(f"demo service up: {len(stack.describe())} processes")
                 exp = load_demo_experiment(name, stack.variables, duration=duration)
                 where = {"base_dir": experiment_path(name).parent, "out_dir": out_dir / name}
@@ -135,7 +151,7 @@ async def run_demo(
     finally:
         _write_summary(out_dir, variant, feature_store, rows)
     _print_table(console, variant, feature_store, rows)
-    failed = [r for r in rows if r.verdict != "held"]
+    failed = [r for r in rows if r.verdict != r.expected]
     for r in failed:
         console.print(f"[bold red]{r.name}: {r.verdict}[/]")
         if r.error:
@@ -164,7 +180,9 @@ async def serve_demo(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with DemoStack(run_dir, variant=variant, feature_store=feature_store) as stack:
+        async with DemoStack(
+            run_dir, variant=variant, feature_store=feature_store, clients=LIVE_RATE
+        ) as stack:
             for service in stack.describe():
                 console.print(f"{service['name']:>16}  {service['url']}")
             console.print("\n# in another shell, to run the bundled experiments against it:")
@@ -199,7 +217,7 @@ def _print_table(console: Console, variant: str, feature_store: str, rows: list[
         )
     for r in rows:
         if r.sweep is not None:
-            table.add_row(r.name, _coloured(r.verdict), "(sweep: see below)", *[""] * 6)
+            table.add_row(r.name, _coloured(r), "(sweep: see below)", *[""] * 6)
             continue
         recover = None if r.summary is None else r.summary.recovery_seconds
         for i, arm in enumerate(("experiment", "control")):
@@ -208,7 +226,7 @@ def _print_table(console: Console, variant: str, feature_store: str, rows: list[
             share = (a.get("model_share") or {}).get("fallback")
             table.add_row(
                 r.name if i == 0 else "",
-                _coloured(r.verdict) if i == 0 else "",
+                _coloured(r) if i == 0 else "",
                 arm,
                 _pct(a.get("errors")),
                 "-" if p99.get("value") is None else f"{p99['value'] * 1000:.0f}ms",
@@ -222,6 +240,11 @@ def _print_table(console: Console, variant: str, feature_store: str, rows: list[
         "degraded: successful answers that used cached/default/stale features or the fallback"
     )
     for r in rows:
+        if r.summary is not None and r.summary.kill_switch_ms is not None:
+            console.print(
+                f"{r.name}: kill switch tripped ({r.summary.abort_reason}); faults removed "
+                f"{r.summary.kill_switch_ms:.1f} ms after the trip"
+            )
         if r.sweep is not None:
             points = " · ".join(
                 f"{p['value']} {_accuracy_of(p)} {p['verdict']}" for p in r.sweep.points
@@ -245,8 +268,10 @@ def _print_table(console: Console, variant: str, feature_store: str, rows: list[
                 )
 
 
-def _coloured(verdict: str) -> str:
-    return f"[{'green' if verdict == 'held' else 'red'}]{verdict}[/]"
+def _coloured(row: _Row) -> str:
+    if row.verdict != row.expected:
+        return f"[red]{row.verdict}[/]"
+    return f"[green]{row.verdict}{'' if row.verdict == 'held' else ' (expected)'}[/]"
 
 
 def _print_sweep_failures(console: Console, sweep: SweepOutcome) -> None:
@@ -291,11 +316,12 @@ def _write_summary(out_dir: Path, variant: str, feature_store: str, rows: list[_
     doc = {
         "variant": variant,
         "feature_store": feature_store,
-        "held": all(r.verdict == "held" for r in rows) and bool(rows),
+        "held": all(r.verdict == r.expected for r in rows) and bool(rows),
         "experiments": [
             {
                 "name": r.name,
                 "verdict": r.verdict,
+                "expected": r.expected,
                 "error": r.error,
                 "recover_seconds": None if r.summary is None else r.summary.recovery_seconds,
                 "summary": None if r.summary is None else r.summary.to_dict(),

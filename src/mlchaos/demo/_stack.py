@@ -3,7 +3,9 @@
 :class:`DemoStack` trains the models, writes the dataset, starts every process through a
 :class:`ServiceGroup` (dependencies first, independent ones together), puts an mlchaos proxy on
 each of the gateway's links (replica A, replica B, feature store) and runs the supervisor's
-control API. Leaving ``async with`` stops everything; nothing survives, however the demo ends.
+control API. With ``clients`` (a rate) it also puts an edge proxy in front of the gateway and
+starts the client simulator calling through it: live traffic, for live experiments. Leaving
+``async with`` stops everything; nothing survives, however the demo ends.
 
 Everything a user (or an experiment file) needs to reach it is in :attr:`DemoStack.variables`:
 ``${MLCHAOS_DEMO_GATEWAY}`` and friends, which the bundled experiments refer to.
@@ -56,11 +58,13 @@ class DemoStack:
         variant: Variant = "resilient",
         feature_store: FeatureStore = "sqlite",
         seed: int = 7,
+        clients: float | None = None,
     ) -> None:
         self.run_dir = run_dir.resolve()
         self.variant = variant
         self.feature_store = feature_store
         self.seed = seed
+        self.clients = clients
         self.group = ServiceGroup(grace=3.0)
         self.links: dict[str, _Link] = {}
         self.accuracies: dict[str, float] = {}
@@ -120,7 +124,7 @@ class DemoStack:
         await asyncio.gather(
             self._service("pipeline", "pipeline", "--store", self.store_url(), "--seed", seed),
             *(
-                self._proxy(name, "tcp" if redis and name == "store" else "http")
+                self._proxy(name, "tcp" if redis and name == "store" else "http", name)
                 for name in _PROXIED
             ),
         )
@@ -135,7 +139,24 @@ class DemoStack:
         await asyncio.gather(
             self._service("gateway", "gateway", *gateway_args), self._start_agent()
         )
+        if self.clients is not None:
+            await self._start_clients(self.clients)
         await self._start_control()
+
+    async def _start_clients(self, rate: float) -> None:
+        """Live traffic: an edge proxy in front of the gateway (cohorts by entity id), and the
+        client simulator calling the gateway through it."""
+        key: dict[str, object] = {
+            "key": {"json_field": "inputs.0.data.0"}
+        }  # the entity id of an OIP v2 request
+        await self._proxy("edge", "http", "gateway", arms=key)
+        edge = self.links["edge"].listen
+        await self._service(
+            "clients",
+            "clients",
+            *("--target", edge, "--dataset", str(self.dataset)),
+            *("--rate", f"{rate:g}", "--seed", str(self.seed)),
+        )
 
     async def _service(self, name: str, kind: str, *args: str) -> RunningService:
         port = self._ports.get(name, 0)  # a restart binds the same port again
@@ -145,12 +166,16 @@ class DemoStack:
         self.pidfile(name).write_text(f"{service.pid}\n", encoding="ascii")
         return service
 
-    async def _proxy(self, name: str, protocol: str) -> None:
+    async def _proxy(
+        self, name: str, protocol: str, upstream: str, arms: dict[str, object] | None = None
+    ) -> None:
+        """A proxy named ``name`` in front of the service ``upstream``."""
         config = {
             "protocol": protocol,
             "listen": "127.0.0.1:0",
-            "upstream": f"127.0.0.1:{self._ports[name]}",
+            "upstream": f"127.0.0.1:{self._ports[upstream]}",
             "control": {"token_file": str(self.run_dir / "tokens" / f"{name}.token")},
+            "arms": arms or {},
         }
         path = self.run_dir / f"proxy-{name}.json"
         path.write_text(json.dumps(config), encoding="utf-8")
@@ -275,6 +300,8 @@ class DemoStack:
         }
         for name in REPLICAS:
             v[f"MLCHAOS_DEMO_{_env(name)}"] = self.url(name)
+        if "edge" in self.links:
+            v["MLCHAOS_DEMO_EDGE"] = self.links["edge"].listen
         for link in self.links.values():
             v[f"MLCHAOS_DEMO_{_env(link.name)}_PROXY"] = link.control
         return v
