@@ -11,10 +11,13 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from mlchaos import __version__
 from mlchaos.errors import EXIT_CANNOT_RUN, EXIT_INVALID, ConfigError, MlchaosError
+
+if TYPE_CHECKING:
+    from mlchaos.safety import Admission
 
 __all__ = ["main"]
 
@@ -48,7 +51,27 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("file", type=Path)
     r.add_argument("--out", type=Path, help="directory for journal and summary (reports/RUN_ID)")
     r.add_argument("--quiet", action="store_true", help="print only the summary")
+    _safety_options(r)
+    r.add_argument(
+        "--confirm-production",
+        action="store_true",
+        help="required to run an experiment whose environment is production",
+    )
+    r.add_argument(
+        "--wait-for-window",
+        action="store_true",
+        help="outside the schedule's windows, wait for the next one instead of refusing",
+    )
     r.set_defaults(func=_cmd_run)
+
+    reh = sub.add_parser(
+        "rehearse",
+        help="inject each fault with no traffic share, verify it, remove it, check rollback",
+    )
+    reh.add_argument("file", type=Path)
+    reh.add_argument("--out", type=Path, help="directory for the rehearsal's journal")
+    _safety_options(reh)
+    reh.set_defaults(func=_cmd_rehearse)
 
     rep = sub.add_parser("report", help="rebuild the summary of a run from its journal")
     rep.add_argument("journal", type=Path)
@@ -192,7 +215,38 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from mlchaos.cli._run import run_experiment_file  # noqa: PLC0415
 
-    return _run_async(lambda: run_experiment_file(args.file, out=args.out, quiet=args.quiet))
+    admission = _admission(args)
+    return _run_async(
+        lambda: run_experiment_file(args.file, out=args.out, quiet=args.quiet, admission=admission)
+    )
+
+
+def _cmd_rehearse(args: argparse.Namespace) -> int:
+    from mlchaos.cli._run import rehearse_file  # noqa: PLC0415
+
+    admission = _admission(args)
+    return _run_async(lambda: rehearse_file(args.file, out=args.out, admission=admission))
+
+
+def _safety_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--site",
+        type=Path,
+        help="site file with the blast-radius caps per environment "
+        "(default: $MLCHAOS_SITE_CONFIG, else /etc/mlchaos/site.yaml, else built-in)",
+    )
+
+
+def _admission(args: argparse.Namespace) -> Admission:
+    from mlchaos.safety import Admission, load_site  # noqa: PLC0415
+
+    site, path = load_site(args.site)
+    return Admission(
+        site=site,
+        site_path=path,
+        confirm_production=getattr(args, "confirm_production", False),
+        wait_for_window=getattr(args, "wait_for_window", False),
+    )
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlchaos.cli._console import make_console
-from mlchaos.errors import EXIT_FAILED
-from mlchaos.runner import execute, execute_sweep, new_run_id
+from mlchaos.errors import EXIT_FAILED, EXIT_OK
+from mlchaos.runner import execute, execute_sweep, new_run_id, rehearse
 from mlchaos.spec import load_experiment
 
-__all__ = ["resolve_experiment", "run_experiment_file"]
+if TYPE_CHECKING:
+    from mlchaos.safety import Admission
+
+__all__ = ["rehearse_file", "resolve_experiment", "run_experiment_file"]
 
 
 def resolve_experiment(path: Path) -> Path:
@@ -22,7 +26,9 @@ def resolve_experiment(path: Path) -> Path:
     return bundled if bundled.exists() else path
 
 
-async def run_experiment_file(path: Path, *, out: Path | None, quiet: bool) -> int:
+async def run_experiment_file(
+    path: Path, *, out: Path | None, quiet: bool, admission: Admission
+) -> int:
     """Run, then print the summary rebuilt from the journal; the exit code is the verdict's."""
     path = resolve_experiment(path)
     exp = load_experiment(path)
@@ -30,9 +36,34 @@ async def run_experiment_file(path: Path, *, out: Path | None, quiet: bool) -> i
     base_dir, console = path.resolve().parent, make_console()
     if exp.sweep is not None:
         swept = await execute_sweep(
-            exp, base_dir=base_dir, out_dir=out_dir, console=console, quiet=quiet
+            exp,
+            base_dir=base_dir,
+            out_dir=out_dir,
+            console=console,
+            quiet=quiet,
+            admission=admission,
         )
         return swept.exit_code
-    done = await execute(exp, base_dir=base_dir, out_dir=out_dir, console=console, quiet=quiet)
+    done = await execute(
+        exp, base_dir=base_dir, out_dir=out_dir, console=console, quiet=quiet, admission=admission
+    )
     code = done.outcome.exit_code
     return code if code is not None else EXIT_FAILED
+
+
+async def rehearse_file(path: Path, *, out: Path | None, admission: Admission) -> int:
+    """Rehearse every fault and rollback action of the spec; 0 when every step passed."""
+    path = resolve_experiment(path)
+    exp = load_experiment(path)
+    out_dir = out or Path("reports") / f"rehearsal-{new_run_id()}"
+    console = make_console()
+    passed, steps = await rehearse(
+        exp, base_dir=path.resolve().parent, out_dir=out_dir, console=console, admission=admission
+    )
+    failed = sum(not s.ok for s in steps)
+    if passed:
+        console.print(f"[bold green]rehearsal passed[/] ({len(steps)} steps)")
+    else:
+        console.print(f"[bold red]rehearsal failed[/] ({failed} of {len(steps)} steps)")
+    console.print(f"journal: {out_dir / 'rehearsal.jsonl'}")
+    return EXIT_OK if passed else EXIT_FAILED

@@ -133,13 +133,17 @@ async def run_demo(
             ) as stack:
                 console.print(f"demo service up: {len(stack.describe())} processes")
                 exp = load_demo_experiment(name, stack.variables, duration=duration)
-                where = {"base_dir": experiment_path(name).parent, "out_dir": out_dir / name}
+                base_dir, exp_out = experiment_path(name).parent, out_dir / name
                 if exp.sweep is not None:
-                    swept = await execute_sweep(exp, **where, console=console, quiet=quiet)
+                    swept = await execute_sweep(
+                        exp, base_dir=base_dir, out_dir=exp_out, console=console, quiet=quiet
+                    )
                     rows.append(_Row(name, swept.verdict, None, sweep=swept))
                     interrupted = swept.interrupted
                 else:
-                    done = await execute(exp, **where, console=console, quiet=quiet)
+                    done = await execute(
+                        exp, base_dir=base_dir, out_dir=exp_out, console=console, quiet=quiet
+                    )
                     rows.append(_Row(name, done.outcome.verdict, done.summary, done.outcome.error))
                     interrupted = done.interrupted
             if interrupted:

@@ -20,6 +20,10 @@ class Injector(Protocol):
     async def check(self) -> None:
         """Raise PreflightError unless the fault can be both injected and removed."""
 
+    async def rehearse(self) -> str:
+        """Inject with no traffic share where that is possible, verify active, remove, verify
+        gone (else only :meth:`check`); what was done. PreflightError on failure."""
+
     async def inject(self) -> None: ...
 
     async def renew(self) -> None: ...

@@ -48,6 +48,11 @@ class KillInjector:
         except RunError as exc:
             raise PreflightError(str(exc)) from None
 
+    async def rehearse(self) -> str:
+        """A kill has no traffic share: only check that the process resolves."""
+        await self.check()
+        return "the process resolves; not sent (a kill cannot be rehearsed without effect)"
+
     async def inject(self) -> None:
         import psutil  # noqa: PLC0415
 
@@ -117,6 +122,11 @@ class PauseInjector:
             await self._client.check(self.selector)
         except ControlAPIError as exc:
             raise PreflightError(f"agent '{self.agent}' cannot pause: {exc}") from None
+
+    async def rehearse(self) -> str:
+        """A pause has no traffic share: check the agent and the process, pause nothing."""
+        await self.check()
+        return "the agent answers and finds the process; not paused (no traffic share)"
 
     async def inject(self) -> None:
         await self._client.pause(self.fault_id, self.selector, self._lease)

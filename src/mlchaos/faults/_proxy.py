@@ -31,16 +31,24 @@ class ProxyFaultInjector:
         return f"{self.rule.type} on {self.proxy} ({self.rule.arm.value}, {self.rule.probability})"
 
     async def check(self) -> None:
-        """Rehearse: add the rule at 0% probability under the same lease, remove it, verify."""
-        trial_id = f"{self.fault_id}-preflight"
+        """Add the rule at 0% probability under the same lease, verify, remove, verify."""
+        await self.rehearse()
+
+    async def rehearse(self) -> str:
+        """The rule with no traffic share (probability 0%): injected, listed as active,
+        removed, no longer listed. PreflightError naming the step that failed."""
+        trial_id = f"{self.fault_id}-rehearsal"
         trial = self.rule.model_copy(update={"probability": Share(0.0)})
         try:
             await self._client.add_fault(trial, self._lease, fault_id=trial_id)
+            if all(f.id != trial_id for f in await self._client.list_faults()):
+                raise PreflightError(f"proxy '{self.proxy}' does not list an injected fault")
             await self._client.remove(trial_id)
             if any(f.id == trial_id for f in await self._client.list_faults()):
                 raise PreflightError(f"proxy '{self.proxy}' did not remove a rehearsal fault")
         except ControlAPIError as exc:
             raise PreflightError(f"proxy '{self.proxy}' cannot take {self.label}: {exc}") from None
+        return "injected at 0%, listed as active, removed, gone"
 
     async def inject(self) -> None:
         await self._client.add_fault(self.rule, self._lease, fault_id=self.fault_id)

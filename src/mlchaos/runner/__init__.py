@@ -5,6 +5,7 @@ from mlchaos.runner._execute import Executed, execute
 from mlchaos.runner._halt import HaltReport, halt
 from mlchaos.runner._journal import Journal, read_journal
 from mlchaos.runner._registry import Registry
+from mlchaos.runner._rehearse import RehearsalStep, rehearse
 from mlchaos.runner._runner import Runner, RunOutcome, new_run_id
 from mlchaos.runner._sweep import SweepOutcome, execute_sweep
 
@@ -15,6 +16,7 @@ __all__ = [
     "Journal",
     "NullDisplay",
     "Registry",
+    "RehearsalStep",
     "RichDisplay",
     "RunOutcome",
     "Runner",
@@ -25,4 +27,5 @@ __all__ = [
     "halt",
     "new_run_id",
     "read_journal",
+    "rehearse",
 ]

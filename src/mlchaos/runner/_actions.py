@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from mlchaos.spec import RollbackAction
 
-__all__ = ["run_action"]
+__all__ = ["check_action", "run_action"]
 
 
 async def run_action(action: RollbackAction, session: aiohttp.ClientSession) -> tuple[bool, str]:
@@ -58,3 +58,35 @@ async def run_action(action: RollbackAction, session: aiohttp.ClientSession) -> 
         return False, f"{action.method} {action.url}: no answer within {action.timeout}"
     except (aiohttp.ClientError, OSError) as exc:
         return False, f"{action.method} {action.url}: {exc or type(exc).__name__}"
+
+
+async def check_action(action: RollbackAction) -> tuple[bool, str]:
+    """A rollback action in check mode (nothing is changed): a command's program can be
+    started; an HTTP action's token file is readable and its host accepts a connection."""
+    import shutil  # noqa: PLC0415
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    from mlchaos.spec import CommandAction  # noqa: PLC0415
+
+    if isinstance(action, CommandAction):
+        program = action.argv[0]
+        found = shutil.which(program)
+        if found is None:
+            return False, f"{program!r} is not an executable file or on PATH"
+        return True, f"{program!r} found at {found} (not run)"
+    if action.token_file is not None:
+        try:
+            await asyncio.to_thread(Path(action.token_file).read_text, encoding="utf-8")
+        except OSError as exc:
+            return False, f"cannot read token file {action.token_file}: {exc.strerror}"
+    url = urlsplit(action.url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    host = url.hostname or ""
+    try:
+        async with asyncio.timeout(action.timeout.seconds):
+            _, writer = await asyncio.open_connection(host, port)
+        writer.close()
+    except (OSError, TimeoutError) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        return False, f"{host}:{port} does not accept connections ({reason})"
+    return True, f"{host}:{port} accepts connections (request not sent)"

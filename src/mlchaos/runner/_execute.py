@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mlchaos.report import Summary
+    from mlchaos.safety import Admission
     from mlchaos.spec import Experiment
 
 __all__ = ["Executed", "execute"]
@@ -39,7 +40,13 @@ class Executed:
 
 
 async def execute(
-    exp: Experiment, *, base_dir: Path, out_dir: Path, console: Console, quiet: bool = False
+    exp: Experiment,
+    *,
+    base_dir: Path,
+    out_dir: Path,
+    console: Console,
+    quiet: bool = False,
+    admission: Admission | None = None,
 ) -> Executed:
     """Run ``exp`` writing ``out_dir/journal.jsonl`` and ``out_dir/summary.json``."""
     from mlchaos.report import render_terminal, summarize  # noqa: PLC0415
@@ -47,7 +54,14 @@ async def execute(
     run_id = new_run_id()
     journal = Journal(out_dir / "journal.jsonl")
     display = NullDisplay() if quiet else RichDisplay(console)
-    runner = Runner(exp, base_dir=base_dir, journal=journal, display=display, run_id=run_id)
+    runner = Runner(
+        exp,
+        base_dir=base_dir,
+        journal=journal,
+        display=display,
+        run_id=run_id,
+        admission=admission,
+    )
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
     interrupted = False

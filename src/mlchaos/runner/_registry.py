@@ -1,9 +1,12 @@
 """Where running experiments announce themselves, so ``mlchaos halt`` can stop them all.
 
 A private state directory (``$MLCHAOS_STATE_DIR``, default ``$XDG_RUNTIME_DIR/mlchaos/state``
-or ``/tmp/mlchaos-UID/state``, mode 0700) holds one JSON file per running experiment — its pid
-and the control APIs of the proxies it uses — and, while mlchaos is disabled, a ``disabled``
-file with the reason. A runner refuses to start while that file exists.
+or ``/tmp/mlchaos-UID/state``, mode 0700) holds one JSON file per running experiment — its pid,
+the targets its faults act on and the control APIs of the proxies it uses — and, while mlchaos
+is disabled, a ``disabled`` file with the reason. A runner refuses to start while that file
+exists, or while another running experiment holds one of its targets (checked and registered
+under a lock, so two runners starting together cannot both pass). ``rehearsals/`` keeps the
+latest rehearsal result of each spec, by the spec's hash.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+
+from mlchaos.errors import RunError
 
 __all__ = ["Registry"]
 
@@ -53,17 +58,32 @@ class Registry:
         return True
 
     # -- running experiments ---------------------------------------------------------------------
-    def register(self, run_id: str, title: str) -> None:
-        self._write(
-            run_id,
-            {
-                "run_id": run_id,
-                "pid": os.getpid(),
-                "title": title,
-                "started": time.time(),
-                "proxies": [],
-            },
-        )
+    def register(self, run_id: str, title: str, targets: list[str] | None = None) -> None:
+        """Register this process's run; RunError when a running experiment holds a target."""
+        import fcntl  # noqa: PLC0415 - POSIX only, like the rest of the state directory
+
+        wanted = set(targets or ())
+        with (self._dir() / "lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for other in self.runs():
+                held = wanted & set(other.get("targets", ()))
+                if held and _alive(other.get("pid")):
+                    raise RunError(
+                        f"another experiment is running against {', '.join(sorted(held))}: "
+                        f"run {other.get('run_id')} ('{other.get('title')}', pid "
+                        f"{other.get('pid')}); one experiment at a time per target"
+                    )
+            self._write(
+                run_id,
+                {
+                    "run_id": run_id,
+                    "pid": os.getpid(),
+                    "title": title,
+                    "started": time.time(),
+                    "targets": sorted(wanted),
+                    "proxies": [],
+                },
+            )
 
     def add_proxy(self, run_id: str, control: str, token: str) -> None:
         entry = self._read(self.root / f"{run_id}.json")
@@ -81,6 +101,15 @@ class Registry:
         found = (self._read(p) for p in sorted(self.root.glob("*.json")))
         return [e for e in found if e is not None]
 
+    # -- rehearsals ------------------------------------------------------------------------------
+    def record_rehearsal(self, spec_hash: str, entry: dict[str, Any]) -> None:
+        (self._dir() / "rehearsals").mkdir(mode=0o700, exist_ok=True)
+        self._write(f"rehearsals/{spec_hash}", entry)
+
+    def rehearsal(self, spec_hash: str) -> dict[str, Any] | None:
+        """The latest rehearsal of the spec with this hash, or None."""
+        return self._read(self.root / "rehearsals" / f"{spec_hash}.json")
+
     def _write(self, run_id: str, entry: dict[str, Any]) -> None:
         path = self._dir() / f"{run_id}.json"
         tmp = path.with_suffix(".tmp")
@@ -91,8 +120,21 @@ class Registry:
 
     @staticmethod
     def _read(path: Path) -> dict[str, Any] | None:
+        """A JSON object from ``path``; None when it is missing or not one."""
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         return entry if isinstance(entry, dict) else None
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

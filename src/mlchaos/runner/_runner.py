@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ from mlchaos.runner._actions import run_action
 from mlchaos.runner._display import ArmProgress, Display, NullDisplay, Snapshot
 from mlchaos.runner._journal import Journal
 from mlchaos.runner._registry import Registry
+from mlchaos.safety._admission import Admission
 from mlchaos.traffic._config import TrafficConfig
 
 if TYPE_CHECKING:
@@ -91,6 +93,7 @@ class Runner:
         display: Display | None = None,
         run_id: str | None = None,
         registry: Registry | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.exp = exp
         self.base_dir = base_dir
@@ -105,6 +108,7 @@ class Runner:
         self.rolling_back = False
         self._rollback_started: float | None = None
         self.registry = registry or Registry()
+        self.admission = admission or Admission()
         self._clients: dict[str, ControlClient] = {}
 
     # ------------------------------------------------------------------ phases
@@ -118,7 +122,7 @@ class Runner:
             spec=self.exp.model_dump(mode="json"),
         )
         try:
-            self._admit()
+            await self._admit()
             await self._execute(out)
         except asyncio.CancelledError:
             # Interrupted before injection began (during injection the inject phase handles
@@ -139,15 +143,31 @@ class Runner:
             self.journal.close()
         return out
 
-    def _admit(self) -> None:
-        """Refuse to start while mlchaos is disabled; else register, for 'mlchaos halt'."""
+    async def _admit(self) -> None:
+        """Before anything is contacted: refuse while mlchaos is disabled, over a blast-radius
+        cap, without a production run's confirmation or rehearsal, or outside the schedule
+        (or wait for it); then register (one experiment per target; for 'mlchaos halt')."""
+        from mlchaos.safety import admit, fault_targets, wait_for_window  # noqa: PLC0415
+
         reason = self.registry.disabled()
         if reason is not None:
             raise RunError(
                 f"mlchaos is disabled ({reason}); no experiment may start until "
                 "'mlchaos enable' clears the switch"
             )
-        self.registry.register(self.run_id, self.exp.title)
+        profile = admit(self.exp, self.admission, self.registry)
+        site = self.admission.site_path
+        self.journal.write(
+            "admission",
+            environment=self.exp.environment,
+            profile=profile.model_dump(mode="json"),
+            site=None if site is None else str(site),
+        )
+        if self.exp.schedule is not None:
+            await wait_for_window(
+                self.exp.schedule, wait=self.admission.wait_for_window, on_wait=self.display.event
+            )
+        self.registry.register(self.run_id, self.exp.title, fault_targets(self.exp))
 
     async def _execute(self, out: RunOutcome) -> None:
         import aiohttp  # noqa: PLC0415
@@ -219,6 +239,20 @@ class Runner:
         self.journal.write("phase", phase=name, event="end", ok=True, seconds=time.monotonic() - t0)
         self.journal.sync()
 
+    async def prepare(self, stack: AsyncExitStack, session: aiohttp.ClientSession) -> None:
+        """Preflight alone, for a rehearsal: proxies and agents open (kept open by ``stack``),
+        targets reachable, every fault's injector checked and in :attr:`scheduled`."""
+        await self._preflight(stack, session)
+
+    @property
+    def scheduled(self) -> list[Injector]:
+        return [s.injector for s in self._scheduled]
+
+    @property
+    def clients(self) -> dict[str, ControlClient]:
+        """The control API clients of the experiment's proxies, by name (after preflight)."""
+        return dict(self._clients)
+
     async def _preflight(self, stack: AsyncExitStack, session: aiohttp.ClientSession) -> None:
         from mlchaos.traffic import load_dataset  # noqa: PLC0415
 
@@ -230,6 +264,7 @@ class Runner:
         for spec in exp.proxies:
             clients[spec.name] = await self._open_proxy(stack, spec.name)
         agents = {a.name: await self._open_agent(stack, a.name) for a in exp.agents}
+        await self._check_traffic_rate()
         for t in exp.targets:
             result = await reach_target(t, session)
             self.journal.write("probe", phase="preflight", **result.to_dict())
@@ -244,6 +279,25 @@ class Runner:
             f"{len(exp.proxies)} proxies, {len(exp.targets)} targets, "
             f"{len(exp.faults)} faults ready"
         )
+
+    async def _check_traffic_rate(self) -> None:
+        """The schedule's traffic precondition: the edge's request rate below ``max_rate``."""
+        schedule, traffic = self.exp.schedule, self.exp.traffic
+        if schedule is None or schedule.max_rate is None or isinstance(traffic, TrafficConfig):
+            return
+        edge = self._clients[traffic.edge]
+        window = schedule.rate_window.seconds
+        self.display.event(f"measuring the request rate at the edge for {schedule.rate_window}")
+        before = sum(a.requests for a in (await edge.stats()).arms.values())
+        await asyncio.sleep(window)
+        after = sum(a.requests for a in (await edge.stats()).arms.values())
+        rate = (after - before) / window
+        self.journal.write("traffic_rate", rate=rate, limit=schedule.max_rate.per_second)
+        if rate >= schedule.max_rate.per_second:
+            raise PreflightError(
+                f"the service is busy: {rate:.1f} requests/s at the edge over "
+                f"{schedule.rate_window}, and the schedule allows runs below {schedule.max_rate}"
+            )
 
     def _injector(
         self,
@@ -433,6 +487,8 @@ class Runner:
         last_snapshot = 0.0
         while True:
             await asyncio.sleep(exp.tick.seconds)
+            if exp.schedule is not None and not exp.schedule.open_at(datetime.now(UTC)):
+                raise ExperimentAborted(f"the allowed window closed ({exp.schedule.describe()})")
             for check in exp.guardrails:
                 result = evaluate(
                     check,

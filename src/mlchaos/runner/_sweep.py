@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from mlchaos.safety import Admission
     from mlchaos.spec import Experiment
 
 __all__ = ["SweepOutcome", "execute_sweep"]
@@ -48,7 +49,13 @@ class SweepOutcome:
 
 
 async def execute_sweep(
-    exp: Experiment, *, base_dir: Path, out_dir: Path, console: Console, quiet: bool = False
+    exp: Experiment,
+    *,
+    base_dir: Path,
+    out_dir: Path,
+    console: Console,
+    quiet: bool = False,
+    admission: Admission | None = None,
 ) -> SweepOutcome:
     """Run every variant of ``exp`` in order; stop early only when interrupted."""
     assert exp.sweep is not None
@@ -63,6 +70,7 @@ async def execute_sweep(
             out_dir=out_dir / f"{i:02d}-{slug}",
             console=console,
             quiet=quiet,
+            admission=admission,
         )
         checks = [] if done.summary is None else done.summary.checks
         result.points.append(

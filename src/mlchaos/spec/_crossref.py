@@ -64,6 +64,14 @@ def cross_check(exp: Experiment) -> list[SpecIssue]:
     issues.extend(_sweep_issues(exp))
     if isinstance(exp.traffic, LiveTraffic):
         issues.extend(_live_issues(exp, exp.traffic, proxies))
+    elif exp.schedule is not None and exp.schedule.max_rate is not None:
+        issues.append(
+            SpecIssue(
+                "schedule.max_rate",
+                "the current request rate is measured at the edge proxy of live traffic "
+                "(traffic.mode: live); replayed traffic has no such measure",
+            )
+        )
     needs_control = any(c.relative_to or c.arm == "control" for c in exp.hypothesis)
     needs_control |= any(c.relative_to or c.arm == "control" for c in exp.guardrails)
     if needs_control and exp.traffic.arms.control.fraction == 0:

@@ -33,6 +33,7 @@ from mlchaos.proxy._rules import (
     Rule,
 )
 from mlchaos.spec._checks import MetricCheck, Probe, type_or_http
+from mlchaos.spec._schedule import Schedule
 from mlchaos.traffic._config import Traffic
 from mlchaos.units import Duration, NonNegativeDuration, PositiveDuration, Share
 
@@ -347,3 +348,12 @@ class Experiment(_Model):
     sweep: Sweep | None = None
     lease: PositiveDuration = Field(Duration(5.0), description="lease of every injected fault")
     tick: PositiveDuration = Field(Duration(0.1), description="how often guardrails are evaluated")
+    environment: str = Field(
+        "sandbox",
+        min_length=1,
+        description="the site profile whose blast-radius caps apply: sandbox (loopback only), "
+        "staging, production, or one the site file defines",
+    )
+    schedule: Schedule | None = Field(
+        None, description="when it may run; outside its windows a run is refused (or waits)"
+    )

@@ -1,0 +1,101 @@
+"""Blast-radius caps: what an experiment may touch under its environment's profile.
+
+Checked before anything runs (no proxy contacted, no fault injected): a spec over a cap is
+refused with every cap it passes named.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from mlchaos.safety._site import Profile
+from mlchaos.spec import Experiment, HttpAction, HttpProbe, KillFault, PauseFault, TcpProbe
+from mlchaos.traffic import TrafficConfig
+
+__all__ = ["addresses", "cap_violations", "fault_targets", "is_loopback"]
+
+
+def fault_targets(exp: Experiment) -> list[str]:
+    """The distinct things the faults act on: proxies (by their control API) and processes.
+
+    Two experiments naming the same key act on the same target.
+    """
+    proxies = {p.name: p for p in exp.proxies}
+    keys: list[str] = []
+    for fault in exp.faults:
+        if isinstance(fault, KillFault | PauseFault):
+            key = fault.process.describe()
+        else:
+            spec = proxies[fault.target]
+            if spec.connect is not None:
+                key = f"proxy {spec.connect.url.rstrip('/')}"
+            else:
+                assert spec.serve is not None
+                key = f"proxy in front of {spec.serve.upstream}"
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+def cap_violations(exp: Experiment, environment: str, profile: Profile) -> list[str]:
+    """Each cap ``exp`` passes, as a sentence naming the cap, the value and the limit."""
+    out = []
+    share = exp.traffic.arms.experiment
+    if share.fraction > profile.max_experiment_share.fraction + 1e-12:
+        out.append(
+            f"max_experiment_share: the experiment arm is {share} of traffic, over the "
+            f"{profile.max_experiment_share} allowed in {environment}"
+        )
+    targets = fault_targets(exp)
+    if len(targets) > profile.max_targets:
+        out.append(
+            f"max_targets: the faults affect {len(targets)} targets ({', '.join(targets)}), "
+            f"over the {profile.max_targets} allowed in {environment}"
+        )
+    longest = max((v.traffic.duration.seconds for _, v in exp.variants()), default=0.0)
+    if longest > profile.max_duration.seconds + 1e-9:
+        out.append(
+            f"max_duration: the traffic lasts {longest:g}s, over the {profile.max_duration} "
+            f"allowed in {environment}"
+        )
+    if profile.loopback_only:
+        remote = [a for a in addresses(exp) if not is_loopback(a)]
+        if remote:
+            out.append(
+                f"loopback_only: {environment} is for services on this machine, but "
+                f"{', '.join(sorted(set(remote)))} is not on loopback; set environment: "
+                "staging or production"
+            )
+    return out
+
+
+def addresses(exp: Experiment) -> list[str]:
+    """Every host the experiment would contact or fault (URLs and host:port addresses)."""
+    found: list[str] = []
+    urls = [t.url for t in exp.targets if t.url] + [p.connect.url for p in exp.proxies if p.connect]
+    urls += [a.connect.url for a in exp.agents]
+    urls += [p.url for p in exp.steady_state if isinstance(p, HttpProbe)]
+    urls += [a.url for a in exp.rollback if isinstance(a, HttpAction)]
+    traffic = exp.traffic
+    if isinstance(traffic, TrafficConfig):
+        urls.append(traffic.target)
+        if traffic.labels is not None:
+            urls.append(traffic.labels.url)
+    found += [urlsplit(u).hostname or u for u in urls]
+    hostports = [t.address for t in exp.targets if t.address]
+    hostports += [p.address for p in exp.steady_state if isinstance(p, TcpProbe)]
+    found += [h.rpartition(":")[0].strip("[]") for h in hostports]
+    for p in exp.proxies:
+        if p.serve is not None:
+            found += [p.serve.listen.host, p.serve.upstream.host]
+    return found
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
