@@ -40,7 +40,7 @@ class Setup:
 
     def experiment_faults(self) -> list[dict[str, object]]:
         """The experiment's own faults, not the preflight rehearsal's 0% copy."""
-        return [f for f in self.faults() if not str(f["id"]).endswith("-preflight")]
+        return [f for f in self.faults() if not str(f["id"]).endswith("-rehearsal")]
 
     def wait_for_injection(self) -> None:
         deadline = time.monotonic() + 30

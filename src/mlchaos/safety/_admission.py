@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,6 +94,7 @@ async def wait_for_window(
     wait: bool,
     on_wait: Callable[[str], object] = print,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
     """Return once a window is open; RunError outside one unless ``wait``."""
     announced = False
@@ -108,8 +109,7 @@ async def wait_for_window(
                 f"{opens:%Y-%m-%d %H:%M %Z}; 'mlchaos run --wait-for-window' waits for it"
             )
         if not announced:
-            on_wait(
-                f"waiting for the window ({schedule.describe()}): opens {opens:%Y-%m-%d %H:%M %Z}"
-            )
+            when = f"{opens:%Y-%m-%d %H:%M %Z}"
+            on_wait(f"waiting for the window ({schedule.describe()}): it opens {when}")
             announced = True
-        await asyncio.sleep(min(_MAX_SLEEP_S, max(0.05, (opens - current).total_seconds())))
+        await sleep(min(_MAX_SLEEP_S, max(0.05, (opens - current).total_seconds())))
