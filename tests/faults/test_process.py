@@ -55,7 +55,7 @@ async def test_a_checked_process_is_killed_with_the_chosen_signal(
     await injector.inject()
 
     assert sleeper.wait(timeout=5) == -signal.SIGTERM
-    assert injector.killed_pid == sleeper.pid
+    assert injector.killed_pids == [sleeper.pid]
     await injector.renew()
     await injector.remove()
     assert await injector.verify_removed()
@@ -186,3 +186,82 @@ async def test_the_agent_refuses_a_bad_selector_or_token(tmp_path: Path) -> None
         async with AgentClient(agent.url, "wrong") as client:
             with pytest.raises(ControlAPIError, match="401"):
                 await client.health()
+
+
+@pytest.fixture
+def replicas() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Four processes with one marker in their command line: the N replicas of a service."""
+    marker = f"mlchaos-test-replica-{os.getpid()}"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+        for _ in range(4)
+    ]
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def dead_after_kill(procs: list[subprocess.Popen[bytes]]) -> int:
+    time.sleep(0.5)
+    return sum(p.poll() is not None for p in procs)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("pick", "killed"), [("one", 1), ("50%", 2), ("60%", 3)])
+async def test_a_kill_can_pick_one_or_a_share_of_the_matching_replicas(
+    replicas: list[subprocess.Popen[bytes]], pick: str, killed: int
+) -> None:
+    marker = f"mlchaos-test-replica-{os.getpid()}"
+    selector = ProcessSelector.model_validate({"pattern": marker, "pick": pick})
+    assert selector.describe().startswith(f"{pick} of the processes matching")
+    injector = KillInjector(selector, signal.SIGKILL)
+    await injector.check()
+    await injector.inject()
+    assert dead_after_kill(replicas) == killed
+    assert len(injector.killed_pids) == killed
+
+
+@pytest.mark.asyncio
+async def test_without_pick_several_matches_are_refused_naming_the_way_out(
+    replicas: list[subprocess.Popen[bytes]],
+) -> None:
+    selector = ProcessSelector(pattern=f"mlchaos-test-replica-{os.getpid()}")
+    with pytest.raises(PreflightError, match=r"4 processes match .*'pick: one'"):
+        await KillInjector(selector, signal.SIGKILL).check()
+    assert dead_after_kill(replicas) == 0
+
+
+def test_a_share_of_the_replicas_counts_as_that_many_targets_against_the_caps(
+    replicas: list[subprocess.Popen[bytes]],
+) -> None:
+    from mlchaos.safety import SiteConfig, cap_violations
+    from mlchaos.spec import Experiment
+
+    exp = Experiment.model_validate(
+        {
+            "title": "half the replicas crash",
+            "environment": "staging",
+            "traffic": {
+                "target": "http://127.0.0.1:1",
+                "dataset": "d.csv",
+                "rate": "1/s",
+                "duration": "5s",
+                "request": {"protocol": "v2", "model": "m"},
+                "arms": {"experiment": "5%", "control": "5%"},
+            },
+            "faults": [
+                {
+                    "type": "kill",
+                    "process": {"pattern": f"mlchaos-test-replica-{os.getpid()}", "pick": "50%"},
+                }
+            ],
+            "hypothesis": [{"metric": "error_rate", "max": "5%"}],
+        }
+    )
+    staging = SiteConfig().profile("staging")
+    assert staging is not None
+    (found,) = cap_violations(exp, "staging", staging)
+    assert found.startswith("max_targets: the faults affect 2 targets")
+    assert dead_after_kill(replicas) == 0  # counting them touches nothing

@@ -3,7 +3,12 @@
 from mlchaos.faults._base import Injector
 from mlchaos.faults._process import KillInjector, PauseInjector
 from mlchaos.faults._proxy import ProxyFaultInjector
-from mlchaos.faults._select import ProcessSelector, TargetProcess, resolve_process
+from mlchaos.faults._select import (
+    ProcessSelector,
+    TargetProcess,
+    resolve_process,
+    resolve_processes,
+)
 
 __all__ = [
     "Injector",
@@ -13,4 +18,5 @@ __all__ = [
     "ProxyFaultInjector",
     "TargetProcess",
     "resolve_process",
+    "resolve_processes",
 ]

@@ -15,7 +15,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from mlchaos.errors import ControlAPIError, PreflightError, RunError
-from mlchaos.faults._select import ProcessSelector, resolve_process
+from mlchaos.faults._select import ProcessSelector, resolve_processes
 
 if TYPE_CHECKING:
     from mlchaos.agent import AgentClient
@@ -35,16 +35,16 @@ class KillInjector:
         self.selector = selector
         self.signal = sig
         self.restart = restart
-        self.killed_pid: int | None = None
+        self.killed_pids: list[int] = []
 
     @property
     def label(self) -> str:
         return f"{self.signal.name} to {self.selector.describe()}"
 
     async def check(self) -> None:
-        """The selector names one live process mlchaos may signal (nothing is sent)."""
+        """The selector names live processes mlchaos may signal (nothing is sent)."""
         try:
-            resolve_process(self.selector)
+            resolve_processes(self.selector)
         except RunError as exc:
             raise PreflightError(str(exc)) from None
 
@@ -54,27 +54,28 @@ class KillInjector:
         return "the process resolves; not sent (a kill cannot be rehearsed without effect)"
 
     async def inject(self) -> None:
+        """Signal the selected process (or each picked one)."""
         import psutil  # noqa: PLC0415
 
-        target = resolve_process(self.selector)
-        gone = RunError(f"process {target.pid} exited before it could be killed")
-        proc = target.alive()
-        if proc is None:
-            raise gone
-        try:
-            proc.send_signal(self.signal)
-        except psutil.NoSuchProcess:
-            raise gone from None
-        self.killed_pid = target.pid
+        for target in resolve_processes(self.selector):
+            gone = RunError(f"process {target.pid} exited before it could be killed")
+            proc = target.alive()
+            if proc is None:
+                raise gone
+            try:
+                proc.send_signal(self.signal)
+            except psutil.NoSuchProcess:
+                raise gone from None
+            self.killed_pids.append(target.pid)
 
     async def renew(self) -> None:
         """Nothing to renew: the kill already happened."""
 
     async def remove(self) -> None:
         """Run the restart command, once, if there is one and the kill happened."""
-        if self.restart is None or self.killed_pid is None:
+        if self.restart is None or not self.killed_pids:
             return
-        self.killed_pid = None
+        self.killed_pids = []
         try:
             proc = await asyncio.create_subprocess_exec(*self.restart)
         except OSError as exc:

@@ -1,21 +1,25 @@
 """Which process a process fault acts on: by pid file, by command-line pattern, or by the port
-it listens on. Resolution uses psutil and refuses anything but exactly one safe process."""
+it listens on. Resolution uses psutil and refuses anything but exactly one safe process — or,
+with ``pick``, one of the N that match, or a share of them, chosen at random."""
 
 from __future__ import annotations
 
+import math
 import os
+import random
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlchaos.errors import RunError
+from mlchaos.units import Share
 
 if TYPE_CHECKING:
     import psutil
 
-__all__ = ["ProcessSelector", "TargetProcess", "resolve_process"]
+__all__ = ["ProcessSelector", "TargetProcess", "resolve_process", "resolve_processes"]
 
 
 class ProcessSelector(BaseModel):
@@ -30,6 +34,11 @@ class ProcessSelector(BaseModel):
         None, description="regular expression searched in the command line; must match one"
     )
     port: int | None = Field(None, ge=1, le=65535, description="the TCP port it listens on")
+    pick: Literal["one"] | Share | None = Field(
+        None,
+        description="when several processes match: 'one' of them at random, or a share of them "
+        "(e.g. 50%, at least one); default: exactly one must match",
+    )
 
     @field_validator("pattern")
     @classmethod
@@ -50,10 +59,23 @@ class ProcessSelector(BaseModel):
 
     def describe(self) -> str:
         if self.pidfile is not None:
-            return f"the process in {self.pidfile}"
-        if self.pattern is not None:
-            return f"the process matching /{self.pattern}/"
-        return f"the process listening on port {self.port}"
+            what = f"the process in {self.pidfile}"
+        elif self.pattern is not None:
+            what = f"the process matching /{self.pattern}/"
+        else:
+            what = f"the process listening on port {self.port}"
+        if self.pick is None:
+            return what
+        some = "one" if self.pick == "one" else str(self.pick)
+        return f"{some} of {what.replace('the process', 'the processes', 1)}"
+
+    def picked(self, matching: int) -> int:
+        """How many of ``matching`` processes the fault acts on."""
+        if self.pick is None or matching == 0:
+            return matching
+        if self.pick == "one":
+            return 1
+        return max(1, math.ceil(self.pick.fraction * matching - 1e-9))
 
     def relative_to(self, base: Path) -> ProcessSelector:
         """The same selector with a relative pid file made absolute against ``base``."""
@@ -84,6 +106,17 @@ class TargetProcess(BaseModel):
 
 def resolve_process(selector: ProcessSelector) -> TargetProcess:
     """The one process the selector names, or RunError saying why there is none to act on."""
+    if selector.pick is not None:
+        raise RunError(f"{selector.describe()}: 'pick' is for kill faults, which act on several")
+    (target,) = resolve_processes(selector)
+    return target
+
+
+def resolve_processes(
+    selector: ProcessSelector, rng: random.Random | None = None
+) -> list[TargetProcess]:
+    """The processes the selector names (exactly one without ``pick``; else the picked ones,
+    drawn with ``rng``), or RunError saying why there is none to act on."""
     import psutil  # noqa: PLC0415
 
     what = selector.describe()
@@ -96,15 +129,24 @@ def resolve_process(selector: ProcessSelector) -> TargetProcess:
         raise RunError(f"{what} is mlchaos itself or init (pid {sorted(own & set(pids))[0]})")
     if not pids:
         raise RunError(f"no running process is {what[4:]}")
-    if len(pids) > 1:
-        raise RunError(f"{len(pids)} processes match ({what}): pids {sorted(pids)[:8]}")
-    try:
-        proc = psutil.Process(pids[0])
-        return TargetProcess(pid=proc.pid, created=proc.create_time(), name=proc.name())
-    except psutil.NoSuchProcess:
-        raise RunError(f"{what} (pid {pids[0]}) exited") from None
-    except psutil.AccessDenied:
-        raise RunError(f"not allowed to inspect {what} (pid {pids[0]})") from None
+    if len(pids) > 1 and selector.pick is None:
+        raise RunError(
+            f"{len(pids)} processes match ({what}): pids {sorted(pids)[:8]}; "
+            "'pick: one' or a share (pick: 50%) acts on some of them"
+        )
+    chosen = (rng or random.Random()).sample(sorted(pids), selector.picked(len(pids)))
+    targets = []
+    for pid in chosen:
+        try:
+            proc = psutil.Process(pid)
+            targets.append(
+                TargetProcess(pid=proc.pid, created=proc.create_time(), name=proc.name())
+            )
+        except psutil.NoSuchProcess:
+            raise RunError(f"{what} (pid {pid}) exited") from None
+        except psutil.AccessDenied:
+            raise RunError(f"not allowed to inspect {what} (pid {pid})") from None
+    return targets
 
 
 def _candidates(selector: ProcessSelector) -> list[int]:

@@ -48,9 +48,10 @@ def cap_violations(exp: Experiment, environment: str, profile: Profile) -> list[
             f"{profile.max_experiment_share} allowed in {environment}"
         )
     targets = fault_targets(exp)
-    if len(targets) > profile.max_targets:
+    count = len(targets) + sum(_picked(f) - 1 for f in exp.faults if isinstance(f, KillFault))
+    if count > profile.max_targets:
         out.append(
-            f"max_targets: the faults affect {len(targets)} targets ({', '.join(targets)}), "
+            f"max_targets: the faults affect {count} targets ({', '.join(targets)}), "
             f"over the {profile.max_targets} allowed in {environment}"
         )
     longest = max((v.traffic.duration.seconds for _, v in exp.variants()), default=0.0)
@@ -68,6 +69,19 @@ def cap_violations(exp: Experiment, environment: str, profile: Profile) -> list[
                 "staging or production"
             )
     return out
+
+
+def _picked(fault: KillFault) -> int:
+    """How many processes a kill acts on: a share is of the processes that match now."""
+    from mlchaos.errors import RunError  # noqa: PLC0415
+    from mlchaos.faults import resolve_processes  # noqa: PLC0415
+
+    if fault.process.pick is None or fault.process.pick == "one":
+        return 1
+    try:
+        return len(resolve_processes(fault.process))
+    except RunError:
+        return 1  # nothing to act on: preflight says so
 
 
 def addresses(exp: Experiment) -> list[str]:

@@ -35,6 +35,12 @@ def cross_check(exp: Experiment) -> list[SpecIssue]:
     for i, fault in enumerate(exp.faults):
         path = f"faults[{i}]"
         if isinstance(fault, PauseFault):
+            if fault.process.pick is not None:
+                issues.append(
+                    SpecIssue(
+                        f"{path}.process.pick", "a pause acts on one process: pick is for kill"
+                    )
+                )
             if fault.target not in agents:
                 known = ", ".join(sorted(agents)) or "none are defined"
                 issues.append(
