@@ -4,10 +4,15 @@ until ``mlchaos enable``. Real processes: a proxy, a runner faulting through it,
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import time
 from pathlib import Path
 
-from tests.conftest import MLCHAOS, Spawn
+import psutil
+
+from mlchaos.runner import Registry
+from tests.conftest import MLCHAOS, ROOT, Spawn
 from tests.e2e.test_runner_signals import start
 
 
@@ -45,3 +50,66 @@ def test_halt_with_nothing_running_says_so() -> None:
     done = cli("halt")
     assert done.returncode == 0
     assert "0 experiments stopped, 0 faults removed" in done.stdout
+
+
+def test_halt_never_signals_a_process_that_reused_a_dead_runners_pid() -> None:
+    """A runner killed with SIGKILL leaves its entry; if its pid now belongs to another process
+    (another start time), halt drops the entry and leaves that process alone."""
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        registry = Registry()
+        registry.register("old-run", "died long ago")
+        entry_file = registry.root / "old-run.json"
+        entry = json.loads(entry_file.read_text())
+        entry.update(pid=bystander.pid, created=1.0)  # the pid, reused by the bystander
+        entry_file.write_text(json.dumps(entry))
+        done = cli("halt")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert bystander.poll() is None, "halt signalled a process that is not a runner"
+        assert not entry_file.exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_halt_resumes_a_pause_held_for_a_stuck_runner_at_once(
+    tmp_path: Path, spawn: Spawn, upstream: int
+) -> None:
+    """The runner is frozen (SIGSTOP: it can neither roll back nor stop renewing in time);
+    halt asks the agent to resume what that run paused, long before the 30 s lease ends."""
+    victim = subprocess.Popen(["sleep", "60"])
+    (tmp_path / "victim.pid").write_text(str(victim.pid))
+    agent = spawn("agent", "serve", "--token-file", str(tmp_path / "agent.token"))
+    assert agent.stdout is not None
+    control = json.loads(agent.stdout.readline())["control"]
+    (tmp_path / "exp.yaml").write_text(f"""\
+title: paused, then the runner hangs
+agents:
+  - name: a
+    connect: {{url: "{control}", token_file: "{tmp_path / "agent.token"}"}}
+traffic:
+  target: http://127.0.0.1:{upstream}
+  dataset: {ROOT / "examples" / "data" / "toy.csv"}
+  rate: 5/s
+  duration: 60s
+  request: {{protocol: v2, model: toy}}
+faults:
+  - {{type: pause, target: a, process: {{pidfile: victim.pid}}}}
+hypothesis:
+  - {{metric: error_rate, arm: control, max: 5%}}
+lease: 30s
+""")
+    runner = spawn("run", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "out"), "--quiet")
+    try:
+        deadline = time.monotonic() + 30
+        while psutil.Process(victim.pid).status() != psutil.STATUS_STOPPED:
+            assert runner.poll() is None and time.monotonic() < deadline, "never paused"
+            time.sleep(0.05)
+        runner.send_signal(signal.SIGSTOP)
+        done = cli("halt")
+        assert "1 faults removed" in done.stdout, done.stdout
+        assert psutil.Process(victim.pid).status() != psutil.STATUS_STOPPED
+    finally:
+        runner.kill()
+        victim.kill()
+        victim.wait()

@@ -99,6 +99,7 @@ class Services:
 
     def victim_state(self) -> str:
         """The one-letter state in /proc/PID/stat ('T' when stopped)."""
+        assert self.victim.poll() is None, f"the victim exited ({self.victim.returncode})"
         stat = Path(f"/proc/{self.victim.pid}/stat").read_text()
         return stat.rsplit(")", 1)[1].split()[0]
 
@@ -291,7 +292,7 @@ def test_sigkilled_runners_leave_nothing_active_after_lease_and_grace(
         killed_at = time.monotonic()
 
         # What the dead runner left (at least 2/3 of a lease remains on each: no time to lapse).
-        left_faults = [f for f in s.proxy_faults() if not str(f["id"]).endswith("-preflight")]
+        left_faults = [f for f in s.proxy_faults() if not str(f["id"]).endswith("-rehearsal")]
         left_paused = s.paused()
         journal_open = _unremoved(journal)
         hit = sorted(str(f["rule"]["type"]) for f in left_faults) + ["pause"] * len(left_paused)

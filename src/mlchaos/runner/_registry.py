@@ -20,7 +20,7 @@ from typing import Any
 
 from mlchaos.errors import RunError
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "running"]
 
 
 class Registry:
@@ -67,7 +67,7 @@ class Registry:
             fcntl.flock(lock, fcntl.LOCK_EX)
             for other in self.runs():
                 held = wanted & set(other.get("targets", ()))
-                if held and _alive(other.get("pid")):
+                if held and running(other):
                     raise RunError(
                         f"another experiment is running against {', '.join(sorted(held))}: "
                         f"run {other.get('run_id')} ('{other.get('title')}', pid "
@@ -78,17 +78,25 @@ class Registry:
                 {
                     "run_id": run_id,
                     "pid": os.getpid(),
+                    "created": _created(os.getpid()),
                     "title": title,
                     "started": time.time(),
                     "targets": sorted(wanted),
                     "proxies": [],
+                    "agents": [],
                 },
             )
 
     def add_proxy(self, run_id: str, control: str, token: str) -> None:
+        self._add(run_id, "proxies", {"control": control, "token": token})
+
+    def add_agent(self, run_id: str, control: str, token: str) -> None:
+        self._add(run_id, "agents", {"control": control, "token": token})
+
+    def _add(self, run_id: str, section: str, item: dict[str, str]) -> None:
         entry = self._read(self.root / f"{run_id}.json")
         if entry is not None:
-            entry["proxies"].append({"control": control, "token": token})
+            entry.setdefault(section, []).append(item)
             self._write(run_id, entry)
 
     def unregister(self, run_id: str) -> None:
@@ -128,13 +136,24 @@ class Registry:
         return entry if isinstance(entry, dict) else None
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
+def running(entry: dict[str, Any]) -> bool:
+    """Whether the runner of a registry entry still runs: its pid exists and, where the entry
+    recorded it, the process has the same start time (a reused pid is another process)."""
+    pid = entry.get("pid")
+    if not isinstance(pid, int) or pid <= 1:
         return False
+    created = _created(pid)
+    if created is None:
+        return False
+    recorded = entry.get("created")
+    return recorded is None or abs(float(recorded) - created) < 1e-3
+
+
+def _created(pid: int) -> float | None:
+    """The start time of process ``pid``; None when there is none."""
+    import psutil  # noqa: PLC0415
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None

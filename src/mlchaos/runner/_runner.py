@@ -362,8 +362,10 @@ class Runner:
         from mlchaos.agent import AgentClient  # noqa: PLC0415
 
         spec = next(a for a in self.exp.agents if a.name == name).connect
-        client = AgentClient(spec.url, _read_token(Path(spec.token_file), f"agent '{name}'"))
+        token = _read_token(Path(spec.token_file), f"agent '{name}'")
+        client = AgentClient(spec.url, token)
         await stack.enter_async_context(client)
+        self.registry.add_agent(self.run_id, spec.url, token)  # so 'mlchaos halt' can resume
         try:
             await client.health()
         except MlchaosError as exc:
