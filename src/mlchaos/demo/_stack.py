@@ -171,6 +171,7 @@ class DemoStack:
     ) -> None:
         """A proxy named ``name`` in front of the service ``upstream``."""
         config = {
+            "name": name,
             "protocol": protocol,
             "listen": "127.0.0.1:0",
             "upstream": f"127.0.0.1:{self._ports[upstream]}",

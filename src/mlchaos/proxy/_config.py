@@ -85,6 +85,11 @@ class ControlConfig(_Model):
 class ProxyConfig(_Model):
     """One proxy: ``listen`` → ``upstream`` in ``protocol`` mode."""
 
+    name: str = Field(
+        "proxy",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="the 'proxy' label of its Prometheus metrics",
+    )
     protocol: Protocol = Protocol.HTTP
     listen: Address
     upstream: Address

@@ -14,6 +14,7 @@
 ``POST /cohorts/renew``    ``{"lease": "5s"?}`` → ``{"lease", "expires_in"}``
 ``GET /cohorts``           ``{"cohorts": {...} | null, "lease", "expires_in", "logged"}``
 ``DELETE /cohorts``        ``{"removed": bool}``: back to the configured split
+``GET /metrics``           Prometheus text format (:mod:`mlchaos.proxy._metrics`)
 ``GET /observations``      ``?after=N&limit=M``: the edge's logged observations from sequence
                            number N: ``{"fields", "rows", "next", "dropped"}``
 =========================  ===================================================================
@@ -60,6 +61,7 @@ def control_app(
     stats: Callable[[], ProxyStats],
     info: Callable[[], dict[str, Any]],
     live: LiveState | None,
+    metrics: Callable[[], tuple[bytes, str]],
 ) -> web.Application:
     """The aiohttp application of one proxy's control API (``live`` is None for TCP)."""
 
@@ -87,6 +89,12 @@ def control_app(
 
     async def clear_cohorts(request: web.Request) -> web.Response:
         return _json({"removed": live_state().clear()})
+
+    async def get_metrics(request: web.Request) -> web.Response:
+        body, content_type = metrics()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
 
     async def observations(request: web.Request) -> web.Response:
         log = live_state().log
@@ -131,6 +139,7 @@ def control_app(
     app.router.add_post("/faults/{id}/renew", renew)
     app.router.add_delete("/faults/{id}", remove)
     app.router.add_get("/stats", get_stats)
+    app.router.add_get("/metrics", get_metrics)
     app.router.add_put("/cohorts", set_cohorts)
     app.router.add_post("/cohorts/renew", renew_cohorts)
     app.router.add_get("/cohorts", get_cohorts)

@@ -117,6 +117,11 @@ class FaultTable:
 
     # -- changes -------------------------------------------------------------------------------
 
+    @property
+    def injected(self) -> int:
+        """How many faults have been added (replacements included) since the proxy started."""
+        return self._seq
+
     def add(self, rule: Rule, lease: Duration | None = None, fault_id: str | None = None) -> str:
         """Activate ``rule`` for ``lease`` (the default lease when None); returns its id.
 

@@ -28,6 +28,7 @@ from mlchaos.proxy._control import control_app
 from mlchaos.proxy._faults import FaultTable
 from mlchaos.proxy._http import HttpPlane
 from mlchaos.proxy._live import LiveState
+from mlchaos.proxy._metrics import ProxyCollector, exposition
 from mlchaos.proxy._stats import ProxyStats, Recorder
 from mlchaos.proxy._tcp import TcpPlane
 from mlchaos.proxy._token import TokenSource, resolve_token
@@ -136,7 +137,15 @@ class ProxyServer:
             self._server = await loop.create_server(plane.protocol, sock=data_sock, backlog=1024)
             data_sock = None  # the server owns it now
             plane.start()
-            app = control_app(self.faults, self._token.token, self.stats, self._info, live)
+            collector = ProxyCollector(config.name, self._recorder, self.faults)
+            app = control_app(
+                self.faults,
+                self._token.token,
+                self.stats,
+                self._info,
+                live,
+                lambda: exposition(collector),
+            )
             runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
             await runner.setup()
             self._control = runner
