@@ -224,3 +224,41 @@ async def test_connect_proxy_with_wrong_token_or_no_api_exits_3(
     assert "proxy 'p'" in (outcome.error or "")
     assert ("token" if problem == "wrong token" else "running") in (outcome.error or "")
     assert not kinds(records, "fault")
+
+
+@pytest.mark.asyncio
+async def test_the_runner_serves_its_prometheus_metrics_while_it_runs(
+    toy: Upstream, tmp_path: Path
+) -> None:
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from mlchaos.proxy import Address
+
+    exp = experiment(toy.port, free_port())
+    journal = Journal(tmp_path / "journal.jsonl")
+    runner = Runner(
+        exp, base_dir=tmp_path, journal=journal, metrics=Address(host="127.0.0.1", port=0)
+    )
+    task = asyncio.create_task(runner.run())
+    while runner.state.phase != "inject" or len(runner.store) < 50:
+        assert not task.done(), task
+        await asyncio.sleep(0.05)
+    url = f"http://127.0.0.1:{runner.metrics_port}/metrics"
+    async with aiohttp.ClientSession() as s, s.get(url) as r:
+        text = await r.text()
+    outcome = await task
+    assert outcome.exit_code == EXIT_OK
+    samples = {
+        (x.name, x.labels.get("arm"), x.labels.get("outcome"), x.labels.get("phase")): x.value
+        for f in text_string_to_metric_families(text)
+        for x in f.samples
+    }
+    assert samples[("mlchaos_runner_requests_total", "experiment", "error", None)] > 0
+    assert samples[("mlchaos_runner_requests_total", "control", "error", None)] == 0
+    assert samples[("mlchaos_runner_faults_active", None, None, None)] == 1
+    assert samples[("mlchaos_runner_faults_injected_total", None, None, None)] == 1
+    assert samples[("mlchaos_runner_phase", None, None, "inject")] == 1
+    with pytest.raises(aiohttp.ClientConnectionError):  # served only while it runs
+        async with aiohttp.ClientSession() as s, s.get(url) as r:
+            await r.read()

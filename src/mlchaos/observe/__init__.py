@@ -1,6 +1,7 @@
-"""Observations of requests, and probes of the system's steady state."""
+"""Observations of requests, probes of the system's steady state, Prometheus' HTTP API."""
 
-from mlchaos.observe._probes import ProbeResult, probe, probe_all, reach_target
+from mlchaos.observe._probes import ProbeResult, probe, probe_all, promql, reach_target
+from mlchaos.observe._prometheus import PrometheusError, alerts, instant_query
 from mlchaos.observe._store import COLUMNS, ErrorKind, Observation, ObservationStore
 
 __all__ = [
@@ -9,7 +10,11 @@ __all__ = [
     "Observation",
     "ObservationStore",
     "ProbeResult",
+    "PrometheusError",
+    "alerts",
+    "instant_query",
     "probe",
     "probe_all",
+    "promql",
     "reach_target",
 ]

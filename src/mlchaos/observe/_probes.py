@@ -1,4 +1,5 @@
-"""Probes of steady state and reachability: one HTTP request or one TCP connect each."""
+"""Probes of steady state and reachability: one HTTP request, one TCP connect or one PromQL
+query each."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import aiohttp
 
-    from mlchaos.spec import HttpProbe, Probe, Target
+    from mlchaos.spec import HttpProbe, Probe, PromqlProbe, Target
 
 # The spec is imported inside the functions: the proxy imports the observation store from this
 # package, and the spec imports the proxy's models, so an import here would be circular.
 
-__all__ = ["ProbeResult", "probe", "probe_all", "reach_target"]
+__all__ = ["ProbeResult", "probe", "probe_all", "promql", "reach_target"]
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,35 @@ class ProbeResult:
 
 async def probe(p: Probe, session: aiohttp.ClientSession) -> ProbeResult:
     """Run one steady-state probe; never raises for a failing system, only reports."""
-    from mlchaos.spec import TcpProbe  # noqa: PLC0415
+    from mlchaos.spec import PromqlProbe, TcpProbe  # noqa: PLC0415
 
     if isinstance(p, TcpProbe):
         return await _tcp(p.name, p.address, p.timeout.seconds)
+    if isinstance(p, PromqlProbe):
+        return await promql(p, session)
     return await _http(p, session)
+
+
+async def promql(p: PromqlProbe, session: aiohttp.ClientSession) -> ProbeResult:
+    """Holds when the query returns series and every one compares as the probe says."""
+    from mlchaos.observe._prometheus import PrometheusError, instant_query  # noqa: PLC0415
+
+    t0 = time.monotonic()
+    try:
+        series = await instant_query(session, p.url, p.query, p.timeout.seconds)
+    except PrometheusError as exc:
+        return ProbeResult(p.name, False, str(exc), time.monotonic() - t0)
+    latency = time.monotonic() - t0
+    if not series:
+        return ProbeResult(p.name, False, f"no data: {p.query} returned no series", latency)
+    failing = [(labels, v) for labels, v in series if not p.holds(v)]
+    values = ", ".join(f"{v:g}" for _, v in series[:5])
+    if failing:
+        labels, v = failing[0]
+        which = ",".join(f"{k}={val}" for k, val in sorted(labels.items())) or "the result"
+        detail = f"{which} = {v:g}, not {p.op} {p.value:g} ({len(failing)} of {len(series)})"
+        return ProbeResult(p.name, False, detail, latency)
+    return ProbeResult(p.name, True, f"{p.describe()}: {values}", latency)
 
 
 async def probe_all(probes: list[Probe], session: aiohttp.ClientSession) -> list[ProbeResult]:

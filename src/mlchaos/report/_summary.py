@@ -42,6 +42,7 @@ class Summary:
     staleness: list[dict[str, Any]] = field(default_factory=list)
     max_tolerable_staleness: float | None = None
     quality: dict[str, Any] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +65,7 @@ class Summary:
             "staleness": self.staleness,
             "max_tolerable_staleness": self.max_tolerable_staleness,
             "quality": self.quality,
+            "alerts": self.alerts,
         }
 
 
@@ -97,7 +99,7 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
     store = ObservationStore()
     injected: dict[int, float] = {}
     windows: list[tuple[float, float]] = []
-    recorded_checks: dict[str, str] = {}
+    recorded_checks: dict[str, dict[str, Any]] = {}
     for r in records:
         kind = r["kind"]
         if kind == "observations":
@@ -113,7 +115,9 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
         elif kind == "kill_switch":
             s.kill_switch_ms = r.get("trip_to_removed_ms")
         elif kind == "check":
-            recorded_checks[r["name"]] = r["status"]
+            recorded_checks[r["name"]] = {k: v for k, v in r.items() if k not in ("kind", "t")}
+        elif kind == "alert":
+            s.alerts.append({k: v for k, v in r.items() if k != "kind"})
     last_t = records[-1]["t"]
     windows.extend((t, last_t) for t in injected.values())  # never removed in the journal
     s.observations = len(store)
@@ -133,13 +137,15 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
     _staleness_curve(s, exp, store)
     s.quality = _quality(store, mask, conf)
     if verdict is not None and verdict.get("verdict") != "error":
-        for result in judge_hypothesis(exp.hypothesis, store, windows, exp.analysis):
+        for result in judge_hypothesis(exp.metric_checks, store, windows, exp.analysis):
             s.checks.append(result.to_dict())
-            was = recorded_checks.get(result.name)
+            was = recorded_checks.pop(result.name, {}).get("status")
             if was is not None and was != result.status.value:
                 s.mismatches.append(
                     f"check '{result.name}': recorded {was}, recomputed {result.status.value}"
                 )
+        # PromQL and alert checks ask a live Prometheus: their recorded results stand.
+        s.checks.extend(recorded_checks.values())
     return s
 
 
@@ -167,7 +173,7 @@ def _staleness_curve(s: Summary, exp: Experiment, store: ObservationStore) -> No
     minimum = next(
         (
             c.min.value
-            for c in exp.hypothesis
+            for c in exp.metric_checks
             if c.metric is Metric.ACCURACY and c.relative_to is None and c.min is not None
         ),
         None,

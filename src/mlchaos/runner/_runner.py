@@ -34,18 +34,22 @@ from mlchaos.errors import (
 )
 from mlchaos.observe import ObservationStore, probe_all, reach_target
 from mlchaos.runner._actions import run_action
+from mlchaos.runner._alerts import AlertWatch
 from mlchaos.runner._display import ArmProgress, Display, NullDisplay, Snapshot
 from mlchaos.runner._journal import Journal
+from mlchaos.runner._metrics import RunnerState
 from mlchaos.runner._registry import Registry
 from mlchaos.safety._admission import Admission
+from mlchaos.spec._checks import Judge
 from mlchaos.traffic._config import TrafficConfig
 
 if TYPE_CHECKING:
     import aiohttp
+    from aiohttp import web
 
     from mlchaos.agent import AgentClient
     from mlchaos.faults import Injector
-    from mlchaos.proxy import ControlClient
+    from mlchaos.proxy import Address, ControlClient
     from mlchaos.spec import Experiment, Fault
     from mlchaos.traffic import TrafficResult
 
@@ -94,6 +98,7 @@ class Runner:
         run_id: str | None = None,
         registry: Registry | None = None,
         admission: Admission | None = None,
+        metrics: Address | None = None,
     ) -> None:
         self.exp = exp
         self.base_dir = base_dir
@@ -110,6 +115,12 @@ class Runner:
         self.registry = registry or Registry()
         self.admission = admission or Admission()
         self._clients: dict[str, ControlClient] = {}
+        self._watch: AlertWatch | None = None
+        self.state = RunnerState(exp.title, self.run_id)
+        self._metrics_at = metrics
+        self.metrics_port: int | None = None
+        self._promql: list[CheckResult] = []
+        self._session: aiohttp.ClientSession | None = None
 
     # ------------------------------------------------------------------ phases
     async def run(self) -> RunOutcome:
@@ -121,8 +132,10 @@ class Runner:
             base_dir=str(self.base_dir),
             spec=self.exp.model_dump(mode="json"),
         )
+        metrics: web.AppRunner | None = None
         try:
             await self._admit()
+            metrics = await self._serve_metrics()
             await self._execute(out)
         except asyncio.CancelledError:
             # Interrupted before injection began (during injection the inject phase handles
@@ -135,6 +148,8 @@ class Runner:
         else:
             self._conclude(out)
         finally:
+            if metrics is not None:
+                await metrics.cleanup()
             self.registry.unregister(self.run_id)
             if out.error is not None:
                 self.journal.write(
@@ -142,6 +157,22 @@ class Runner:
                 )
             self.journal.close()
         return out
+
+    async def _serve_metrics(self) -> web.AppRunner | None:
+        """The runner's Prometheus metrics on the address asked for, for the run's length."""
+        if self._metrics_at is None:
+            return None
+        from mlchaos.runner._metrics import RunnerCollector, serve_metrics  # noqa: PLC0415
+
+        at = self._metrics_at
+        try:
+            runner, self.metrics_port = await serve_metrics(
+                at.host, at.port, RunnerCollector(self.state, self.store)
+            )
+        except OSError as exc:
+            raise RunError(f"cannot serve metrics on {at}: {exc.strerror or exc}") from None
+        self.display.event(f"metrics: http://{at.host}:{self.metrics_port}/metrics")
+        return runner
 
     async def _admit(self) -> None:
         """Before anything is contacted: refuse while mlchaos is disabled, over a blast-radius
@@ -173,11 +204,14 @@ class Runner:
         import aiohttp  # noqa: PLC0415
 
         async with AsyncExitStack() as stack:
-            session = await stack.enter_async_context(aiohttp.ClientSession())
+            session = self._session = await stack.enter_async_context(aiohttp.ClientSession())
             async with self._phase("preflight"):
                 await self._preflight(stack, session)
             async with self._phase("steady_state"):
                 await self._steady_state_before(session)
+            if self.exp.alerts is not None:
+                self._watch = AlertWatch(self.exp.alerts, session)
+                self._watch.start()
             try:
                 async with self._phase("inject"):
                     await self._inject_and_observe()
@@ -190,11 +224,19 @@ class Runner:
             finally:
                 self.rolling_back = True
                 self._rollback_started = time.monotonic()
+                if self._watch is not None:
+                    self._watch.rollback_at = time.time()
                 async with self._phase("rollback"):
                     await self._rollback(session)
             async with self._phase("recovery"):
                 await self._recover(session, out)
             out.checks = self._verdict_checks()
+            if self._watch is not None:
+                async with self._phase("alerts"):
+                    await self._watch.finish()
+                for record in self._watch.records():
+                    self.journal.write("alert", **record)
+                out.checks += self._watch.results()
 
     def _conclude(self, out: RunOutcome) -> None:
         """The verdict: held only without abort, with every check held and recovery done."""
@@ -219,6 +261,7 @@ class Runner:
     @contextlib.asynccontextmanager
     async def _phase(self, name: str) -> AsyncIterator[None]:
         self.display.phase(name)
+        self.state.phase = name
         self.journal.write("phase", phase=name, event="start")
         t0 = time.monotonic()
         try:
@@ -402,6 +445,7 @@ class Runner:
                         raise failure
             result = traffic.result()
             self.journal.write("traffic", **result.to_dict())
+            self._promql = await self._judge_promql()  # while the faults are still in place
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None:
@@ -412,6 +456,22 @@ class Runner:
                 job.cancel()
             await asyncio.gather(traffic, *helpers, return_exceptions=True)
             self._flush_observations()
+
+    async def _judge_promql(self) -> list[CheckResult]:
+        """The hypothesis's PromQL checks, queried as the traffic ends."""
+        from mlchaos.observe import promql  # noqa: PLC0415
+
+        assert self._session is not None
+        out = []
+        for check in self.exp.promql_checks:
+            r = await promql(check, self._session)
+            status = CheckStatus.HELD if r.ok else CheckStatus.VIOLATED
+            if r.detail.startswith("no data") or "not reachable" in r.detail:
+                status = CheckStatus.NO_DATA
+            out.append(
+                CheckResult(check.name, status, None, check.describe(), Judge.POINT, r.detail)
+            )
+        return out
 
     async def _traffic(self) -> TrafficResult:
         """Replay the dataset, or observe live traffic at the edge proxy."""
@@ -436,6 +496,10 @@ class Runner:
             if is_inject:
                 await s.injector.inject()
                 s.injected_at = time.time()
+                if self._watch is not None and self._watch.injected_at is None:
+                    self._watch.injected_at = s.injected_at
+                self.state.faults_injected += 1
+                self.state.faults_active += 1
                 self.journal.write(
                     "fault",
                     event="injected",
@@ -448,6 +512,7 @@ class Runner:
             elif s.injected_at is not None and s.removed_at is None:
                 await s.injector.remove()
                 s.removed_at = time.time()
+                self.state.faults_active -= 1
                 self.journal.write("fault", event="removed", index=s.index, id=s.id)
                 self.display.event(f"removed {s.injector.label}")
 
@@ -505,6 +570,7 @@ class Runner:
                     self.journal.write("guardrail", **result.to_dict())
                 if result.status is CheckStatus.VIOLATED:
                     self._trip_mono = time.monotonic()
+                    self.state.trips[result.name] = self.state.trips.get(result.name, 0) + 1
                     raise ExperimentAborted(
                         f"guardrail '{result.name}' tripped: {result.detail}",
                         evidence=result.to_dict(),
@@ -540,6 +606,7 @@ class Runner:
             try:
                 await s.injector.remove()
                 s.removed_at = time.time()
+                self.state.faults_active -= 1
                 self.journal.write("fault", event="removed", index=s.index, id=s.id)
                 self.display.event(f"removed {s.injector.label}")
             except MlchaosError as exc:
@@ -599,9 +666,17 @@ class Runner:
             self.display.event(f"[red]steady state did not return within {rec.deadline}[/]")
 
     def _verdict_checks(self) -> list[CheckResult]:
-        return judge_hypothesis(
-            self.exp.hypothesis, self.store, self.fault_windows(), self.exp.analysis
+        judged = judge_hypothesis(
+            self.exp.metric_checks, self.store, self.fault_windows(), self.exp.analysis
         )
+        queried = {r.name: r for r in self._promql}
+        for check in self.exp.promql_checks:
+            if check.name not in queried:  # the run ended before the traffic did
+                why = "not queried: the run was stopped before the traffic ended"
+                queried[check.name] = CheckResult(
+                    check.name, CheckStatus.NO_DATA, None, check.describe(), Judge.POINT, why
+                )
+        return judged + list(queried.values())
 
     def fault_windows(self) -> list[tuple[float, float]]:
         return [

@@ -22,11 +22,13 @@ from mlchaos.units import Duration, NonNegativeDuration, ParsedValue, PositiveDu
 __all__ = [
     "Bound",
     "BoundKind",
+    "Check",
     "HttpProbe",
     "Judge",
     "Metric",
     "MetricCheck",
     "Probe",
+    "PromqlProbe",
     "TcpProbe",
 ]
 
@@ -213,6 +215,43 @@ class TcpProbe(_Model):
     timeout: PositiveDuration = Duration(2.0)
 
 
+class PromqlProbe(_Model):
+    """A PromQL query against a Prometheus HTTP API: holds when every series it returns
+    compares with ``value`` as ``op`` says (within ``tolerance``); no series is no data, which
+    fails. In the steady state it is a probe; in the hypothesis it is evaluated as the traffic
+    ends, while the faults are still in place."""
+
+    type: Literal["promql"]
+    name: str
+    url: str = Field(description="Prometheus base URL, e.g. http://127.0.0.1:9090")
+    query: str = Field(min_length=1, description="a PromQL instant query")
+    op: Literal["<", "<=", ">", ">=", "==", "!="] = "<="
+    value: float
+    tolerance: float = Field(0.0, ge=0, description="slack allowed around value")
+    timeout: PositiveDuration = Duration(5.0)
+
+    def holds(self, sample: float) -> bool:
+        """Whether one series' value compares as required (NaN never does)."""
+        v, t = self.value, self.tolerance
+        match self.op:
+            case "<":
+                return sample < v + t
+            case "<=":
+                return sample <= v + t
+            case ">":
+                return sample > v - t
+            case ">=":
+                return sample >= v - t
+            case "==":
+                return abs(sample - v) <= t
+            case _:
+                return abs(sample - v) > t
+
+    def describe(self) -> str:
+        slack = f" ± {self.tolerance:g}" if self.tolerance else ""
+        return f"{self.query} {self.op} {self.value:g}{slack}"
+
+
 def type_or_http(value: Any) -> str:
     """Discriminator for unions whose ``type`` may be left out and then means ``http``."""
     if isinstance(value, dict):
@@ -221,6 +260,19 @@ def type_or_http(value: Any) -> str:
 
 
 Probe = Annotated[
-    Annotated[HttpProbe, Tag("http")] | Annotated[TcpProbe, Tag("tcp")],
+    Annotated[HttpProbe, Tag("http")]
+    | Annotated[TcpProbe, Tag("tcp")]
+    | Annotated[PromqlProbe, Tag("promql")],
     Discriminator(type_or_http),
+]
+
+
+def _check_kind(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return "promql" if kind == "promql" else "metric"
+
+
+Check = Annotated[
+    Annotated[MetricCheck, Tag("metric")] | Annotated[PromqlProbe, Tag("promql")],
+    Discriminator(_check_kind),
 ]

@@ -78,7 +78,7 @@ def cross_check(exp: Experiment) -> list[SpecIssue]:
                 "(traffic.mode: live); replayed traffic has no such measure",
             )
         )
-    needs_control = any(c.relative_to or c.arm == "control" for c in exp.hypothesis)
+    needs_control = any(c.relative_to or c.arm == "control" for c in exp.metric_checks)
     needs_control |= any(c.relative_to or c.arm == "control" for c in exp.guardrails)
     if needs_control and exp.traffic.arms.control.fraction == 0:
         issues.append(

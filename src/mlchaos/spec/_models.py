@@ -32,7 +32,7 @@ from mlchaos.proxy._rules import (
     RewriteRule,
     Rule,
 )
-from mlchaos.spec._checks import MetricCheck, Probe, type_or_http
+from mlchaos.spec._checks import Check, MetricCheck, Probe, PromqlProbe, type_or_http
 from mlchaos.spec._schedule import Schedule
 from mlchaos.traffic._config import Traffic
 from mlchaos.units import Duration, NonNegativeDuration, PositiveDuration, Share
@@ -292,6 +292,35 @@ class Analysis(_Model):
     )
 
 
+class ExpectedAlert(_Model):
+    """An alert the faults must raise (and that must clear after rollback), or one that must
+    stay silent."""
+
+    name: str = Field(description="the alert's name (its 'alertname' label)")
+    labels: dict[str, str] = Field({}, description="labels the alert must carry, e.g. arm")
+    fire_within: PositiveDuration = Field(
+        Duration(60.0), description="it must fire within this time after the first injection"
+    )
+    resolve_within: PositiveDuration = Field(
+        Duration(120.0), description="it must stop firing within this time after rollback"
+    )
+    must_not_fire: bool = Field(
+        False, description="instead: it must not fire at all (e.g. an alert on the control arm)"
+    )
+
+    def describe(self) -> str:
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()))
+        return self.name + (f"{{{labels}}}" if labels else "")
+
+
+class Alerts(_Model):
+    """Incident response: the alerts the experiment expects, watched on Prometheus' API."""
+
+    prometheus: str = Field(description="Prometheus base URL; its /api/v1/alerts is polled")
+    interval: PositiveDuration = Field(Duration(0.5), description="how often it is polled")
+    expect: list[ExpectedAlert] = Field(min_length=1)
+
+
 class Sweep(_Model):
     """Run the experiment once per value of one fault's field (pause length, latency, share of
     missing values ...): the report gives each check against the value, and the largest value
@@ -339,7 +368,7 @@ class Experiment(_Model):
     agents: list[AgentSpec] = []
     traffic: Traffic
     steady_state: list[Probe] = []
-    hypothesis: list[MetricCheck] = Field(min_length=1)
+    hypothesis: list[Check] = Field(min_length=1)
     faults: list[Fault] = []
     guardrails: list[MetricCheck] = []
     rollback: list[RollbackAction] = []
@@ -357,3 +386,16 @@ class Experiment(_Model):
     schedule: Schedule | None = Field(
         None, description="when it may run; outside its windows a run is refused (or waits)"
     )
+    alerts: Alerts | None = Field(
+        None, description="alerts that must fire (and resolve), or stay silent: incident response"
+    )
+
+    @property
+    def metric_checks(self) -> list[MetricCheck]:
+        """The hypothesis checks judged on the observations."""
+        return [c for c in self.hypothesis if isinstance(c, MetricCheck)]
+
+    @property
+    def promql_checks(self) -> list[PromqlProbe]:
+        """The hypothesis checks that are PromQL queries, evaluated as the traffic ends."""
+        return [c for c in self.hypothesis if isinstance(c, PromqlProbe)]
