@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,6 +87,7 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(tmp_path: Path) -> None
         "staleness-sweep",
         "live-harmless",
         "live-kill-switch",
+        *(["alert-validation"] if shutil.which("prometheus") else []),
     ]
     by_name = {e["name"]: e for e in summary["experiments"]}
     for e in summary["experiments"]:
@@ -103,6 +105,12 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(tmp_path: Path) -> None
     assert "guardrail 'fallback takes over' tripped" in killed["summary"]["abort_reason"]
     assert 0 < killed["summary"]["kill_switch_ms"] < 100
     assert "kill switch tripped" in done.stdout
+    if shutil.which("prometheus"):  # the replica alert fired on the masked failure, and cleared
+        (fired, silent) = by_name["alert-validation"]["summary"]["alerts"]
+        assert 0 < fired["time_to_detect_s"] < 10 and 0 < fired["time_to_resolve_s"] < 20
+        assert silent["must_not_fire"] and silent["fired_at"] is None
+    else:
+        assert "skipping alert-validation: prometheus is not installed" in done.stdout
     # The sweep held up to at least 4 s of staleness, and failed somewhere beyond: not vacuous.
     sweep = by_name["staleness-sweep"]["sweep"]
     assert [p["value"] for p in sweep["points"]] == ["2s", "4s", "8s", "24s"]

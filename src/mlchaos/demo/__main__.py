@@ -15,6 +15,8 @@ Services (each binds ``127.0.0.1:--port``, 0 for an ephemeral port, prints one J
     redis    --port P                               a real redis-server (the Redis store)
     clients  --target URL --dataset CSV [--rate R] [--seed N] --port P
                                                     the users: calls at R per second
+    prometheus --dir DIR --target NAME=HOST:PORT:TOKEN_FILE ... --port P
+                                                    Prometheus scraping the proxies
     accuracy [--seed N]                             print the models' measured accuracies
 
 Bad options are one line on stderr and exit 2. Only the chosen service's module is imported.
@@ -62,6 +64,15 @@ def _rate(text: str) -> float:
     if not 0 < value <= 10_000:
         raise argparse.ArgumentTypeError(f"expected calls per second in (0, 10000], got {text!r}")
     return value
+
+
+def _target(text: str) -> tuple[str, tuple[str, Path]]:
+    name, _, rest = text.partition("=")
+    host, _, tail = rest.partition(":")
+    port, _, token = tail.partition(":")
+    if not (name and host and port.isdigit() and token):
+        raise argparse.ArgumentTypeError(f"expected NAME=HOST:PORT:TOKEN_FILE, got {text!r}")
+    return name, (f"{host}:{port}", Path(token))
 
 
 def _port(text: str) -> int:
@@ -128,7 +139,18 @@ def _parser() -> argparse.ArgumentParser:
     clients.add_argument("--rate", type=_rate, default=200.0, help="calls per second")
     clients.add_argument("--seed", type=int, default=7)
 
-    for service in (world, store, pipeline, replica, gateway, redis, clients):
+    prometheus = sub.add_parser("prometheus", help="Prometheus scraping the proxies, alert rules")
+    prometheus.add_argument("--dir", type=Path, required=True, help="config and data directory")
+    prometheus.add_argument(
+        "--target",
+        type=_target,
+        action="append",
+        required=True,
+        dest="targets",
+        help="NAME=HOST:PORT:TOKEN_FILE, a proxy control API to scrape (repeatable)",
+    )
+
+    for service in (world, store, pipeline, replica, gateway, redis, clients, prometheus):
         service.add_argument("--port", type=_port, default=0, help="0: an ephemeral port")
 
     accuracy = sub.add_parser("accuracy", help="train the models and print their accuracies")
@@ -174,6 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lambda: serve_clients(args.target, args.dataset, args.rate, args.seed, args.port),
                 "clients",
             )
+        case "prometheus":
+            from mlchaos.demo._prometheus import serve_prometheus  # noqa: PLC0415
+
+            targets = dict(args.targets)
+            return run_service(lambda: serve_prometheus(args.dir, targets, args.port), "prometheus")
         case "gateway":
             from mlchaos.demo._gateway import GatewayConfig, serve_gateway  # noqa: PLC0415
 

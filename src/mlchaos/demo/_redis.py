@@ -9,18 +9,12 @@ The pipeline and the gateway pick this backend when their ``--store`` is a ``red
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import shutil
-import signal
-import socket
-import sys
 import tempfile
-import time
 from typing import TYPE_CHECKING, Any
 
-from mlchaos.demo._serve import HOST, ServeError
+from mlchaos.demo._child import serve_child
+from mlchaos.demo._serve import HOST, ServeError, free_port
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -80,12 +74,6 @@ async def fetch_redis_features(
         return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 async def serve_redis(port: int) -> None:
     """Run redis-server on ``port`` (0: a free one) until SIGTERM or SIGINT."""
     binary = shutil.which("redis-server")
@@ -93,57 +81,21 @@ async def serve_redis(port: int) -> None:
         raise ServeError(
             "redis-server is not installed (Debian/Ubuntu: apt-get install redis-server)"
         )
-    port = port or _free_port()
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = (signal.SIGTERM, signal.SIGINT)
+    port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="mlchaos-redis-") as workdir:
-        argv = ["--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"]
+        argv = [binary, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no"]
         argv += ["--dir", workdir, "--protected-mode", "yes", "--loglevel", "warning"]
-        child = await asyncio.create_subprocess_exec(
-            binary, *argv, stdin=asyncio.subprocess.DEVNULL, stdout=sys.stderr
-        )
-        try:
-            for sig in signals:
-                loop.add_signal_handler(sig, stop.set)
-            await _wait_until_ready(port, child)
-            sys.stdout.write(json.dumps({"ready": True, "name": "redis", "port": port}) + "\n")
-            sys.stdout.flush()
-            exited = asyncio.create_task(child.wait())
-            stopped = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            stopped.cancel()
-            if exited in done:
-                raise ServeError(f"redis-server exited with status {child.returncode}")
-            exited.cancel()
-        finally:
-            for sig in signals:
-                loop.remove_signal_handler(sig)
-            if child.returncode is None:
-                child.terminate()
-                try:
-                    async with asyncio.timeout(5):
-                        await child.wait()
-                except TimeoutError:
-                    child.kill()
-                    await child.wait()
+        await serve_child("redis", argv, port, lambda: _pings(port), _READY_TIMEOUT_S)
 
 
-async def _wait_until_ready(port: int, child: asyncio.subprocess.Process) -> None:
+async def _pings(port: int) -> bool:
     from redis.asyncio import Redis  # noqa: PLC0415
     from redis.exceptions import RedisError  # noqa: PLC0415
 
-    deadline = time.monotonic() + _READY_TIMEOUT_S
     client = Redis(host=HOST, port=port, socket_connect_timeout=0.5)
     try:
-        while True:
-            if child.returncode is not None:
-                raise ServeError(f"redis-server exited with status {child.returncode}")
-            with contextlib.suppress(RedisError, OSError):
-                if await client.ping():
-                    return
-            if time.monotonic() > deadline:
-                raise ServeError(f"redis-server did not answer PING within {_READY_TIMEOUT_S}s")
-            await asyncio.sleep(0.05)
+        return bool(await client.ping())
+    except RedisError:
+        return False
     finally:
         await client.aclose()

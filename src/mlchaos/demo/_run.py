@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,11 +43,14 @@ EXPERIMENTS = (
     "staleness-sweep",
     "live-harmless",
     "live-kill-switch",
+    "alert-validation",
 )
 # Experiments that need the HTTP feature store (a data fault on its Feast answers).
 _HTTP_STORE_ONLY = frozenset({"feature-missing"})
 # Experiments on live traffic: the client simulator calls the gateway through an edge proxy.
 _LIVE = frozenset({"live-harmless", "live-kill-switch"})
+# Experiments that validate alerts: they need Debian's prometheus, and are skipped without it.
+_ALERTING = frozenset({"alert-validation"})
 LIVE_RATE = 250.0  # the simulated users' calls per second
 # How an experiment is meant to end when the service behaves: held, unless it shows a safety
 # mechanism at work (the kill switch stopping a harmful fault).
@@ -123,13 +127,24 @@ async def run_demo(
                 f"[yellow]skipping {name}: it rewrites the HTTP feature store's answers[/]"
             )
         names = [n for n in names if n not in _HTTP_STORE_ONLY]
+    if shutil.which("prometheus") is None:
+        for name in [n for n in names if n in _ALERTING]:
+            console.print(
+                f"[yellow]skipping {name}: prometheus is not installed "
+                "(apt-get install prometheus)[/]"
+            )
+        names = [n for n in names if n not in _ALERTING]
     try:
         for name in names:
             console.rule(f"[bold]{name}[/] ({variant} gateway, {feature_store} feature store)")
             stack_dir = out_dir / "service" / name
             clients = LIVE_RATE if name in _LIVE else None
             async with DemoStack(
-                stack_dir, variant=variant, feature_store=feature_store, clients=clients
+                stack_dir,
+                variant=variant,
+                feature_store=feature_store,
+                clients=clients,
+                prometheus=name in _ALERTING,
             ) as stack:
                 console.print(f"demo service up: {len(stack.describe())} processes")
                 exp = load_demo_experiment(name, stack.variables, duration=duration)
@@ -244,6 +259,8 @@ def _print_table(console: Console, variant: str, feature_store: str, rows: list[
         "degraded: successful answers that used cached/default/stale features or the fallback"
     )
     for r in rows:
+        for alert in [] if r.summary is None else r.summary.alerts:
+            console.print(f"{r.name}: alert {alert['name']}: {_alert_times(alert)}")
         if r.summary is not None and r.summary.kill_switch_ms is not None:
             console.print(
                 f"{r.name}: kill switch tripped ({r.summary.abort_reason}); faults removed "
@@ -278,6 +295,17 @@ def _coloured(row: _Row) -> str:
     return f"[green]{row.verdict}{'' if row.verdict == 'held' else ' (expected)'}[/]"
 
 
+def _alert_times(alert: dict[str, Any]) -> str:
+    if alert["must_not_fire"]:
+        return "fired" if alert["fired_at"] is not None else "silent, as it should be"
+    if alert["time_to_detect_s"] is None:
+        return "did not fire"
+    text = f"fired {alert['time_to_detect_s']:.1f}s after injection"
+    if alert["time_to_resolve_s"] is None:
+        return text + ", did not resolve"
+    return text + f", resolved {alert['time_to_resolve_s']:.1f}s after rollback began"
+
+
 def _print_sweep_failures(console: Console, sweep: SweepOutcome) -> None:
     for point in sweep.points:
         for check in point["checks"]:
@@ -308,8 +336,6 @@ def _value(check: dict[str, Any]) -> str:
 
 def _clear_previous(out_dir: Path, names: Sequence[str]) -> None:
     """Remove what an earlier demo left for these experiments here: these runs replace it."""
-    import shutil  # noqa: PLC0415
-
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").unlink(missing_ok=True)
     for name in names:

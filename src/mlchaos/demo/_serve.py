@@ -25,9 +25,26 @@ from mlchaos.errors import MlchaosError, RunError
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["HTTPError", "ServeError", "json_errors", "read_json_object", "run_service", "serve"]
+__all__ = [
+    "HTTPError",
+    "ServeError",
+    "free_port",
+    "json_errors",
+    "read_json_object",
+    "run_service",
+    "serve",
+]
 
 HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a child program that needs a number)."""
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
 
 
 class ServeError(RunError):

@@ -4,7 +4,8 @@
 :class:`ServiceGroup` (dependencies first, independent ones together), puts an mlchaos proxy on
 each of the gateway's links (replica A, replica B, feature store) and runs the supervisor's
 control API. With ``clients`` (a rate) it also puts an edge proxy in front of the gateway and
-starts the client simulator calling through it: live traffic, for live experiments. Leaving
+starts the client simulator calling through it: live traffic, for live experiments. With
+``prometheus`` it runs Prometheus scraping the replica proxies, with alert rules. Leaving
 ``async with`` stops everything; nothing survives, however the demo ends.
 
 Everything a user (or an experiment file) needs to reach it is in :attr:`DemoStack.variables`:
@@ -59,12 +60,14 @@ class DemoStack:
         feature_store: FeatureStore = "sqlite",
         seed: int = 7,
         clients: float | None = None,
+        prometheus: bool = False,
     ) -> None:
         self.run_dir = run_dir.resolve()
         self.variant = variant
         self.feature_store = feature_store
         self.seed = seed
         self.clients = clients
+        self.prometheus = prometheus
         self.group = ServiceGroup(grace=3.0)
         self.links: dict[str, _Link] = {}
         self.accuracies: dict[str, float] = {}
@@ -141,7 +144,20 @@ class DemoStack:
         )
         if self.clients is not None:
             await self._start_clients(self.clients)
+        if self.prometheus:
+            await self._start_prometheus()
         await self._start_control()
+
+    async def _start_prometheus(self) -> None:
+        """Prometheus scraping the replica proxies' metrics, with alert rules on them."""
+        targets = []
+        for name in REPLICAS:
+            link = self.links[name]
+            address = link.control.removeprefix("http://")
+            targets += ["--target", f"proxy-{name}={address}:{link.token_file}"]
+        await self._service(
+            "prometheus", "prometheus", "--dir", str(self.run_dir / "prometheus"), *targets
+        )
 
     async def _start_clients(self, rate: float) -> None:
         """Live traffic: an edge proxy in front of the gateway (cohorts by entity id), and the
@@ -303,6 +319,8 @@ class DemoStack:
             v[f"MLCHAOS_DEMO_{_env(name)}"] = self.url(name)
         if "edge" in self.links:
             v["MLCHAOS_DEMO_EDGE"] = self.links["edge"].listen
+        if self.prometheus:
+            v["MLCHAOS_DEMO_PROMETHEUS"] = self.url("prometheus")
         for link in self.links.values():
             v[f"MLCHAOS_DEMO_{_env(link.name)}_PROXY"] = link.control
         return v
