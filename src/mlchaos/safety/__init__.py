@@ -9,10 +9,9 @@ result by the spec's hash.
 
 from mlchaos.safety._admission import Admission, admit, spec_hash, wait_for_window
 from mlchaos.safety._caps import addresses, cap_violations, fault_targets, is_loopback
-from mlchaos.safety._site import DEFAULT_SITE_FILE, Profile, SiteConfig, load_site
+from mlchaos.safety._site import Profile, SiteConfig, load_site
 
 __all__ = [
-    "DEFAULT_SITE_FILE",
     "Admission",
     "Profile",
     "SiteConfig",
