@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,36 @@ def upstream(spawn: Spawn) -> int:
     spawn("upstream", "serve", "--port", str(port))
     wait_for_port(port)
     return port
+
+
+@dataclass(frozen=True)
+class ProxyProcess:
+    """A proxy started as its own process (``mlchaos proxy serve``) on free loopback ports."""
+
+    listen: int
+    control: int
+    token_file: Path
+
+    @property
+    def token(self) -> str:
+        return self.token_file.read_text().strip()
+
+
+def start_proxy(
+    tmp_path: Path, spawn: Spawn, upstream: int, *, name: str = "proxy"
+) -> ProxyProcess:
+    """``mlchaos proxy serve`` in front of ``upstream``; returns once its control API listens."""
+    listen, control = free_port(), free_port()
+    token_file = tmp_path / f"{name}.token"
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(
+        f"name: {name}\nprotocol: http\nlisten: 127.0.0.1:{listen}\n"
+        f"upstream: 127.0.0.1:{upstream}\n"
+        f"control: {{listen: 127.0.0.1:{control}, token_file: {token_file}}}\n"
+    )
+    spawn("proxy", "serve", "--config", str(config))
+    wait_for_port(control)
+    return ProxyProcess(listen, control, token_file)
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MLCHAOS, ROOT, Spawn, free_port, wait_for_port
+from tests.conftest import MLCHAOS, ROOT, Spawn, free_port, start_proxy
 
 PROMETHEUS = shutil.which("prometheus")
 if PROMETHEUS is None and os.environ.get("MLCHAOS_REQUIRE_PROMETHEUS") == "1":
@@ -58,15 +58,8 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path, spawn: Spawn, upstream: int) -> Iterator[Stack]:
-    listen, control = free_port(), free_port()
-    token_file = tmp_path / "proxy.token"
-    (tmp_path / "proxy.yaml").write_text(
-        f"name: model\nprotocol: http\nlisten: 127.0.0.1:{listen}\n"
-        f"upstream: 127.0.0.1:{upstream}\n"
-        f"control: {{listen: 127.0.0.1:{control}, token_file: {token_file}}}\n"
-    )
-    spawn("proxy", "serve", "--config", str(tmp_path / "proxy.yaml"))
-    wait_for_port(control)
+    proxy = start_proxy(tmp_path, spawn, upstream, name="model")
+    listen, control, token_file = proxy.listen, proxy.control, proxy.token_file
     (tmp_path / "rules.yml").write_text(RULES)
     (tmp_path / "prometheus.yml").write_text(f"""\
 global: {{scrape_interval: 1s, evaluation_interval: 1s}}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Spawn, free_port, wait_for_port
+from tests.conftest import ROOT, Spawn, start_proxy
 
 LEASE_S = 1.0
 
@@ -54,14 +54,8 @@ class Setup:
 
 def start(tmp_path: Path, spawn: Spawn, upstream: int) -> Setup:
     """A proxy as its own process, and a runner (its own process) faulting through it."""
-    listen, control = free_port(), free_port()
-    token_file = tmp_path / "proxy.token"
-    (tmp_path / "proxy.yaml").write_text(
-        f"protocol: http\nlisten: 127.0.0.1:{listen}\nupstream: 127.0.0.1:{upstream}\n"
-        f"control: {{listen: 127.0.0.1:{control}, token_file: {token_file}}}\n"
-    )
-    spawn("proxy", "serve", "--config", str(tmp_path / "proxy.yaml"))
-    wait_for_port(control)
+    proxy = start_proxy(tmp_path, spawn, upstream)
+    control, listen, token_file = proxy.control, proxy.listen, proxy.token_file
     (tmp_path / "exp.yaml").write_text(f"""\
 title: stopped mid-run
 proxies:

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import subprocess
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,27 +17,14 @@ from mlchaos.errors import RunError
 from mlchaos.runner import Registry
 from mlchaos.safety import wait_for_window
 from mlchaos.spec._schedule import Schedule
-from tests.conftest import MLCHAOS, ROOT, Spawn, free_port, wait_for_port
+from tests.conftest import MLCHAOS, ROOT, ProxyProcess, Spawn, free_port, start_proxy
 
-
-@dataclass
-class Proxy:
-    listen: int
-    control: int
-    token_file: Path
+Proxy = ProxyProcess
 
 
 @pytest.fixture
 def proxy(tmp_path: Path, spawn: Spawn, upstream: int) -> Proxy:
-    listen, control = free_port(), free_port()
-    token_file = tmp_path / "proxy.token"
-    (tmp_path / "proxy.yaml").write_text(
-        f"protocol: http\nlisten: 127.0.0.1:{listen}\nupstream: 127.0.0.1:{upstream}\n"
-        f"control: {{listen: 127.0.0.1:{control}, token_file: {token_file}}}\n"
-    )
-    spawn("proxy", "serve", "--config", str(tmp_path / "proxy.yaml"))
-    wait_for_port(control)
-    return Proxy(listen, control, token_file)
+    return start_proxy(tmp_path, spawn, upstream)
 
 
 def write_spec(tmp_path: Path, proxy: Proxy, extra: str = "", share: str = "5%") -> Path:
