@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["run_live"]
 
 _CLEAR_TIMEOUT_S = 2.0
+_PAGE = 10_000  # observations read per call
 
 
 async def run_live(
@@ -92,7 +93,7 @@ class _Reader:
 
     async def read(self, edge: ControlClient) -> None:
         while True:
-            page = await edge.observations(self.after or 0)
+            page = await edge.observations(self.after or 0, _PAGE)
             if self.after is not None:
                 self.lost += int(page["dropped"])
             self.after = int(page["next"])
@@ -100,7 +101,7 @@ class _Reader:
             fields: list[str] = page["fields"]
             for row in rows:
                 self._add(dict(zip(fields, row, strict=True)))
-            if len(rows) < 10_000:
+            if len(rows) < _PAGE:
                 return
 
     def _add(self, r: dict[str, Any]) -> None:
