@@ -210,3 +210,31 @@ def test_an_expected_alert_that_never_fires_fails_the_run(tmp_path: Path, stack:
     assert check["status"] == "violated"
     assert "did not fire" in check["detail"]
     assert "NeverFires" in done.stdout
+
+
+def test_a_busy_service_by_prometheus_is_refused_before_anything_is_injected(
+    tmp_path: Path, stack: Stack
+) -> None:
+    """The schedule's traffic precondition as a PromQL probe: here the proxy's request count
+    must be below 0, which it is not — the run stops at preflight, with nothing injected."""
+    expect = "    - {name: NeverFires, fire_within: 3s}"
+    fault = "{type: abort, target: p, status: 503}"
+    spec = write_experiment(tmp_path / "exp.yaml", stack, expect, 2, fault)
+    spec.write_text(
+        spec.read_text()
+        + f"""\
+schedule:
+  windows: ["00:00-12:00", "12:00-00:00"]  # always open
+  precondition:
+    type: promql
+    name: quiet enough
+    url: "{stack.prometheus}"
+    query: 'sum(mlchaos_proxy_requests_total)'
+    op: "<"
+    value: 0
+"""
+    )
+    done, records = run(spec, tmp_path / "out")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "the traffic precondition 'quiet enough' does not hold" in done.stdout
+    assert not [r for r in records if r["kind"] == "fault"]

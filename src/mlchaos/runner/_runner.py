@@ -307,7 +307,7 @@ class Runner:
         for spec in exp.proxies:
             clients[spec.name] = await self._open_proxy(stack, spec.name)
         agents = {a.name: await self._open_agent(stack, a.name) for a in exp.agents}
-        await self._check_traffic_rate()
+        await self._check_traffic_rate(session)
         for t in exp.targets:
             result = await reach_target(t, session)
             self.journal.write("probe", phase="preflight", **result.to_dict())
@@ -323,9 +323,19 @@ class Runner:
             f"{len(exp.faults)} faults ready"
         )
 
-    async def _check_traffic_rate(self) -> None:
-        """The schedule's traffic precondition: the edge's request rate below ``max_rate``."""
+    async def _check_traffic_rate(self, session: aiohttp.ClientSession) -> None:
+        """The schedule's traffic preconditions: a PromQL probe that must hold, and the edge's
+        request rate below ``max_rate``."""
+        from mlchaos.observe import promql  # noqa: PLC0415
+
         schedule, traffic = self.exp.schedule, self.exp.traffic
+        if schedule is not None and schedule.precondition is not None:
+            result = await promql(schedule.precondition, session)
+            self.journal.write("probe", phase="precondition", **result.to_dict())
+            if not result.ok:
+                raise PreflightError(
+                    f"the traffic precondition '{result.name}' does not hold: {result.detail}"
+                )
         if schedule is None or schedule.max_rate is None or isinstance(traffic, TrafficConfig):
             return
         edge = self._clients[traffic.edge]

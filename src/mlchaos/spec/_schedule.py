@@ -45,6 +45,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
+from mlchaos.spec._checks import PromqlProbe
 from mlchaos.units import Duration, PositiveDuration, Rate
 
 __all__ = ["DAYS", "SEARCH_DAYS", "Day", "Schedule", "Window"]
@@ -268,6 +269,11 @@ class Schedule(_Model):
     rate_window: PositiveDuration = Field(
         Duration(10.0),
         description="how long the edge proxy's request rate is measured before the run starts",
+    )
+    precondition: PromqlProbe | None = Field(
+        None,
+        description="or: a PromQL probe that must hold before the run starts, e.g. the "
+        "service's request rate from Prometheus below a bound",
     )
 
     @field_validator("timezone")
