@@ -71,7 +71,7 @@ PUBLIC = {
     ],
     "mlchaos.safety": [
         "Admission",
-            "Profile",
+        "Profile",
         "SiteConfig",
         "addresses",
         "admit",

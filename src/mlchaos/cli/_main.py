@@ -17,6 +17,7 @@ from mlchaos import __version__
 from mlchaos.errors import EXIT_CANNOT_RUN, EXIT_INVALID, ConfigError, MlchaosError
 
 if TYPE_CHECKING:
+    from mlchaos.proxy import Address
     from mlchaos.safety import Admission
 
 __all__ = ["main"]
@@ -51,11 +52,24 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("file", type=Path)
     r.add_argument("--out", type=Path, help="directory for journal and summary (reports/RUN_ID)")
     r.add_argument("--quiet", action="store_true", help="print only the summary")
+    r.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        default=[],
+        choices=["html", "junit", "markdown"],
+        help="also write report.html / junit.xml / report.md next to the summary (repeatable)",
+    )
     _safety_options(r)
     r.add_argument(
         "--confirm-production",
         action="store_true",
         help="required to run an experiment whose environment is production",
+    )
+    r.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve the runner's Prometheus metrics here while it runs (e.g. 127.0.0.1:9464)",
     )
     r.add_argument(
         "--wait-for-window",
@@ -73,8 +87,22 @@ def _parser() -> argparse.ArgumentParser:
     _safety_options(reh)
     reh.set_defaults(func=_cmd_rehearse)
 
-    rep = sub.add_parser("report", help="rebuild the summary of a run from its journal")
-    rep.add_argument("journal", type=Path)
+    rep = sub.add_parser(
+        "report",
+        help="rebuild the summary of a run from its journal, or a report to read or for CI",
+        description="Rebuild a run's summary from its journal alone and print it, or write it "
+        "as one self-contained HTML file, JUnit XML (for CI) or Markdown (for a pull request). "
+        "JOURNAL is a journal.jsonl, a run's directory or a sweep's directory (every run of "
+        "the sweep, with its sweep.json).",
+    )
+    rep.add_argument("journal", type=Path, metavar="JOURNAL")
+    rep.add_argument(
+        "--format",
+        choices=_REPORT_FORMATS,
+        default="terminal",
+        help="terminal (default): the summary table; json: the summary as JSON",
+    )
+    rep.add_argument("--out", type=Path, help="write the report to this file (default: stdout)")
     rep.add_argument("--json", type=Path, help="also write the JSON summary here ('-' = stdout)")
     rep.set_defaults(func=_cmd_report)
 
@@ -216,9 +244,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from mlchaos.cli._run import run_experiment_file  # noqa: PLC0415
 
     admission = _admission(args)
+    metrics = _address(args.metrics, "--metrics") if args.metrics else None
     return _run_async(
-        lambda: run_experiment_file(args.file, out=args.out, quiet=args.quiet, admission=admission)
+        lambda: run_experiment_file(
+            args.file,
+            out=args.out,
+            quiet=args.quiet,
+            admission=admission,
+            formats=args.formats,
+            metrics=metrics,
+        )
     )
+
+
+def _address(text: str, option: str) -> Address:
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from mlchaos.proxy import Address  # noqa: PLC0415
+
+    try:
+        return Address.model_validate(text)
+    except ValidationError:
+        raise ConfigError(
+            f"{option}: expected host:port such as 127.0.0.1:9464, got {text!r}"
+        ) from None
 
 
 def _cmd_rehearse(args: argparse.Namespace) -> int:
@@ -249,21 +298,72 @@ def _admission(args: argparse.Namespace) -> Admission:
     )
 
 
+_REPORT_FORMATS = ("terminal", "html", "junit", "markdown", "json")
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     import json  # noqa: PLC0415
 
-    from mlchaos.cli._console import make_console  # noqa: PLC0415
-    from mlchaos.report import render_terminal, summarize  # noqa: PLC0415
-    from mlchaos.runner import read_journal  # noqa: PLC0415
+    from mlchaos import report  # noqa: PLC0415
 
-    summary = summarize(read_journal(args.journal))
+    runs, sweep = report.read_runs(args.journal)
+    summaries = [r.summary.to_dict() for r in runs]
+    as_json = json.dumps(
+        summaries[0] if len(runs) == 1 else {"sweep": sweep, "runs": summaries}, indent=2
+    )
     if args.json is not None and str(args.json) == "-":
-        print(json.dumps(summary.to_dict(), indent=2))
+        if args.format not in ("terminal", "json") and args.out is None:
+            raise ConfigError(
+                f"--json - and --format {args.format} would both write to stdout; "
+                "give the report a file with --out"
+            )
+        print(as_json)
+        if args.format == "terminal":  # the JSON alone, as before --format existed
+            return 0
+    elif args.json is not None:
+        _write_report(args.json, as_json + "\n")
+    if args.format == "terminal":
+        _report_terminal(runs, args.out)
         return 0
-    render_terminal(summary, make_console())
-    if args.json is not None:
-        args.json.write_text(json.dumps(summary.to_dict(), indent=2) + "\n", encoding="utf-8")
+    renderers = {
+        "html": report.render_html,
+        "junit": report.render_junit,
+        "markdown": report.render_markdown,
+    }
+    text = as_json + "\n" if args.format == "json" else renderers[args.format](runs, sweep=sweep)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        _write_report(args.out, text)
+        print(f"{args.format} report: {args.out}")
     return 0
+
+
+def _report_terminal(runs: Sequence[Any], out: Path | None) -> None:
+    from rich.console import Console  # noqa: PLC0415
+
+    from mlchaos.cli._console import make_console  # noqa: PLC0415
+    from mlchaos.report import render_terminal  # noqa: PLC0415
+
+    if out is None:
+        for run in runs:
+            render_terminal(run.summary, make_console())
+        return
+    try:
+        with out.open("w", encoding="utf-8") as f:
+            console = Console(file=f, width=120, no_color=True)
+            for run in runs:
+                render_terminal(run.summary, console)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out}: {exc.strerror}") from None
+    print(f"terminal report: {out}")
+
+
+def _write_report(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _cmd_proxy_serve(args: argparse.Namespace) -> int:

@@ -11,6 +11,9 @@ from mlchaos.runner import execute, execute_sweep, new_run_id, rehearse
 from mlchaos.spec import load_experiment
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mlchaos.proxy import Address
     from mlchaos.safety import Admission
 
 __all__ = ["rehearse_file", "resolve_experiment", "run_experiment_file"]
@@ -27,9 +30,17 @@ def resolve_experiment(path: Path) -> Path:
 
 
 async def run_experiment_file(
-    path: Path, *, out: Path | None, quiet: bool, admission: Admission
+    path: Path,
+    *,
+    out: Path | None,
+    quiet: bool,
+    admission: Admission,
+    formats: Sequence[str] = (),
+    metrics: Address | None = None,
 ) -> int:
-    """Run, then print the summary rebuilt from the journal; the exit code is the verdict's."""
+    """Run, then print the summary rebuilt from the journal; the exit code is the verdict's.
+    ``formats`` name the readable reports to write too; ``metrics`` where to serve the
+    runner's Prometheus metrics while it runs."""
     path = resolve_experiment(path)
     exp = load_experiment(path)
     out_dir = out or Path("reports") / new_run_id()
@@ -42,10 +53,18 @@ async def run_experiment_file(
             console=console,
             quiet=quiet,
             admission=admission,
+            formats=formats,
         )
         return swept.exit_code
     done = await execute(
-        exp, base_dir=base_dir, out_dir=out_dir, console=console, quiet=quiet, admission=admission
+        exp,
+        base_dir=base_dir,
+        out_dir=out_dir,
+        console=console,
+        quiet=quiet,
+        admission=admission,
+        formats=formats,
+        metrics=metrics,
     )
     code = done.outcome.exit_code
     return code if code is not None else EXIT_FAILED

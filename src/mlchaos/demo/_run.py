@@ -157,10 +157,17 @@ async def run_demo(
                     interrupted = swept.interrupted
                 else:
                     done = await execute(
-                        exp, base_dir=base_dir, out_dir=exp_out, console=console, quiet=quiet
+                        exp,
+                        base_dir=base_dir,
+                        out_dir=exp_out,
+                        console=console,
+                        quiet=quiet,
+                        formats=("html",),
                     )
                     rows.append(_Row(name, done.outcome.verdict, done.summary, done.outcome.error))
                     interrupted = done.interrupted
+            if exp.sweep is not None:  # one report for the whole sweep, every run in it
+                await asyncio.to_thread(_write_sweep_report, exp_out, console)
             if interrupted:
                 console.print("[yellow]interrupted: the demo service is stopped[/]")
                 return _EXIT_INTERRUPTED
@@ -342,6 +349,46 @@ def _clear_previous(out_dir: Path, names: Sequence[str]) -> None:
         shutil.rmtree(out_dir / name, ignore_errors=True)
 
 
+def _write_sweep_report(sweep_dir: Path, console: Console) -> None:
+    from mlchaos.report import read_runs, render_html  # noqa: PLC0415
+
+    try:
+        runs, sweep = read_runs(sweep_dir)
+    except ConfigError as exc:  # interrupted before any run of it was written
+        console.print(f"[yellow]no sweep report:[/] {exc}")
+        return
+    (sweep_dir / "report.html").write_text(render_html(runs, sweep=sweep), encoding="utf-8")
+    console.print(f"html report: {sweep_dir / 'report.html'}")
+
+
+def _write_index(out_dir: Path, variant: str, feature_store: str, rows: list[_Row]) -> None:
+    """``index.html``: every experiment's report with its verdict and the one expected."""
+    from mlchaos.report import IndexEntry, render_index  # noqa: PLC0415
+
+    entries = []
+    for r in rows:
+        report = out_dir / r.name / "report.html"
+        note = r.error or ("" if r.summary is None else r.summary.abort_reason or "")
+        if r.sweep is not None:
+            note = f"largest {r.sweep.parameter} held: {r.sweep.largest_held}"
+        entries.append(
+            IndexEntry(
+                r.name,
+                r.verdict,
+                f"{r.name}/report.html" if report.exists() else None,
+                r.expected,
+                note,
+            )
+        )
+    page = render_index(
+        "mlchaos demo",
+        entries,
+        note=f"{variant} gateway, {feature_store} feature store; each experiment ran against a "
+        "fresh demo service",
+    )
+    (out_dir / "index.html").write_text(page, encoding="utf-8")
+
+
 def _write_summary(out_dir: Path, variant: str, feature_store: str, rows: list[_Row]) -> None:
     doc = {
         "variant": variant,
@@ -361,3 +408,4 @@ def _write_summary(out_dir: Path, variant: str, feature_store: str, rows: list[_
         ],
     }
     (out_dir / "summary.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    _write_index(out_dir, variant, feature_store, rows)

@@ -17,6 +17,7 @@ from mlchaos.errors import EXIT_FAILED, EXIT_OK
 from mlchaos.runner._execute import Executed, execute
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from rich.console import Console
@@ -56,6 +57,7 @@ async def execute_sweep(
     console: Console,
     quiet: bool = False,
     admission: Admission | None = None,
+    formats: Sequence[str] = (),
 ) -> SweepOutcome:
     """Run every variant of ``exp`` in order; stop early only when interrupted."""
     assert exp.sweep is not None
@@ -71,6 +73,7 @@ async def execute_sweep(
             console=console,
             quiet=quiet,
             admission=admission,
+            formats=formats,
         )
         checks = [] if done.summary is None else done.summary.checks
         result.points.append(
