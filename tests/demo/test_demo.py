@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import assert_renders, headless_chromium, inspect_report
 from tests.conftest import MLCHAOS
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the demo supervisor targets Linux")
@@ -137,6 +138,19 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(tmp_path: Path) -> None
     assert "replica-crash" in done.stdout and "held" in done.stdout
     assert '"old"' not in stale.read_text()
     assert_all_gone(demo_pids(tmp_path))
+    # Every experiment's HTML report (the sweep's covers its runs) renders in headless Chromium
+    # with its charts, and the index links each one.
+    index = (tmp_path / "index.html").read_text()
+    for e in summary["experiments"]:
+        assert f'href="{e["name"]}/report.html"' in index
+    if not shutil.which("chromium") and os.environ.get("MLCHAOS_REQUIRE_CHROMIUM") != "1":
+        return  # the reports' browser check runs in tests/report (skipped there, with a reason)
+    with headless_chromium(tmp_path / "chromium-profile") as devtools:
+        for e in summary["experiments"]:
+            report = tmp_path / e["name"] / "report.html"
+            seen = inspect_report(devtools, report)
+            (tmp_path / f"{e['name']}.png").write_bytes(seen["shot"])
+            assert_renders(seen, report)
 
 
 NAIVE = [
