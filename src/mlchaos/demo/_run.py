@@ -51,7 +51,7 @@ _HTTP_STORE_ONLY = frozenset({"feature-missing"})
 _LIVE = frozenset({"live-harmless", "live-kill-switch"})
 # Experiments that validate alerts: they need Debian's prometheus, and are skipped without it.
 _ALERTING = frozenset({"alert-validation"})
-LIVE_RATE = 250.0  # the simulated users' calls per second
+LIVE_RATE = 120.0  # the simulated users' calls per second (more saturates 2 cores)
 # How an experiment is meant to end when the service behaves: held, unless it shows a safety
 # mechanism at work (the kill switch stopping a harmful fault).
 _EXPECTED = {"live-kill-switch": "aborted"}
