@@ -28,7 +28,11 @@ def _localised(text: str, upstream: int) -> str:
 
 
 def _specs(upstream: int) -> dict[str, str]:
+    # The latency bound is loosened: four runs share a loaded machine here, and these runs are
+    # material for reports, not a test of the toy model's speed.
     example = (ROOT / "examples" / "abort-experiment-arm.yaml").read_text()
+    assert "    max: 250ms" in example
+    example = example.replace("    max: 250ms", "    max: 5s")
     aborted = (
         example.replace(
             "title: Aborted model calls stay in the experiment arm",
