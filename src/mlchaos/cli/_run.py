@@ -54,6 +54,7 @@ async def run_experiment_file(
             quiet=quiet,
             admission=admission,
             formats=formats,
+            metrics=metrics,
         )
         return swept.exit_code
     done = await execute(

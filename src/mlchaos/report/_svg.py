@@ -266,16 +266,7 @@ def line_chart(
         out.append(
             f'<text class="bandlabel" x="{x0 + 4:.1f}" y="{TOP + 13}">{escape(b.label)}</text>'
         )
-    for h in hlines:
-        py = sy(h.y)
-        out.append(
-            f'<line class="hline" x1="{LEFT}" x2="{LEFT + PLOT_W}" y1="{py:.1f}" y2="{py:.1f}">'
-            f"<title>{escape(h.label)}</title></line>"
-        )
-        out.append(
-            f'<text class="hlabel" x="{LEFT + PLOT_W - 4}" y="{py - 4:.1f}" text-anchor="end">'
-            f"{escape(h.label)}</text>"
-        )
+    out += _hlines(hlines, sy)
     for s in series:
         out += _polyline(s, sx, sy, x_lo, x_hi)
     for m in marks:
@@ -354,16 +345,7 @@ def interval_chart(
         out.append(
             f'<text class="marklabel" x="{px + 4:.1f}" y="{TOP + 12}">{escape(m.label)}</text>'
         )
-    for h in hlines:
-        py = sy(h.y)
-        out.append(
-            f'<line class="hline" x1="{LEFT}" x2="{LEFT + PLOT_W}" y1="{py:.1f}" y2="{py:.1f}">'
-            f"<title>{escape(h.label)}</title></line>"
-        )
-        out.append(
-            f'<text class="hlabel" x="{LEFT + PLOT_W - 4}" y="{py - 4:.1f}" text-anchor="end">'
-            f"{escape(h.label)}</text>"
-        )
+    out += _hlines(hlines, sy)
     offset = step * 0.12
     for k, s in enumerate(series):
         shift = (k - (len(series) - 1) / 2) * offset
@@ -392,3 +374,19 @@ def interval_chart(
         _no_data(out)
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _hlines(hlines: Sequence[HLine], sy: Callable[[float], float]) -> list[str]:
+    """Horizontal reference lines across the plot, each labelled at its right end."""
+    out = []
+    for h in hlines:
+        py = sy(h.y)
+        out.append(
+            f'<line class="hline" x1="{LEFT}" x2="{LEFT + PLOT_W}" y1="{py:.1f}" y2="{py:.1f}">'
+            f"<title>{escape(h.label)}</title></line>"
+        )
+        out.append(
+            f'<text class="hlabel" x="{LEFT + PLOT_W - 4}" y="{py - 4:.1f}" text-anchor="end">'
+            f"{escape(h.label)}</text>"
+        )
+    return out

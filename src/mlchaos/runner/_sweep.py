@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from mlchaos.proxy import Address
     from mlchaos.safety import Admission
     from mlchaos.spec import Experiment
 
@@ -58,6 +59,7 @@ async def execute_sweep(
     quiet: bool = False,
     admission: Admission | None = None,
     formats: Sequence[str] = (),
+    metrics: Address | None = None,
 ) -> SweepOutcome:
     """Run every variant of ``exp`` in order; stop early only when interrupted."""
     assert exp.sweep is not None
@@ -74,6 +76,7 @@ async def execute_sweep(
             quiet=quiet,
             admission=admission,
             formats=formats,
+            metrics=metrics,
         )
         checks = [] if done.summary is None else done.summary.checks
         result.points.append(
