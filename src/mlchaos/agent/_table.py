@@ -8,13 +8,18 @@ every process it paused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlchaos.errors import ConfigError, RunError
 from mlchaos.faults._select import ProcessSelector, TargetProcess, resolve_process
 from mlchaos.units import Duration
+
+if TYPE_CHECKING:
+    import psutil
 
 __all__ = ["PauseTable", "UnknownPauseError"]
 
@@ -71,6 +76,7 @@ class PauseTable:
         if proc is None:
             raise RunError(f"{selector.describe()} exited before it could be paused")
         proc.suspend()
+        _wait_until(proc, stopped=True)
         expires = self._loop.time() + lease.seconds
         handle = self._loop.call_at(expires, self._expire, fault_id)
         self._paused[fault_id] = _Paused(fault_id, target, lease, expires, handle)
@@ -93,6 +99,7 @@ class PauseTable:
         if proc is None:
             return False
         proc.resume()
+        _wait_until(proc, stopped=False)
         return True
 
     def resume_all(self) -> int:
@@ -112,3 +119,17 @@ class PauseTable:
         if fault_id in self._paused:
             self.resumed_by_lease += 1
             self.resume(fault_id)
+
+
+def _wait_until(proc: psutil.Process, *, stopped: bool, limit_s: float = 0.2) -> None:
+    """SIGSTOP and SIGCONT are delivered asynchronously: answer only once the kernel shows the
+    process stopped (or running again) — almost always within microseconds — so a pause or a
+    resume reported is one in place."""
+    import psutil  # noqa: PLC0415
+
+    deadline = time.monotonic() + limit_s
+    with contextlib.suppress(psutil.Error):
+        while (proc.status() == psutil.STATUS_STOPPED) != stopped:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.001)
