@@ -283,7 +283,7 @@ class ClientConn(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self._req = _Request(time.time(), self._loop.time())
+        self._req = _Request(time.time(), time.perf_counter())
 
     def on_url(self, url: bytes) -> None:
         assert self._req is not None
@@ -623,7 +623,7 @@ class ClientConn(asyncio.Protocol):
     def _answer_bad(self) -> None:
         """A request the proxy could not parse: answer, record and close."""
         status = self._bad
-        req = _Request(time.time(), self._loop.time())
+        req = _Request(time.time(), time.perf_counter())
         req.keep_alive = False
         self._cur = req
         body = error_body(bad_request_message(status))
@@ -645,7 +645,7 @@ class ClientConn(asyncio.Protocol):
             self._transport.resume_reading()
 
     def _record(self, req: _Request, status: int, error: ErrorKind) -> None:
-        latency = self._loop.time() - req.t0
+        latency = time.perf_counter() - req.t0
         plane = self._plane
         plane.recorder.record(req.arm, req.start, latency, status, error, req.fault)
         if req.capture is not None and plane.live is not None and plane.live.log is not None:

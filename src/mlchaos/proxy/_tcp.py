@@ -321,7 +321,7 @@ class _Relay:
     def accepted(self) -> None:
         plane = self.plane
         self.start = time.time()
-        self.t0 = plane.loop.time()
+        self.t0 = time.perf_counter()
         self.arm = plane.arm()
         plane.relays.add(self)
         rules = plane.rules_for(self.arm) if len(plane.faults) else []
@@ -473,5 +473,5 @@ class _Relay:
         self.u2c.cancel()
         plane = self.plane
         plane.relays.discard(self)
-        latency = plane.loop.time() - self.t0
+        latency = time.perf_counter() - self.t0
         plane.recorder.record(self.arm, self.start, latency, 0, self.error, self.fault)
