@@ -75,11 +75,16 @@ def test_latency_bound_in_time() -> None:
     assert evaluate(check(metric="latency_p99", max="100ms"), s).status is CheckStatus.VIOLATED
 
 
-def test_fault_window_mask_selects_rows_by_start_time() -> None:
+def test_fault_window_mask_selects_rows_sent_and_answered_inside_a_window() -> None:
+    """Rows sent at 0..9 s taking 10 ms: the window [2, 4.005] holds those sent at 2 and 3; the
+    one sent at 4 is still in flight at the removal (it may have met the dependency unfaulted)."""
     s = store_with(0, 10)
     assert (
-        fault_window_mask(s, [(2.0, 4.0)]).tolist()
-        == [False, False, True, True, True] + [False] * 5
+        fault_window_mask(s, [(2.0, 4.005)]).tolist()
+        == [False, False, True, True, False] + [False] * 5
+    )
+    assert fault_window_mask(s, [(2.0, 4.5), (8.0, 9.5)]).tolist() == (
+        [False, False, True, True, True, False, False, False, True, True]
     )
 
 

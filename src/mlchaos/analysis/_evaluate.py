@@ -261,13 +261,20 @@ def _fmt(check: MetricCheck, x: float) -> str:
 def fault_window_mask(
     store: ObservationStore, windows: list[tuple[float, float]]
 ) -> npt.NDArray[np.bool_]:
-    """Rows whose start falls inside any (wall-clock) fault window."""
+    """Rows that lived wholly inside a (wall-clock) fault window: sent at or after its start,
+    answered by its end.
+
+    A request still in flight when a fault is removed may have met the dependency in either
+    state (it reaches a replica a few milliseconds after it was sent), so it is left out rather
+    than counted as faulted.
+    """
     import numpy as np  # noqa: PLC0415
 
     start = store.column("start")
+    end = start + store.column("latency")
     mask = np.zeros(len(store), dtype=bool)
     for lo, hi in windows:
-        mask |= (start >= lo) & (start <= hi)
+        mask |= (start >= lo) & (end <= hi)
     return mask
 
 
@@ -279,8 +286,8 @@ def judge_hypothesis(
 ) -> list[CheckResult]:
     """The verdict of each hypothesis check, the one way runner and report both compute it.
 
-    With ``window: faults`` (and any fault injected) a check sees the requests sent inside a
-    fault window, less the first ``settle`` of each; otherwise it sees them all.
+    With ``window: faults`` (and any fault injected) a check sees the requests that lived inside
+    a fault window, less those sent in the first ``settle`` of each; otherwise it sees them all.
     """
     results = []
     for check in checks:

@@ -288,7 +288,8 @@ class Analysis(_Model):
         None, description="predicted class = prediction >= threshold; default: exact match"
     )
     window: Literal["faults", "all"] = Field(
-        "faults", description="judge the hypothesis on requests sent while faults were active"
+        "faults",
+        description="judge the hypothesis on requests sent and answered while faults were active",
     )
 
 
