@@ -23,7 +23,7 @@ import numpy as np
 
 from mlchaos import stats
 from mlchaos.arms import ArmCode
-from mlchaos.observe import ObservationStore
+from mlchaos.observations import ObservationStore
 
 MEMORY_TARGET_MB = 100.0
 TIME_TARGET_S = 1.0

@@ -37,7 +37,7 @@ from typing import BinaryIO
 
 import uvloop
 
-from mlchaos.observe import ObservationStore
+from mlchaos.observations import ObservationStore
 from mlchaos.proxy import AbortRule, ProxyConfig, ProxyServer
 from mlchaos.units import Duration, Share
 

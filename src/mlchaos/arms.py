@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from enum import IntEnum, StrEnum
+from typing import Self
 
-__all__ = ["ARM_HEADER", "Arm", "ArmCode", "arm_for_key", "arm_for_unit"]
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mlchaos.jsonpath import parse_path
+from mlchaos.units import Share
+
+__all__ = ["ARM_HEADER", "Arm", "ArmCode", "ArmKey", "ArmSplit", "arm_for_key", "arm_for_unit"]
 
 ARM_HEADER = "x-mlchaos-arm"
 
@@ -50,3 +56,47 @@ def arm_for_key(key: bytes | str, experiment: float, control: float, salt: str =
     digest = hashlib.blake2b(data, digest_size=8, person=salt.encode()[:16]).digest()
     u = int.from_bytes(digest, "big") / 2**64
     return arm_for_unit(u, experiment, control)
+
+
+class ArmKey(BaseModel):
+    """Where the stable key that decides a request's arm comes from: a header or a JSON field."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    header: str | None = None
+    json_field: str | None = Field(
+        None, description="path into a JSON request body, e.g. 'id' or 'inputs[0].data[0]'"
+    )
+
+    @field_validator("json_field")
+    @classmethod
+    def _valid_path(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_path(v, wildcards=False)
+        return v
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.header is None) == (self.json_field is None):
+            raise ValueError("give exactly one of 'header' or 'json_field'")
+        return self
+
+
+class ArmSplit(BaseModel):
+    """Shares of traffic in the experiment and control arms; the rest is in neither."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    experiment: Share = Share(0.0)
+    control: Share = Share(0.0)
+    key: ArmKey | None = Field(None, description="hash this key; without it, assign at random")
+    salt: str = ""
+
+    @model_validator(mode="after")
+    def _fits(self) -> Self:
+        total = self.experiment.fraction + self.control.fraction
+        if total > 1.0 + 1e-12:
+            raise ValueError(
+                f"experiment ({self.experiment}) and control ({self.control}) together exceed 100%"
+            )
+        return self

@@ -9,7 +9,7 @@ import pytest
 
 from mlchaos.analysis import CheckStatus, evaluate, fault_window_mask, judge_hypothesis
 from mlchaos.arms import ArmCode
-from mlchaos.observe import ObservationStore
+from mlchaos.observations import ObservationStore
 from mlchaos.spec import Analysis, MetricCheck
 
 

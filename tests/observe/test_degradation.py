@@ -6,7 +6,7 @@ import math
 
 from mlchaos.analysis import CheckStatus, evaluate
 from mlchaos.arms import Arm, ArmCode
-from mlchaos.observe import Observation, ObservationStore
+from mlchaos.observations import Observation, ObservationStore
 from mlchaos.spec import MetricCheck
 from mlchaos.stats import arm_stats, degradation_mask
 

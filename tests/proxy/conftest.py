@@ -27,7 +27,7 @@ import pytest_asyncio
 import uvloop
 from aiohttp import web
 
-from mlchaos.observe import ObservationStore
+from mlchaos.observations import ObservationStore
 from mlchaos.proxy import ProxyConfig, ProxyServer
 
 

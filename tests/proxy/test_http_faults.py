@@ -9,7 +9,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from mlchaos.arms import ARM_HEADER
-from mlchaos.observe import ErrorKind
+from mlchaos.observations import ErrorKind
 from mlchaos.proxy import Rule
 from mlchaos.units import Duration
 from tests.proxy.conftest import MakeProxy, Upstream, connect, raw_request, read_response

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from mlchaos.arms import ArmCode
-from mlchaos.observe import ErrorKind
+from mlchaos.observations import ErrorKind
 from tests.proxy.conftest import (
     MakeProxy,
     Upstream,

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from mlchaos.arms import ARM_HEADER
 from mlchaos.proxy import Rule
-from mlchaos.proxy._rewrite import apply_edits, parse_path
+from mlchaos.proxy._rewrite import apply_edits
 from mlchaos.proxy._rules import Edit
 from tests.proxy.conftest import MakeProxy, Upstream, _serve_app
 
@@ -37,10 +37,6 @@ def rule(**data: object) -> Rule:
 
 
 def test_paths_edits_and_wildcards_change_only_what_they_name() -> None:
-    assert parse_path("results[1].values[*]") == ("results", 1, "values", "*")
-    for bad in ("", "a..b", "[x]", ".a", "a[1"):
-        with pytest.raises(ValueError, match="not a path"):
-            parse_path(bad)
     doc: dict[str, Any] = json.loads(json.dumps(FEAST))
     edits = [
         Edit(path="results[*].values[0]", scale=2.0, shift=1.0),
@@ -54,7 +50,7 @@ def test_paths_edits_and_wildcards_change_only_what_they_name() -> None:
     assert len(doc["results"]) == 3
     with pytest.raises(ValidationError, match="exactly one of"):
         Edit(path="a", set=1, drop=True)
-    with pytest.raises(ValidationError, match="not a path"):
+    with pytest.raises(ValidationError, match="expected \[number\]"):
         Edit(path="a[", drop=True)
 
 

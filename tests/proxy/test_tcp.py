@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from pydantic import TypeAdapter
 
-from mlchaos.observe import ErrorKind
+from mlchaos.observations import ErrorKind
 from mlchaos.proxy import ProxyServer, Rule
 from tests.proxy.conftest import Echo, MakeProxy
 

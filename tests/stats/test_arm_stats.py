@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mlchaos.arms import ArmCode
-from mlchaos.observe import ErrorKind, ObservationStore
+from mlchaos.observations import ErrorKind, ObservationStore
 from mlchaos.stats import (
     ArmStats,
     arm_stats,

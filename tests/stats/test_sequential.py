@@ -6,7 +6,7 @@ import numpy as np
 
 from mlchaos.analysis import CheckStatus, evaluate
 from mlchaos.arms import ArmCode
-from mlchaos.observe import ObservationStore
+from mlchaos.observations import ObservationStore
 from mlchaos.spec import MetricCheck
 from mlchaos.stats import msprt_difference, proportion_difference
 

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from pydantic import ValidationError
 
-from mlchaos.observe import ObservationStore
+from mlchaos.observations import ObservationStore
 from mlchaos.traffic import TrafficConfig, run_traffic
 
 HttpServe = Callable[[Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[str]]

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from mlchaos.arms import ARM_HEADER, ArmCode, arm_for_key
 from mlchaos.errors import ConfigError
-from mlchaos.observe import ErrorKind, ObservationStore
+from mlchaos.observations import ErrorKind, ObservationStore
 from mlchaos.testing import Upstream, make_dataset
 from mlchaos.traffic import TrafficConfig, run_traffic
 

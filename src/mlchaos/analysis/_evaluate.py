@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from mlchaos.observe import ObservationStore
+    from mlchaos.observations import ObservationStore
     from mlchaos.stats import Estimate
 
 __all__ = ["CheckResult", "CheckStatus", "evaluate", "fault_window_mask", "judge_hypothesis"]

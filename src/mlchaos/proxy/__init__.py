@@ -10,7 +10,7 @@ models): the server and the client, which need aiohttp and httptools, load on fi
 
 from typing import TYPE_CHECKING, Any
 
-from mlchaos.proxy._config import Address, ArmKey, ArmSplit, ControlConfig, Protocol, ProxyConfig
+from mlchaos.proxy._config import Address, ControlConfig, Protocol, ProxyConfig
 from mlchaos.proxy._faults import ActiveFault, FaultTable, UnknownFaultError
 from mlchaos.proxy._rules import (
     HTTP_RULES,
@@ -40,8 +40,6 @@ __all__ = [
     "AbortRule",
     "ActiveFault",
     "Address",
-    "ArmKey",
-    "ArmSplit",
     "ArmStats",
     "BandwidthRule",
     "BlackholeRule",

@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import random
 
-from mlchaos.arms import ArmCode, arm_for_key
-from mlchaos.proxy._config import ArmKey, ArmSplit
+from mlchaos.arms import ArmCode, ArmKey, ArmSplit, arm_for_key
+from mlchaos.jsonpath import PathPart, extract, parse_path
 
 __all__ = ["ARM_LINES", "ArmAssigner"]
 
@@ -84,8 +84,10 @@ class ArmAssigner:
         self.key_header: bytes | None = (
             key.header.lower().encode("latin-1") if key is not None and key.header else None
         )
-        self.json_path: tuple[str, ...] | None = (
-            tuple(key.json_field.split(".")) if key is not None and key.json_field else None
+        self.json_path: tuple[PathPart, ...] | None = (
+            parse_path(key.json_field, wildcards=False)
+            if key is not None and key.json_field
+            else None
         )
 
     def from_header(self, value: bytes) -> int:
@@ -111,8 +113,8 @@ class ArmAssigner:
         return json_key(body, self.json_path or ())
 
 
-def json_key(body: bytes, path: tuple[str, ...]) -> bytes | None:
-    """The value at a dotted ``path`` in a JSON body, as the bytes to hash; None when absent.
+def json_key(body: bytes, path: tuple[PathPart, ...]) -> bytes | None:
+    """The value at ``path`` in a JSON body, as the bytes to hash; None when absent.
 
     Strings hash as their text, numbers as they read in JSON (``1001``, not ``1001.0``) and
     booleans as ``true``/``false``: the same text the traffic generator hashes for a key.
@@ -120,16 +122,9 @@ def json_key(body: bytes, path: tuple[str, ...]) -> bytes | None:
     if not path or not body:
         return None
     try:
-        value: object = json.loads(body)
+        value: object = extract(json.loads(body), path)
     except (ValueError, UnicodeDecodeError):
         return None
-    for part in path:
-        if isinstance(value, dict):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
     if value is None or isinstance(value, dict | list):
         return None
     if isinstance(value, bool):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mlchaos.units import Duration, PositiveDuration, Share
+from mlchaos.arms import ArmSplit
+from mlchaos.units import Duration, PositiveDuration
 
-__all__ = ["Address", "ArmKey", "ArmSplit", "ControlConfig", "Protocol", "ProxyConfig"]
+__all__ = ["Address", "ControlConfig", "Protocol", "ProxyConfig"]
 
 
 class Protocol(StrEnum):
@@ -39,39 +38,6 @@ class Address(_Model):
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
-
-
-class ArmKey(_Model):
-    """Where the stable key that decides a request's arm comes from: a header or a JSON field."""
-
-    header: str | None = None
-    json_field: str | None = Field(
-        None, description="dotted path into a JSON request body, e.g. 'id' or 'parameters.entity'"
-    )
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Self:
-        if (self.header is None) == (self.json_field is None):
-            raise ValueError("give exactly one of 'header' or 'json_field'")
-        return self
-
-
-class ArmSplit(_Model):
-    """Shares of traffic in the experiment and control arms; the rest is in neither."""
-
-    experiment: Share = Share(0.0)
-    control: Share = Share(0.0)
-    key: ArmKey | None = Field(None, description="hash this key; without it, assign at random")
-    salt: str = ""
-
-    @model_validator(mode="after")
-    def _fits(self) -> Self:
-        total = self.experiment.fraction + self.control.fraction
-        if total > 1.0 + 1e-12:
-            raise ValueError(
-                f"experiment ({self.experiment}) and control ({self.control}) together exceed 100%"
-            )
-        return self
 
 
 class ControlConfig(_Model):

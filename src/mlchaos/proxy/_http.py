@@ -27,7 +27,7 @@ from typing import cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
-from mlchaos.observe._store import ErrorKind
+from mlchaos.observations import ErrorKind
 from mlchaos.proxy._answers import bad_request_message, error_body, own_response, reset_transport
 from mlchaos.proxy._assign import ARM_LINES, ArmAssigner
 from mlchaos.proxy._config import ProxyConfig

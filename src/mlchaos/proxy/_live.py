@@ -4,8 +4,9 @@ A runner in live mode sets the same :class:`Cohorts` (shares and salt) on every 
 experiment through ``PUT /cohorts``: the stable key hash then puts a request in the same arm at
 the edge and at every dependency. The proxy in front of the service (``edge: true``) ignores an
 arm header sent by clients (a client cannot choose its arm), writes the arm downstream, and
-logs one observation per cohort request (status, latency, and what the answer says by the
-configured paths) for the runner to read with ``GET /observations``. A dependency proxy
+logs one observation per cohort request (status, latency, and the values the configured JSON
+paths find in the answer, as they are: what they mean is the reader's business) for the runner
+to read with ``GET /observations``. A dependency proxy
 (``edge: false``) takes the arm from the header the service propagates, else from the key
 hash of its own request (e.g. the entity id in a feature lookup); a request with neither is in
 no arm: live traffic is never assigned at random.
@@ -22,30 +23,18 @@ import math
 from collections import deque
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlchaos.arms import ArmKey
+from mlchaos.jsonpath import extract, parse_path
 from mlchaos.proxy._assign import ArmAssigner
-from mlchaos.proxy._config import ArmKey
-from mlchaos.traffic._config import Extract
-from mlchaos.traffic._extract import PathPart, extract, parse_path, to_model, to_prediction
 from mlchaos.units import Duration, PositiveDuration, Share
 
 __all__ = ["LOG_FIELDS", "Cohorts", "LiveLog", "LiveState"]
 
-# The fields of one logged observation, in the order of each row of ``GET /observations``.
-LOG_FIELDS = (
-    "arm",
-    "start",
-    "latency",
-    "status",
-    "error",
-    "fault",
-    "model",
-    "prediction",
-    "degradation",
-    "feature_age",
-    "key",
-)
+# The fields of one logged observation, in the order of each row of ``GET /observations``; the
+# values read from the answer (``Cohorts.read``) follow them, in the order given.
+LOG_FIELDS = ("arm", "start", "latency", "status", "error", "fault", "key")
 
 
 class Cohorts(BaseModel):
@@ -58,8 +47,24 @@ class Cohorts(BaseModel):
     salt: str = Field("", max_length=256)
     key: ArmKey | None = Field(None, description="where the key is; default: the proxy's own")
     edge: bool = Field(False, description="the proxy in front of the service: log observations")
-    extract: Extract | None = Field(None, description="edge only: what to read from answers")
+    read: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="edge only: name → JSON path of a value to log from each answer",
+    )
     lease: PositiveDuration | None = None
+
+    @field_validator("read")
+    @classmethod
+    def _valid_paths(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, path in v.items():
+            if name in LOG_FIELDS:
+                raise ValueError(f"'{name}' is a field of every observation; name it otherwise")
+            try:
+                parse_path(path, wildcards=False)
+            except ValueError as exc:
+                raise ValueError(f"read.{name}: {exc}") from None
+        return v
 
     @model_validator(mode="after")
     def _fits(self) -> Self:
@@ -73,14 +78,11 @@ class Cohorts(BaseModel):
 class LiveLog:
     """The edge's observations, oldest dropped beyond ``capacity``; read by sequence number."""
 
-    def __init__(self, extract_paths: Extract | None, capacity: int = 200_000) -> None:
+    def __init__(self, read: dict[str, str], capacity: int = 200_000) -> None:
         self._rows: deque[tuple[Any, ...]] = deque(maxlen=capacity)
         self.next = 0  # sequence number of the next row
-        paths = extract_paths or Extract()
-        self._paths: tuple[tuple[PathPart, ...] | None, ...] = tuple(
-            None if p is None else parse_path(p)
-            for p in (paths.model, paths.prediction, paths.degradation, paths.feature_age)
-        )
+        self.fields = LOG_FIELDS + tuple(read)
+        self._paths = tuple(parse_path(p, wildcards=False) for p in read.values())
 
     def add(
         self,
@@ -93,22 +95,8 @@ class LiveLog:
         body: bytes | None,
         key: bytes | None,
     ) -> None:
-        model, prediction, degradation, feature_age = self._read(body)
-        self._rows.append(
-            (
-                arm,
-                start,
-                latency,
-                status,
-                error,
-                fault,
-                model,
-                prediction,
-                degradation,
-                feature_age,
-                None if key is None else key.decode("utf-8", "replace"),
-            )
-        )
+        key_text = None if key is None else key.decode("utf-8", "replace")
+        self._rows.append((arm, start, latency, status, error, fault, key_text, *self._read(body)))
         self.next += 1
 
     def read(self, after: int, limit: int) -> dict[str, Any]:
@@ -121,25 +109,17 @@ class LiveLog:
             [None if isinstance(v, float) and math.isnan(v) else v for v in self._rows[i - first]]
             for i in range(start, stop)
         ]
-        return {"fields": LOG_FIELDS, "rows": rows, "next": stop, "dropped": start - after}
+        return {"fields": self.fields, "rows": rows, "next": stop, "dropped": start - after}
 
-    def _read(self, body: bytes | None) -> tuple[str | None, float, str | None, float]:
-        if not body:
-            return None, math.nan, None, math.nan
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return None, math.nan, None, math.nan
-        model, prediction, degradation, feature_age = (
-            None if p is None else extract(document, p) for p in self._paths
-        )
-        degraded = to_model(degradation)
-        return (
-            to_model(model),
-            to_prediction(prediction),
-            None if degraded in (None, "", "none") else degraded,
-            to_prediction(feature_age),
-        )
+    def _read(self, body: bytes | None) -> tuple[Any, ...]:
+        """The value at each path in the answer (None where absent or not JSON)."""
+        document = None
+        if body and self._paths:
+            try:
+                document = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                document = None
+        return tuple(extract(document, p) for p in self._paths)
 
 
 class LiveState:
@@ -166,7 +146,7 @@ class LiveState:
             trust_header=not cohorts.edge,
         )
         # A new log each time: a runner reads its own run's observations from sequence 0.
-        self.log = LiveLog(cohorts.extract) if cohorts.edge else None
+        self.log = LiveLog(cohorts.read) if cohorts.edge else None
         return self.renew(None)
 
     def renew(self, lease: Duration | None) -> float:

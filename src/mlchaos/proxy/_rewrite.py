@@ -1,66 +1,24 @@
 """Data faults on JSON bodies: a small path language, edits, and Feast's missing-feature preset.
 
-Paths are dotted keys with ``[i]`` indices and ``[*]`` wildcards (every element of a list, every
-value of an object), e.g. ``results[1].values[*]`` or ``inputs[0].data[2]``. A path that matches
-nothing changes nothing. Pure functions: the HTTP plane decides which bodies to pass through.
+Paths are :mod:`mlchaos.jsonpath` paths, ``[*]`` wildcards included (every element of a list,
+every value of an object), e.g. ``results[1].values[*]`` or ``inputs[0].data[2]``. A path that
+matches nothing changes nothing. Pure functions: the HTTP plane decides which bodies to pass through.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+from mlchaos.jsonpath import locate, parse_path
 
 if TYPE_CHECKING:
     from mlchaos.proxy._rules import Edit, FeastMissingRule, RewriteRule
 
-__all__ = ["apply_edits", "feast_missing", "parse_path", "rewrite_json"]
+__all__ = ["apply_edits", "feast_missing", "rewrite_json"]
 
-_PART = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]")
-_WILD = "*"
 MAX_BODY = 16 * 1024 * 1024  # larger bodies pass unchanged
-
-
-def parse_path(text: str) -> tuple[str | int, ...]:
-    """``a.b[0][*]`` → ``("a", "b", 0, "*")``; ValueError for anything else."""
-    parts: list[str | int] = []
-    pos = 0
-    for m in _PART.finditer(text):
-        gap = text[pos : m.start()]
-        if gap not in ("", ".") or (gap == "." and not parts):
-            break
-        key, index = m.groups()
-        parts.append(key if key is not None else (_WILD if index == _WILD else int(index)))
-        pos = m.end()
-    if not parts or pos != len(text):
-        raise ValueError(f"not a path such as 'a.b[0]' or 'results[*].values': {text!r}")
-    return tuple(parts)
-
-
-def _parents(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[Any, str | int]]:
-    """Every (container, key) the path's last step names, following wildcards."""
-    if not path:
-        return
-    head, rest = path[0], path[1:]
-    if head == _WILD:
-        keys: list[Any] = (
-            list(node)
-            if isinstance(node, dict)
-            else list(range(len(node)))
-            if isinstance(node, list)
-            else []
-        )
-    elif isinstance(head, int):
-        keys = [head] if isinstance(node, list) and -len(node) <= head < len(node) else []
-    else:
-        keys = [head] if isinstance(node, dict) and head in node else []
-    for key in keys:
-        if rest:
-            yield from _parents(node[key], rest)
-        else:
-            yield node, key
 
 
 def apply_edits(document: Any, edits: list[Edit]) -> int:
@@ -68,7 +26,7 @@ def apply_edits(document: Any, edits: list[Edit]) -> int:
     changed = 0
     for edit in edits:
         path = parse_path(edit.path)
-        targets = list(_parents(document, path))
+        targets = list(locate(document, path))
         if edit.drop:  # remove list items from the end, so earlier indices stay valid
             by_index = sorted(targets, key=lambda t: t[1] if isinstance(t[1], int) else 0)
             for container, key in reversed(by_index):

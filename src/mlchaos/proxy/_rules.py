@@ -104,7 +104,7 @@ class Edit(BaseModel):
 
     @model_validator(mode="after")
     def _one_action(self) -> Self:
-        from mlchaos.proxy._rewrite import parse_path  # noqa: PLC0415
+        from mlchaos.jsonpath import parse_path  # noqa: PLC0415
 
         parse_path(self.path)
         actions = [

@@ -22,7 +22,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from mlchaos.errors import ProxyStartError
-from mlchaos.observe._store import ObservationStore
+from mlchaos.observations import ObservationStore
 from mlchaos.proxy._config import Address, Protocol, ProxyConfig
 from mlchaos.proxy._control import control_app
 from mlchaos.proxy._faults import FaultTable

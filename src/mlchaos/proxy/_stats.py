@@ -11,7 +11,7 @@ from bisect import bisect_left
 from pydantic import BaseModel, ConfigDict
 
 from mlchaos.arms import ArmCode
-from mlchaos.observe._store import ErrorKind, ObservationStore
+from mlchaos.observations import ErrorKind, ObservationStore
 from mlchaos.proxy._config import Protocol
 
 __all__ = ["ARM_NAMES", "LATENCY_BUCKETS", "ArmStats", "ProxyStats", "Recorder"]

@@ -34,7 +34,7 @@ from collections import deque
 from typing import cast
 
 from mlchaos.arms import ArmCode, arm_for_unit
-from mlchaos.observe._store import ErrorKind
+from mlchaos.observations import ErrorKind
 from mlchaos.proxy._answers import reset_transport
 from mlchaos.proxy._config import ProxyConfig
 from mlchaos.proxy._faults import FaultEntry, FaultTable

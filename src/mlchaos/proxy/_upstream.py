@@ -20,7 +20,7 @@ from typing import Protocol, cast
 
 from httptools import HttpParserError, HttpResponseParser
 
-from mlchaos.observe._store import ErrorKind
+from mlchaos.observations import ErrorKind
 
 __all__ = ["ResponseSink", "UpstreamConn", "UpstreamPool"]
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from mlchaos.observe import ObservationStore
+    from mlchaos.observations import ObservationStore
 
 __all__ = ["render_html"]
 

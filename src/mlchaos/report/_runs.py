@@ -19,7 +19,7 @@ from mlchaos.report._summary import Summary, summarize
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from mlchaos.observe import ObservationStore
+    from mlchaos.observations import ObservationStore
 
 __all__ = [
     "CheckText",
@@ -115,7 +115,7 @@ def _read_sweep(path: Path) -> dict[str, Any]:
 
 def rebuild_store(records: Sequence[dict[str, Any]]) -> ObservationStore:
     """Every observation of the run, from the journal's columnar batches."""
-    from mlchaos.observe import ObservationStore  # noqa: PLC0415
+    from mlchaos.observations import ObservationStore  # noqa: PLC0415
 
     store = ObservationStore()
     for r in records:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from mlchaos.analysis import fault_window_mask, judge_hypothesis
 from mlchaos.arms import ArmCode
 from mlchaos.errors import ConfigError
-from mlchaos.observe import ObservationStore
+from mlchaos.observations import ObservationStore
 
 if TYPE_CHECKING:
     from mlchaos.spec import Experiment

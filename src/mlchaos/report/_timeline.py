@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from mlchaos.observe import ObservationStore
+    from mlchaos.observations import ObservationStore
 
 __all__ = ["ARMS", "Events", "Timeline", "events", "latency_ecdf", "timeline"]
 

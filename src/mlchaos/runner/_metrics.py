@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from aiohttp import web
     from prometheus_client import Metric
 
-    from mlchaos.observe import ObservationStore
+    from mlchaos.observations import ObservationStore
 
 __all__ = ["RunnerCollector", "RunnerState", "serve_metrics"]
 

@@ -32,7 +32,8 @@ from mlchaos.errors import (
     PreflightError,
     RunError,
 )
-from mlchaos.observe import ObservationStore, probe_all, reach_target
+from mlchaos.observations import ObservationStore
+from mlchaos.observe import probe_all, reach_target
 from mlchaos.runner._actions import run_action
 from mlchaos.runner._alerts import AlertWatch
 from mlchaos.runner._display import ArmProgress, Display, NullDisplay, Snapshot

@@ -17,14 +17,7 @@ from mlchaos.traffic._config import (
     V2Request,
 )
 from mlchaos.traffic._dataset import Dataset, input_columns, load_dataset
-from mlchaos.traffic._extract import (
-    PathPart,
-    extract,
-    format_path,
-    parse_path,
-    to_model,
-    to_prediction,
-)
+from mlchaos.traffic._extract import to_model, to_prediction
 from mlchaos.traffic._live import run_live
 from mlchaos.traffic._requests import RequestBuilder, fill_template
 from mlchaos.traffic._run import TrafficResult, classify_error, run_traffic
@@ -35,7 +28,6 @@ __all__ = [
     "JsonRequest",
     "LabelSource",
     "LiveTraffic",
-    "PathPart",
     "RequestBuilder",
     "RequestShape",
     "Traffic",
@@ -43,12 +35,9 @@ __all__ = [
     "TrafficResult",
     "V2Request",
     "classify_error",
-    "extract",
     "fill_template",
-    "format_path",
     "input_columns",
     "load_dataset",
-    "parse_path",
     "run_live",
     "run_traffic",
     "to_model",

@@ -14,8 +14,8 @@ from pydantic import (
     model_validator,
 )
 
-from mlchaos.proxy._config import ArmKey, ArmSplit
-from mlchaos.traffic._extract import parse_path
+from mlchaos.arms import ArmKey, ArmSplit
+from mlchaos.jsonpath import parse_path
 from mlchaos.units import Duration, PositiveDuration, Rate, Share
 
 __all__ = [
@@ -75,7 +75,7 @@ class Extract(_Model):
     @classmethod
     def _valid_path(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_path(v)
+            parse_path(v, wildcards=False)
         return v
 
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.errors import ExperimentAborted, MlchaosError
+from mlchaos.traffic._extract import to_degradation, to_model, to_prediction
 from mlchaos.traffic._run import TrafficResult
 
 if TYPE_CHECKING:
-    from mlchaos.observe import ObservationStore
+    from mlchaos.observations import ObservationStore
     from mlchaos.proxy import ControlClient
-    from mlchaos.traffic._config import LiveTraffic
+    from mlchaos.traffic._config import Extract, LiveTraffic
     from mlchaos.units import Duration
 
 __all__ = ["run_live"]
@@ -54,7 +54,7 @@ async def run_live(
     try:
         await edge.set_cohorts(
             Cohorts.model_validate(
-                {**common, "key": arms.key, "edge": True, "extract": config.extract}
+                {**common, "key": arms.key, "edge": True, "read": _answer_paths(config.extract)}
             )
         )
         for name, client in proxies.items():
@@ -116,10 +116,10 @@ class _Reader:
             status=int(r["status"]),
             error=int(r["error"]),
             fault=int(r["fault"]),
-            model=store.model_code(r["model"]),
-            prediction=_float(r["prediction"]),
-            degradation=store.degradation_code(r["degradation"]),
-            feature_age=_float(r["feature_age"]),
+            model=store.model_code(to_model(r.get("model"))),
+            prediction=to_prediction(r.get("prediction")),
+            degradation=store.degradation_code(to_degradation(r.get("degradation"))),
+            feature_age=to_prediction(r.get("feature_age")),
         )
 
     def result(self, elapsed: float) -> TrafficResult:
@@ -151,5 +151,6 @@ async def _clear(proxies: dict[str, ControlClient]) -> None:
                 await client.clear_cohorts()
 
 
-def _float(value: object) -> float:
-    return float(value) if isinstance(value, int | float) else math.nan
+def _answer_paths(extract: Extract) -> dict[str, str]:
+    """What the edge reads from each answer, by the names the reader interprets."""
+    return {name: path for name, path in extract.model_dump().items() if path is not None}

@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from mlchaos.arms import ARM_HEADER, Arm, arm_for_key, arm_for_unit
 from mlchaos.errors import ConfigError
-from mlchaos.observe._store import ErrorKind, Observation, ObservationStore
+from mlchaos.observations import ErrorKind, Observation, ObservationStore
 from mlchaos.traffic._config import TrafficConfig
 from mlchaos.traffic._dataset import Dataset, load_dataset
-from mlchaos.traffic._extract import PathPart, extract, parse_path, to_model, to_prediction
+from mlchaos.jsonpath import PathPart, extract, parse_path
+from mlchaos.traffic._extract import to_degradation, to_model, to_prediction
 from mlchaos.traffic._labels import LabelJoin
 from mlchaos.traffic._requests import RequestBuilder
 
@@ -284,11 +285,10 @@ class _Replay:
         def get(path: tuple[PathPart, ...] | None) -> Any:
             return None if path is None else extract(document, path)
 
-        degradation = to_model(get(self.degradation_path))
         return _Answer(
             model=to_model(get(self.model_path)),
             prediction=to_prediction(get(self.prediction_path)),
-            degradation=None if degradation in (None, "", "none") else degradation,
+            degradation=to_degradation(get(self.degradation_path)),
             feature_age=to_prediction(get(self.feature_age_path)),
         )
 
@@ -334,7 +334,7 @@ def _path(text: str | None, what: str) -> tuple[PathPart, ...] | None:
     if text is None:
         return None
     try:
-        return parse_path(text)
+        return parse_path(text, wildcards=False)
     except ValueError as exc:
         raise ConfigError(f"traffic.extract.{what}: {exc}") from None
 
