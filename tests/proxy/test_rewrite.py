@@ -50,7 +50,7 @@ def test_paths_edits_and_wildcards_change_only_what_they_name() -> None:
     assert len(doc["results"]) == 3
     with pytest.raises(ValidationError, match="exactly one of"):
         Edit(path="a", set=1, drop=True)
-    with pytest.raises(ValidationError, match="expected \[number\]"):
+    with pytest.raises(ValidationError, match=r"expected \[number\]"):
         Edit(path="a[", drop=True)
 
 
