@@ -20,7 +20,8 @@ import pytest
 
 from mlchaos.agent import AgentClient, AgentServer
 from mlchaos.errors import ControlAPIError, PreflightError, RunError
-from mlchaos.faults import KillInjector, PauseInjector, ProcessSelector, resolve_process
+from mlchaos.faults import KillInjector, PauseInjector
+from mlchaos.process import ProcessSelector, resolve_process
 from mlchaos.units import Duration
 from tests.conftest import free_port, wait_for_port
 

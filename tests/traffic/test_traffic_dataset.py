@@ -11,7 +11,8 @@ import pytest
 from pyarrow import parquet
 
 from mlchaos.errors import ConfigError
-from mlchaos.traffic import TrafficConfig, input_columns, load_dataset
+from mlchaos.spec import TrafficConfig
+from mlchaos.traffic import input_columns, load_dataset
 
 
 def write_csv(path: Path, text: str) -> Path:

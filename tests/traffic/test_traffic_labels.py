@@ -13,7 +13,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from mlchaos.observations import ObservationStore
-from mlchaos.traffic import TrafficConfig, run_traffic
+from mlchaos.spec import TrafficConfig
+from mlchaos.traffic import run_traffic
 
 HttpServe = Callable[[Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[str]]
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from mlchaos.traffic import Dataset, RequestBuilder, TrafficConfig, fill_template, load_dataset
+from mlchaos.spec import TrafficConfig
+from mlchaos.traffic import Dataset, RequestBuilder, fill_template, load_dataset
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ from aiohttp import web
 from mlchaos.arms import ARM_HEADER, ArmCode, arm_for_key
 from mlchaos.errors import ConfigError
 from mlchaos.observations import ErrorKind, ObservationStore
+from mlchaos.spec import TrafficConfig
 from mlchaos.testing import Upstream, make_dataset
-from mlchaos.traffic import TrafficConfig, run_traffic
+from mlchaos.traffic import run_traffic
 
 HttpServe = Callable[[Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[str]]
 

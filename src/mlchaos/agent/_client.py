@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlchaos.faults._select import ProcessSelector
+from mlchaos.process import ProcessSelector
 from mlchaos.proxy._client import ControlClient
 from mlchaos.units import Duration
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from mlchaos._control_api import guarded_app, parse_body, read_body
 from mlchaos.agent._table import PauseTable, UnknownPauseError
 from mlchaos.errors import RunError
-from mlchaos.faults._select import ProcessSelector, TargetProcess, resolve_process
+from mlchaos.process import ProcessSelector, TargetProcess, resolve_process
 from mlchaos.proxy._token import resolve_token
 from mlchaos.units import Duration, PositiveDuration
 

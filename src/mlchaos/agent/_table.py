@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.errors import ConfigError, RunError
-from mlchaos.faults._select import ProcessSelector, TargetProcess, resolve_process
+from mlchaos.process import ProcessSelector, TargetProcess, resolve_process
 from mlchaos.units import Duration
 
 if TYPE_CHECKING:

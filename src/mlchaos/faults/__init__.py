@@ -3,20 +3,10 @@
 from mlchaos.faults._base import Injector
 from mlchaos.faults._process import KillInjector, PauseInjector
 from mlchaos.faults._proxy import ProxyFaultInjector
-from mlchaos.faults._select import (
-    ProcessSelector,
-    TargetProcess,
-    resolve_process,
-    resolve_processes,
-)
 
 __all__ = [
     "Injector",
     "KillInjector",
     "PauseInjector",
-    "ProcessSelector",
     "ProxyFaultInjector",
-    "TargetProcess",
-    "resolve_process",
-    "resolve_processes",
 ]

@@ -15,7 +15,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from mlchaos.errors import ControlAPIError, PreflightError, RunError
-from mlchaos.faults._select import ProcessSelector, resolve_processes
+from mlchaos.process import ProcessSelector, resolve_processes
 
 if TYPE_CHECKING:
     from mlchaos.agent import AgentClient

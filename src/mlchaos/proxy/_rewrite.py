@@ -2,7 +2,8 @@
 
 Paths are :mod:`mlchaos.jsonpath` paths, ``[*]`` wildcards included (every element of a list,
 every value of an object), e.g. ``results[1].values[*]`` or ``inputs[0].data[2]``. A path that
-matches nothing changes nothing. Pure functions: the HTTP plane decides which bodies to pass through.
+matches nothing changes nothing. Pure functions: the HTTP plane decides which bodies pass
+through.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ from mlchaos.runner._metrics import RunnerState
 from mlchaos.runner._registry import Registry
 from mlchaos.safety._admission import Admission
 from mlchaos.spec._checks import Judge
-from mlchaos.traffic._config import TrafficConfig
+from mlchaos.spec._traffic import TrafficConfig
 
 if TYPE_CHECKING:
     import aiohttp

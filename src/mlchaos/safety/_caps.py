@@ -10,8 +10,15 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from mlchaos.safety._site import Profile
-from mlchaos.spec import Experiment, HttpAction, HttpProbe, KillFault, PauseFault, TcpProbe
-from mlchaos.traffic import TrafficConfig
+from mlchaos.spec import (
+    Experiment,
+    HttpAction,
+    HttpProbe,
+    KillFault,
+    PauseFault,
+    TcpProbe,
+    TrafficConfig,
+)
 
 __all__ = ["addresses", "cap_violations", "fault_targets", "is_loopback"]
 
@@ -74,7 +81,7 @@ def cap_violations(exp: Experiment, environment: str, profile: Profile) -> list[
 def _picked(fault: KillFault) -> int:
     """How many processes a kill acts on: a share is of the processes that match now."""
     from mlchaos.errors import RunError  # noqa: PLC0415
-    from mlchaos.faults import resolve_processes  # noqa: PLC0415
+    from mlchaos.process import resolve_processes  # noqa: PLC0415
 
     if fault.process.pick is None or fault.process.pick == "one":
         return 1

@@ -10,7 +10,7 @@ from mlchaos.errors import SpecIssue
 from mlchaos.proxy._config import Protocol
 from mlchaos.proxy._rules import HTTP_RULES, TCP_RULES
 from mlchaos.spec._models import Experiment, KillFault, PauseFault, ProxyFault, ProxySpec
-from mlchaos.traffic._config import LiveTraffic
+from mlchaos.spec._traffic import LiveTraffic
 
 __all__ = ["cross_check"]
 

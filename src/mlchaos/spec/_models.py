@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlchaos.faults._select import ProcessSelector
+from mlchaos.process import ProcessSelector
 from mlchaos.proxy._config import Protocol, ProxyConfig
 from mlchaos.proxy._rules import (
     AbortRule,
@@ -34,7 +34,7 @@ from mlchaos.proxy._rules import (
 )
 from mlchaos.spec._checks import Check, MetricCheck, Probe, PromqlProbe, type_or_http
 from mlchaos.spec._schedule import Schedule
-from mlchaos.traffic._config import Traffic
+from mlchaos.spec._traffic import Traffic
 from mlchaos.units import Duration, NonNegativeDuration, PositiveDuration, Share
 
 __all__ = [

@@ -3,43 +3,27 @@
 ``load_dataset`` reads the rows, ``RequestBuilder`` turns a row into an Open Inference
 Protocol v2 or plain JSON request, ``run_traffic`` sends them on schedule and records what came
 back, reading the prediction and the answering model with paths such as ``outputs[0].data[0]``.
-Labels come from a dataset column or, delayed, from a label service (``LabelSource``).
+Labels come from a dataset column or, delayed, from a label service. The configuration models
+(``TrafficConfig``, ``LiveTraffic``) are part of the experiment file: :mod:`mlchaos.spec`.
 """
 
-from mlchaos.traffic._config import (
-    Extract,
-    JsonRequest,
-    LabelSource,
-    LiveTraffic,
-    RequestShape,
-    Traffic,
-    TrafficConfig,
-    V2Request,
-)
 from mlchaos.traffic._dataset import Dataset, input_columns, load_dataset
-from mlchaos.traffic._extract import to_model, to_prediction
+from mlchaos.traffic._extract import to_degradation, to_model, to_prediction
 from mlchaos.traffic._live import run_live
 from mlchaos.traffic._requests import RequestBuilder, fill_template
 from mlchaos.traffic._run import TrafficResult, classify_error, run_traffic
 
 __all__ = [
     "Dataset",
-    "Extract",
-    "JsonRequest",
-    "LabelSource",
-    "LiveTraffic",
     "RequestBuilder",
-    "RequestShape",
-    "Traffic",
-    "TrafficConfig",
     "TrafficResult",
-    "V2Request",
     "classify_error",
     "fill_template",
     "input_columns",
     "load_dataset",
     "run_live",
     "run_traffic",
+    "to_degradation",
     "to_model",
     "to_prediction",
 ]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from mlchaos.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mlchaos.traffic._config import TrafficConfig
+    from mlchaos.spec._traffic import TrafficConfig
 
 __all__ = ["Dataset", "input_columns", "load_dataset", "template_columns"]
 

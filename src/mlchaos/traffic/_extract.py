@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = ["to_degradation", "to_model", "to_prediction"]
 
+
 def to_prediction(value: Any) -> float:
     """A prediction as a float: booleans are 0/1, ``[x]`` is ``x``, numeric text is its number.
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import aiohttp
 
-    from mlchaos.traffic._config import LabelSource
+    from mlchaos.spec._traffic import LabelSource
 
 __all__ = ["LabelJoin"]
 

@@ -20,7 +20,7 @@ from mlchaos.traffic._run import TrafficResult
 if TYPE_CHECKING:
     from mlchaos.observations import ObservationStore
     from mlchaos.proxy import ControlClient
-    from mlchaos.traffic._config import Extract, LiveTraffic
+    from mlchaos.spec._traffic import Extract, LiveTraffic
     from mlchaos.units import Duration
 
 __all__ = ["run_live"]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlchaos.traffic._config import JsonRequest, TrafficConfig, V2Request
+from mlchaos.spec._traffic import JsonRequest, TrafficConfig, V2Request
 from mlchaos.traffic._dataset import Dataset, input_columns, placeholder
 
 __all__ = ["RequestBuilder", "fill_template"]

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from mlchaos.arms import ARM_HEADER, Arm, arm_for_key, arm_for_unit
 from mlchaos.errors import ConfigError
-from mlchaos.observations import ErrorKind, Observation, ObservationStore
-from mlchaos.traffic._config import TrafficConfig
-from mlchaos.traffic._dataset import Dataset, load_dataset
 from mlchaos.jsonpath import PathPart, extract, parse_path
+from mlchaos.observations import ErrorKind, Observation, ObservationStore
+from mlchaos.spec._traffic import TrafficConfig
+from mlchaos.traffic._dataset import Dataset, load_dataset
 from mlchaos.traffic._extract import to_degradation, to_model, to_prediction
 from mlchaos.traffic._labels import LabelJoin
 from mlchaos.traffic._requests import RequestBuilder
