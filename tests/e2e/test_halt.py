@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from mlchaos.runner import Registry
+from mlchaos.safety import Registry
 from tests.conftest import MLCHAOS, ROOT, Spawn
 from tests.e2e.test_runner_signals import start
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from mlchaos.runner import read_journal
+from mlchaos.journal import read_journal
 from tests.conftest import MLCHAOS, ROOT, free_port, wait_for_port
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="process faults target Linux")

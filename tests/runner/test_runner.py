@@ -13,7 +13,8 @@ import pytest
 import pytest_asyncio
 
 from mlchaos.errors import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_OK
-from mlchaos.runner import Journal, NullDisplay, Runner, read_journal
+from mlchaos.journal import Journal, read_journal
+from mlchaos.runner import NullDisplay, Runner
 from mlchaos.spec import Experiment, validate_data
 from mlchaos.testing import Upstream, start_upstream
 from tests.conftest import ROOT, free_port

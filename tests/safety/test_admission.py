@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from mlchaos.errors import RunError
-from mlchaos.runner import Registry
-from mlchaos.safety import wait_for_window
+from mlchaos.safety import Registry, wait_for_window
 from mlchaos.spec._schedule import Schedule
 from tests.conftest import MLCHAOS, ROOT, ProxyProcess, Spawn, free_port, start_proxy
 

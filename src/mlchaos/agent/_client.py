@@ -1,17 +1,17 @@
-"""A client of the agent's control API (the same plumbing as the proxy's client)."""
+"""A client of the agent's control API (the plumbing every control API client shares)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from mlchaos.control import ControlAPIClient
 from mlchaos.process import ProcessSelector
-from mlchaos.proxy._client import ControlClient
 from mlchaos.units import Duration
 
 __all__ = ["AgentClient"]
 
 
-class AgentClient(ControlClient):
+class AgentClient(ControlAPIClient):
     """``health``, ``renew`` and ``remove`` as for a proxy; plus check, pause and paused."""
 
     async def check(self, selector: ProcessSelector) -> dict[str, Any]:

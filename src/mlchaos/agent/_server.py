@@ -27,11 +27,10 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from mlchaos._control_api import guarded_app, parse_body, read_body
 from mlchaos.agent._table import PauseTable, UnknownPauseError
+from mlchaos.control import guarded_app, parse_body, read_body, resolve_token
 from mlchaos.errors import RunError
 from mlchaos.process import ProcessSelector, TargetProcess, resolve_process
-from mlchaos.proxy._token import resolve_token
 from mlchaos.units import Duration, PositiveDuration
 
 __all__ = ["AgentServer", "serve_agent_forever"]

@@ -380,7 +380,8 @@ def _cmd_proxy_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_halt(args: argparse.Namespace) -> int:
-    from mlchaos.runner import Registry, halt  # noqa: PLC0415
+    from mlchaos.runner import halt  # noqa: PLC0415
+    from mlchaos.safety import Registry  # noqa: PLC0415
 
     registry = Registry()
     report = _run_async_value(lambda: halt(registry, disable=args.disable))
@@ -396,7 +397,7 @@ def _cmd_halt(args: argparse.Namespace) -> int:
 
 
 def _cmd_enable(args: argparse.Namespace) -> int:
-    from mlchaos.runner import Registry  # noqa: PLC0415
+    from mlchaos.safety import Registry  # noqa: PLC0415
 
     was = Registry().enable()
     print("mlchaos enabled" if was else "mlchaos was not disabled")

@@ -28,7 +28,6 @@ from mlchaos.proxy._rules import (
     Rule,
 )
 from mlchaos.proxy._stats import ArmStats, ProxyStats
-from mlchaos.proxy._token import default_token_dir
 
 if TYPE_CHECKING:
     from mlchaos.proxy._client import ControlClient
@@ -59,7 +58,6 @@ __all__ = [
     "RewriteRule",
     "Rule",
     "UnknownFaultError",
-    "default_token_dir",
     "serve_forever",
 ]
 

@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from mlchaos._control_api import BadRequestError, guarded_app, parse_body, read_body
+from mlchaos.control import BadRequestError, guarded_app, parse_body, read_body
 from mlchaos.proxy._faults import ActiveFault, FaultTable, UnknownFaultError
 from mlchaos.proxy._live import Cohorts, LiveState
 from mlchaos.proxy._rules import Rule

@@ -21,6 +21,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from mlchaos.control import TokenSource, resolve_token
 from mlchaos.errors import ProxyStartError
 from mlchaos.observations import ObservationStore
 from mlchaos.proxy._config import Address, Protocol, ProxyConfig
@@ -31,7 +32,6 @@ from mlchaos.proxy._live import LiveState
 from mlchaos.proxy._metrics import ProxyCollector, exposition
 from mlchaos.proxy._stats import ProxyStats, Recorder
 from mlchaos.proxy._tcp import TcpPlane
-from mlchaos.proxy._token import TokenSource, resolve_token
 
 __all__ = ["ProxyServer", "serve_forever"]
 

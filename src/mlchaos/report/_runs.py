@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.errors import ConfigError
+from mlchaos.journal import read_journal
 from mlchaos.report._summary import Summary, summarize
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ class RunJournal:
 
     @classmethod
     def read(cls, path: Path, name: str = "") -> RunJournal:
-        from mlchaos.runner import read_journal  # noqa: PLC0415 - runner imports report
-
         return cls.from_records(read_journal(path), name)
 
     @property

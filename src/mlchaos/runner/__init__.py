@@ -3,8 +3,6 @@
 from mlchaos.runner._display import Display, NullDisplay, RichDisplay, Snapshot
 from mlchaos.runner._execute import Executed, execute
 from mlchaos.runner._halt import HaltReport, halt
-from mlchaos.runner._journal import Journal, read_journal
-from mlchaos.runner._registry import Registry
 from mlchaos.runner._rehearse import RehearsalStep, rehearse
 from mlchaos.runner._runner import Runner, RunOutcome, new_run_id
 from mlchaos.runner._sweep import SweepOutcome, execute_sweep
@@ -13,9 +11,7 @@ __all__ = [
     "Display",
     "Executed",
     "HaltReport",
-    "Journal",
     "NullDisplay",
-    "Registry",
     "RehearsalStep",
     "RichDisplay",
     "RunOutcome",
@@ -26,6 +22,5 @@ __all__ = [
     "execute_sweep",
     "halt",
     "new_run_id",
-    "read_journal",
     "rehearse",
 ]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.errors import ConfigError
+from mlchaos.journal import Journal, read_journal
 from mlchaos.runner._display import NullDisplay, RichDisplay
-from mlchaos.runner._journal import Journal, read_journal
 from mlchaos.runner._runner import Runner, RunOutcome, new_run_id
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from mlchaos.errors import MlchaosError
-from mlchaos.runner._registry import Registry, running
+from mlchaos.safety._registry import Registry, running
 
 __all__ = ["HaltReport", "halt"]
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlchaos.errors import ConfigError, MlchaosError
+from mlchaos.journal import Journal
 from mlchaos.runner._actions import check_action
-from mlchaos.runner._journal import Journal
-from mlchaos.runner._registry import Registry
 from mlchaos.runner._runner import Runner, new_run_id
+from mlchaos.safety._registry import Registry
 
 if TYPE_CHECKING:
     from pathlib import Path

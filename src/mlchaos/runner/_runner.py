@@ -32,15 +32,15 @@ from mlchaos.errors import (
     PreflightError,
     RunError,
 )
+from mlchaos.journal import Journal
 from mlchaos.observations import ObservationStore
 from mlchaos.observe import probe_all, reach_target
 from mlchaos.runner._actions import run_action
 from mlchaos.runner._alerts import AlertWatch
 from mlchaos.runner._display import ArmProgress, Display, NullDisplay, Snapshot
-from mlchaos.runner._journal import Journal
 from mlchaos.runner._metrics import RunnerState
-from mlchaos.runner._registry import Registry
 from mlchaos.safety._admission import Admission
+from mlchaos.safety._registry import Registry
 from mlchaos.spec._checks import Judge
 from mlchaos.spec._traffic import TrafficConfig
 

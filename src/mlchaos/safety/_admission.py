@@ -23,7 +23,7 @@ from mlchaos.safety._caps import cap_violations
 from mlchaos.safety._site import Profile, SiteConfig
 
 if TYPE_CHECKING:
-    from mlchaos.runner._registry import Registry
+    from mlchaos.safety._registry import Registry
     from mlchaos.spec import Experiment
     from mlchaos.spec._schedule import Schedule
 

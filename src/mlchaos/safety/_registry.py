@@ -28,7 +28,7 @@ class Registry:
 
     def __init__(self, root: Path | None = None) -> None:
         if root is None:
-            from mlchaos.proxy._token import default_token_dir  # noqa: PLC0415
+            from mlchaos.control import default_token_dir  # noqa: PLC0415
 
             env = os.environ.get("MLCHAOS_STATE_DIR")
             root = Path(env) if env else default_token_dir() / "state"

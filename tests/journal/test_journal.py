@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlchaos.errors import ConfigError
-from mlchaos.runner import Journal, read_journal
+from mlchaos.journal import Journal, read_journal
 
 
 def test_records_are_appended_as_json_lines_with_time_and_kind(tmp_path: Path) -> None:
