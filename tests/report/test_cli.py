@@ -102,7 +102,7 @@ def test_terminal_format_can_be_written_to_a_file(
 def test_execute_writes_the_reports_asked_for_next_to_the_summary(
     tmp_path: Path, upstream: int
 ) -> None:
-    from mlchaos.runner import execute
+    from mlchaos.console import execute
     from mlchaos.spec import load_experiment
 
     text = (ROOT / "examples" / "abort-experiment-arm.yaml").read_text()
@@ -137,7 +137,7 @@ def test_execute_writes_the_reports_asked_for_next_to_the_summary(
 
 
 def test_execute_refuses_an_unknown_format_before_running(tmp_path: Path) -> None:
-    from mlchaos.runner import execute
+    from mlchaos.console import execute
     from mlchaos.spec import load_experiment
 
     exp = load_experiment(ROOT / "examples" / "abort-experiment-arm.yaml")

@@ -13,8 +13,8 @@ import pytest
 import pytest_asyncio
 
 from mlchaos.errors import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_OK
-from mlchaos.journal import Journal, read_journal
-from mlchaos.runner import NullDisplay, Runner
+from mlchaos.journal import FaultRecord, Journal, read_journal
+from mlchaos.runner import Runner
 from mlchaos.spec import Experiment, validate_data
 from mlchaos.testing import Upstream, start_upstream
 from tests.conftest import ROOT, free_port
@@ -109,23 +109,25 @@ async def test_guardrail_trip_aborts_removes_faults_and_exits_1(
 
 
 @pytest.mark.asyncio
-async def test_cancelling_mid_injection_rolls_back(toy: Upstream, tmp_path: Path) -> None:
+async def test_cancelling_mid_injection_rolls_back_then_propagates(
+    toy: Upstream, tmp_path: Path
+) -> None:
     exp = experiment(toy.port, free_port(), traffic={"duration": "30s"})
     injected = asyncio.Event()
 
-    class Watch(NullDisplay):
-        def event(self, message: str) -> None:
-            if message.startswith("injected"):
-                injected.set()
+    def watch(event: object) -> None:
+        if isinstance(event, FaultRecord) and event.event == "injected":
+            injected.set()
 
     journal = Journal(tmp_path / "journal.jsonl")
-    task = asyncio.create_task(
-        Runner(exp, base_dir=tmp_path, journal=journal, display=Watch()).run()
-    )
+    runner = Runner(exp, base_dir=tmp_path, journal=journal, listeners=[watch])
+    task = asyncio.create_task(runner.run())
     await asyncio.wait_for(injected.wait(), 10)
     await asyncio.sleep(0.3)
     task.cancel()
-    outcome = await task
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    outcome = runner.outcome
     assert outcome.verdict == "aborted"
     assert "interrupted" in (outcome.abort_reason or "")
     records = read_journal(tmp_path / "journal.jsonl")

@@ -7,9 +7,19 @@ uses it to rebuild every verdict from the journal, so both always agree.
 from mlchaos.analysis._evaluate import (
     CheckResult,
     CheckStatus,
+    Unit,
     evaluate,
     fault_window_mask,
+    format_value,
     judge_hypothesis,
 )
 
-__all__ = ["CheckResult", "CheckStatus", "evaluate", "fault_window_mask", "judge_hypothesis"]
+__all__ = [
+    "CheckResult",
+    "CheckStatus",
+    "Unit",
+    "evaluate",
+    "fault_window_mask",
+    "format_value",
+    "judge_hypothesis",
+]

@@ -17,7 +17,15 @@ if TYPE_CHECKING:
     from mlchaos.observations import ObservationStore
     from mlchaos.stats import Estimate
 
-__all__ = ["CheckResult", "CheckStatus", "evaluate", "fault_window_mask", "judge_hypothesis"]
+__all__ = [
+    "CheckResult",
+    "CheckStatus",
+    "Unit",
+    "evaluate",
+    "fault_window_mask",
+    "format_value",
+    "judge_hypothesis",
+]
 
 
 class CheckStatus(StrEnum):
@@ -29,14 +37,41 @@ class CheckStatus(StrEnum):
     NO_DATA = "no_data"
 
 
+class Unit(StrEnum):
+    """How a check's estimate reads: a share (``12.34%``), a difference of shares in points
+    (``+1.23%``), a time (``123.4ms``, ``1.23s``) or a ratio (``1.23x``)."""
+
+    SHARE = "share"
+    POINTS = "points"
+    SECONDS = "seconds"
+    RATIO = "ratio"
+
+
+def format_value(unit: Unit | str, x: float | None) -> str:
+    """One number of a check in its unit, the way every output shows it."""
+    if x is None or math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if unit == Unit.RATIO:
+        return f"{x:.2f}x"
+    if unit == Unit.SECONDS:
+        return f"{x * 1000:.1f}ms" if x < 1 else f"{x:.2f}s"
+    return f"{x * 100:+.2f}%" if unit == Unit.POINTS else f"{x * 100:.2f}%"
+
+
 @dataclass(frozen=True)
 class CheckResult:
+    """A judged check: its status, the estimate with its interval in ``unit``, the bounds as
+    text, and a line for people (``detail``) that nothing reads back."""
+
     name: str
     status: CheckStatus
     estimate: Estimate | None
     bounds: str
     judge: Judge
     detail: str
+    unit: Unit | None = None
 
     @property
     def held(self) -> bool:
@@ -50,6 +85,7 @@ class CheckResult:
             "bounds": self.bounds,
             "judge": self.judge.value,
             "detail": self.detail,
+            "unit": None if self.unit is None else self.unit.value,
         }
 
 
@@ -124,7 +160,9 @@ def _sequential(
     detail = result.detail + (
         "; " + ", ".join(crossed) if crossed else "; mSPRT: bound not crossed"
     )
-    return CheckResult(result.name, status, result.estimate, result.bounds, result.judge, detail)
+    return CheckResult(
+        result.name, status, result.estimate, result.bounds, result.judge, detail, result.unit
+    )
 
 
 def _estimate(
@@ -210,8 +248,11 @@ def _rate(
 
 def _result(check: MetricCheck, est: Estimate | None, why: str) -> CheckResult:
     bounds = _bounds_text(check)
+    unit = _unit(check)
     if est is None:
-        return CheckResult(check.describe(), CheckStatus.NO_DATA, None, bounds, check.judge, why)
+        return CheckResult(
+            check.describe(), CheckStatus.NO_DATA, None, bounds, check.judge, why, unit
+        )
     lo, hi = (est.value, est.value) if check.judge is Judge.POINT else (est.low, est.high)
     status = CheckStatus.HELD
     for bound, inside, outside in (
@@ -223,9 +264,9 @@ def _result(check: MetricCheck, est: Estimate | None, why: str) -> CheckResult:
         status = CheckStatus.VIOLATED if outside else _worse(status, CheckStatus.UNSURE)
         if status is CheckStatus.VIOLATED:
             break
-    detail = f"{_fmt(check, est.value)} [{_fmt(check, est.low)}, {_fmt(check, est.high)}]"
-    detail += f" n={est.n}; bound {bounds}"
-    return CheckResult(check.describe(), status, est, bounds, check.judge, detail)
+    values = [format_value(unit, x) for x in (est.value, est.low, est.high)]
+    detail = f"{values[0]} [{values[1]}, {values[2]}] n={est.n}; bound {bounds}"
+    return CheckResult(check.describe(), status, est, bounds, check.judge, detail, unit)
 
 
 def _worse(a: CheckStatus, b: CheckStatus) -> CheckStatus:
@@ -246,16 +287,12 @@ def _bounds_text(check: MetricCheck) -> str:
     return " and ".join(parts)
 
 
-def _fmt(check: MetricCheck, x: float) -> str:
-    if math.isnan(x):
-        return "n/a"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
+def _unit(check: MetricCheck) -> Unit:
     if check.bound_kind is BoundKind.RATIO:
-        return f"{x:.2f}x"
+        return Unit.RATIO
     if check.bound_kind is BoundKind.TIME:
-        return f"{x * 1000:.1f}ms" if x < 1 else f"{x:.2f}s"
-    return f"{x * 100:+.2f}%" if check.relative_to else f"{x * 100:.2f}%"
+        return Unit.SECONDS
+    return Unit.POINTS if check.relative_to else Unit.SHARE
 
 
 def fault_window_mask(

@@ -342,7 +342,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _report_terminal(runs: Sequence[Any], out: Path | None) -> None:
     from rich.console import Console  # noqa: PLC0415
 
-    from mlchaos.cli._console import make_console  # noqa: PLC0415
+    from mlchaos.console import make_console  # noqa: PLC0415
     from mlchaos.report import render_terminal  # noqa: PLC0415
 
     if out is None:
@@ -418,7 +418,7 @@ def _cmd_agent_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from mlchaos.cli._console import make_console  # noqa: PLC0415
+    from mlchaos.console import make_console  # noqa: PLC0415
     from mlchaos.demo import EXPERIMENTS, run_demo  # noqa: PLC0415
 
     return _run_async(
@@ -435,7 +435,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_up(args: argparse.Namespace) -> int:
-    from mlchaos.cli._console import make_console  # noqa: PLC0415
+    from mlchaos.console import make_console  # noqa: PLC0415
     from mlchaos.demo import serve_demo  # noqa: PLC0415
 
     return _run_async(

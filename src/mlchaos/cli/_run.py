@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlchaos.cli._console import make_console
+from mlchaos.console import execute, execute_sweep, make_console
 from mlchaos.errors import EXIT_FAILED, EXIT_OK
-from mlchaos.runner import execute, execute_sweep, new_run_id, rehearse
+from mlchaos.runner import RehearsalStep, new_run_id, rehearse
 from mlchaos.spec import load_experiment
 
 if TYPE_CHECKING:
@@ -77,8 +77,13 @@ async def rehearse_file(path: Path, *, out: Path | None, admission: Admission) -
     exp = load_experiment(path)
     out_dir = out or Path("reports") / f"rehearsal-{new_run_id()}"
     console = make_console()
+
+    def show(step: RehearsalStep) -> None:
+        mark = "[green]ok[/]" if step.ok else "[red]FAILED[/]"
+        console.print(f"{mark}  {step.name}: {step.detail}")
+
     passed, steps = await rehearse(
-        exp, base_dir=path.resolve().parent, out_dir=out_dir, console=console, admission=admission
+        exp, base_dir=path.resolve().parent, out_dir=out_dir, admission=admission, on_step=show
     )
     failed = sum(not s.ok for s in steps)
     if passed:

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from mlchaos.console import SweepOutcome
     from mlchaos.report import Summary
-    from mlchaos.runner import SweepOutcome
     from mlchaos.spec import Experiment
 
 __all__ = ["EXPERIMENTS", "experiment_path", "load_demo_experiment", "run_demo", "serve_demo"]
@@ -108,7 +108,7 @@ async def run_demo(
     quiet: bool = False,
 ) -> int:
     """Run the named experiments, each on a fresh demo service; 0 when every hypothesis held."""
-    from mlchaos.runner import execute, execute_sweep  # noqa: PLC0415
+    from mlchaos.console import execute, execute_sweep  # noqa: PLC0415
 
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:

@@ -1,6 +1,7 @@
 """Injectors the runner drives: check, inject, renew, remove, verify removed."""
 
 from mlchaos.faults._base import Injector
+from mlchaos.faults._build import build_injector
 from mlchaos.faults._process import KillInjector, PauseInjector
 from mlchaos.faults._proxy import ProxyFaultInjector
 
@@ -9,4 +10,5 @@ __all__ = [
     "KillInjector",
     "PauseInjector",
     "ProxyFaultInjector",
+    "build_injector",
 ]

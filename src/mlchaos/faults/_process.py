@@ -44,7 +44,7 @@ class KillInjector:
     async def check(self) -> None:
         """The selector names live processes mlchaos may signal (nothing is sent)."""
         try:
-            resolve_processes(self.selector)
+            await asyncio.to_thread(resolve_processes, self.selector)  # a process scan
         except RunError as exc:
             raise PreflightError(str(exc)) from None
 
@@ -57,7 +57,7 @@ class KillInjector:
         """Signal the selected process (or each picked one)."""
         import psutil  # noqa: PLC0415
 
-        for target in resolve_processes(self.selector):
+        for target in await asyncio.to_thread(resolve_processes, self.selector):
             gone = RunError(f"process {target.pid} exited before it could be killed")
             proc = target.alive()
             if proc is None:

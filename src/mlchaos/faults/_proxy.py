@@ -41,10 +41,10 @@ class ProxyFaultInjector:
         trial = self.rule.model_copy(update={"probability": Share(0.0)})
         try:
             await self._client.add_fault(trial, self._lease, fault_id=trial_id)
-            if all(f.id != trial_id for f in await self._client.list_faults()):
+            if trial_id not in await self._client.fault_ids():
                 raise PreflightError(f"proxy '{self.proxy}' does not list an injected fault")
             await self._client.remove(trial_id)
-            if any(f.id == trial_id for f in await self._client.list_faults()):
+            if trial_id in await self._client.fault_ids():
                 raise PreflightError(f"proxy '{self.proxy}' did not remove a rehearsal fault")
         except ControlAPIError as exc:
             raise PreflightError(f"proxy '{self.proxy}' cannot take {self.label}: {exc}") from None
@@ -60,5 +60,4 @@ class ProxyFaultInjector:
         await self._client.remove(self.fault_id, missing_ok=True)
 
     async def verify_removed(self) -> bool:
-        faults = await self._client.list_faults()
-        return all(f.id != self.fault_id for f in faults)
+        return self.fault_id not in await self._client.fault_ids()

@@ -1,6 +1,60 @@
 """The run's journal: the append-only record of everything a run did, from which every report
-is rebuilt. The runner writes it (:class:`Journal`); reports read it (:func:`read_journal`)."""
+is rebuilt. Each line is a typed record (a discriminated union on ``kind``, versioned in the
+header); the runner writes them (:class:`Journal`), reports read them (:func:`read_journal`)."""
 
 from mlchaos.journal._file import Journal, read_journal
+from mlchaos.journal._records import (
+    SCHEMA_VERSION,
+    AbortRecord,
+    AdmissionRecord,
+    AgentRecord,
+    AlertRecord,
+    CheckRecord,
+    EstimateRecord,
+    FaultRecord,
+    GuardrailRecord,
+    KillSwitchRecord,
+    ObservationsRecord,
+    PhaseRecord,
+    ProbeRecord,
+    ProxyRecord,
+    Record,
+    RecoveryRecord,
+    RehearsalRecord,
+    RehearsalResultRecord,
+    RehearsalStepRecord,
+    RollbackActionRecord,
+    RunRecord,
+    TrafficRateRecord,
+    TrafficRecord,
+    VerdictRecord,
+)
 
-__all__ = ["Journal", "read_journal"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "AbortRecord",
+    "AdmissionRecord",
+    "AgentRecord",
+    "AlertRecord",
+    "CheckRecord",
+    "EstimateRecord",
+    "FaultRecord",
+    "GuardrailRecord",
+    "Journal",
+    "KillSwitchRecord",
+    "ObservationsRecord",
+    "PhaseRecord",
+    "ProbeRecord",
+    "ProxyRecord",
+    "Record",
+    "RecoveryRecord",
+    "RehearsalRecord",
+    "RehearsalResultRecord",
+    "RehearsalStepRecord",
+    "RollbackActionRecord",
+    "RunRecord",
+    "TrafficRateRecord",
+    "TrafficRecord",
+    "VerdictRecord",
+    "read_journal",
+]

@@ -21,10 +21,14 @@ __all__ = ["ProbeResult", "probe", "probe_all", "promql", "reach_target"]
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """A probe's answer. ``no_data``: the probe could not tell (a PromQL query that returned no
+    series, or a Prometheus that timed out or failed): not ``ok``, and no evidence either way."""
+
     name: str
     ok: bool
     detail: str
     latency: float
+    no_data: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "ok": self.ok, "detail": self.detail, "latency": self.latency}
@@ -49,10 +53,11 @@ async def promql(p: PromqlProbe, session: aiohttp.ClientSession) -> ProbeResult:
     try:
         series = await instant_query(session, p.url, p.query, p.timeout.seconds)
     except PrometheusError as exc:
-        return ProbeResult(p.name, False, str(exc), time.monotonic() - t0)
+        return ProbeResult(p.name, False, str(exc), time.monotonic() - t0, no_data=True)
     latency = time.monotonic() - t0
     if not series:
-        return ProbeResult(p.name, False, f"no data: {p.query} returned no series", latency)
+        detail = f"no data: {p.query} returned no series"
+        return ProbeResult(p.name, False, detail, latency, no_data=True)
     failing = [(labels, v) for labels, v in series if not p.holds(v)]
     values = ", ".join(f"{v:g}" for _, v in series[:5])
     if failing:

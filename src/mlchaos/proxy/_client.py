@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from mlchaos.control import ControlAPIClient
+from mlchaos.errors import ControlAPIError
 from mlchaos.proxy._faults import ActiveFault
 from mlchaos.proxy._live import Cohorts
 from mlchaos.proxy._rules import Rule
@@ -22,8 +23,24 @@ class ControlClient(ControlAPIClient):
     """Talks to one proxy's control API. Use as ``async with ControlClient(url, token) as c``."""
 
     async def list_faults(self) -> list[ActiveFault]:
-        body = await self._call("GET", "/faults")
-        return [ActiveFault.model_validate(f) for f in body["faults"]]
+        """Every active fault, as typed snapshots (ControlAPIError for one this client cannot
+        read, e.g. set by another tool or a newer mlchaos: :meth:`fault_ids` reads any)."""
+        faults = await self._faults()
+        try:
+            return [ActiveFault.model_validate(f) for f in faults]
+        except ValidationError as exc:
+            message = f"{self.url}: an active fault this client cannot read: {exc}"
+            raise ControlAPIError(message) from None
+
+    async def fault_ids(self) -> list[str]:
+        """The ids of the active faults, whatever their rules and leases."""
+        return [str(f["id"]) for f in await self._faults() if isinstance(f, dict) and "id" in f]
+
+    async def _faults(self) -> list[Any]:
+        faults = (await self._call("GET", "/faults")).get("faults")
+        if not isinstance(faults, list):
+            raise ControlAPIError(f"{self.url}/faults: the answer has no 'faults' list")
+        return faults
 
     async def add_fault(
         self, rule: Rule, lease: Duration | None = None, *, fault_id: str | None = None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlchaos.analysis import format_value
 from mlchaos.errors import ConfigError
 from mlchaos.journal import read_journal
 from mlchaos.report._summary import Summary, summarize
@@ -34,10 +35,6 @@ __all__ = [
     "rebuild_store",
     "verdict_word",
 ]
-
-# The analysis writes a check's detail as "VALUE [LOW, HIGH] n=N; bound ..." in the check's
-# own unit (%, points, ms, x); the reports show those same texts.
-_DETAIL = re.compile(r"^(?P<value>\S+) \[(?P<low>[^,\]]+), (?P<high>[^\]]+)\] n=(?P<n>\d+)")
 
 
 @dataclass(frozen=True)
@@ -145,19 +142,16 @@ class CheckText:
 
 
 def check_text(check: dict[str, Any]) -> CheckText:
-    detail = str(check.get("detail") or "")
-    match = _DETAIL.match(detail)
+    """A check record's estimate in its unit, from the record's numbers (a record without a
+    unit, as schema 1 wrote them or a check with no interval, shows its detail instead)."""
     name, status, bound = str(check["name"]), str(check["status"]), str(check.get("bounds", ""))
-    if match is None:
-        return CheckText(name, status, "-", "", "", bound, detail)
+    est, unit = check.get("estimate"), check.get("unit")
+    if not est or unit is None or est.get("value") is None:
+        return CheckText(name, status, "-", "", "", bound, str(check.get("detail") or ""))
+    low = "-inf" if est.get("low") is None else format_value(unit, est["low"])
+    high = "inf" if est.get("high") is None else format_value(unit, est["high"])
     return CheckText(
-        name,
-        status,
-        match["value"],
-        f"[{match['low']}, {match['high']}]",
-        match["n"],
-        bound,
-        "",
+        name, status, format_value(unit, est["value"]), f"[{low}, {high}]", str(est["n"]), bound, ""
     )
 
 

@@ -1,26 +1,51 @@
-"""The runner: the phase machine of one experiment, its journal and its live display."""
+"""The runner: the phase machine of one experiment, the events it emits, halt and rehearsal.
 
-from mlchaos.runner._display import Display, NullDisplay, RichDisplay, Snapshot
-from mlchaos.runner._execute import Executed, execute
+:class:`Runner` runs one experiment and emits what happens (the journal's records and a few
+events only people see) to its listeners; ``rehearse`` proves faults can go in and out without
+harm; ``halt`` stops every running experiment.
+"""
+
+from mlchaos.runner._clock import Clock, SystemClock
+from mlchaos.runner._endpoints import Endpoints, OpenEndpoints, open_endpoints
+from mlchaos.runner._events import (
+    ArmProgress,
+    Event,
+    JournalSink,
+    Listener,
+    MeasuringRate,
+    MetricsServing,
+    Prepared,
+    Progress,
+    SteadyStateHeld,
+    Waiting,
+)
 from mlchaos.runner._halt import HaltReport, halt
 from mlchaos.runner._rehearse import RehearsalStep, rehearse
-from mlchaos.runner._runner import Runner, RunOutcome, new_run_id
-from mlchaos.runner._sweep import SweepOutcome, execute_sweep
+from mlchaos.runner._runner import BuildInjector, Runner, RunOutcome, TrafficSource, new_run_id
 
 __all__ = [
-    "Display",
-    "Executed",
+    "ArmProgress",
+    "BuildInjector",
+    "Clock",
+    "Endpoints",
+    "Event",
     "HaltReport",
-    "NullDisplay",
+    "JournalSink",
+    "Listener",
+    "MeasuringRate",
+    "MetricsServing",
+    "OpenEndpoints",
+    "Prepared",
+    "Progress",
     "RehearsalStep",
-    "RichDisplay",
     "RunOutcome",
     "Runner",
-    "Snapshot",
-    "SweepOutcome",
-    "execute",
-    "execute_sweep",
+    "SteadyStateHeld",
+    "SystemClock",
+    "TrafficSource",
+    "Waiting",
     "halt",
     "new_run_id",
+    "open_endpoints",
     "rehearse",
 ]

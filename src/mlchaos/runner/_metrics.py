@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mlchaos.journal import FaultRecord, GuardrailRecord, PhaseRecord
+
 if TYPE_CHECKING:
     from aiohttp import web
     from prometheus_client import Metric
@@ -30,14 +32,30 @@ __all__ = ["RunnerCollector", "RunnerState", "serve_metrics"]
 
 @dataclass
 class RunnerState:
-    """What the runner tells its collector as it goes."""
+    """What the collector reports, kept by listening to the run's events."""
 
     experiment: str
     run_id: str
     phase: str = "admission"
-    faults_active: int = 0
     faults_injected: int = 0
     trips: dict[str, int] = field(default_factory=dict)
+    active: set[int] = field(default_factory=set)
+
+    @property
+    def faults_active(self) -> int:
+        return len(self.active)
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, PhaseRecord) and event.event == "start":
+            self.phase = event.phase
+        elif isinstance(event, FaultRecord):
+            if event.event in ("injected", "inject_failed"):  # a failed one may be in place
+                self.faults_injected += event.event == "injected"
+                self.active.add(event.index)
+            elif event.event == "removed":
+                self.active.discard(event.index)
+        elif isinstance(event, GuardrailRecord) and event.status == "violated":
+            self.trips[event.name] = self.trips.get(event.name, 0) + 1
 
 
 class RunnerCollector:

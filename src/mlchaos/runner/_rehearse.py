@@ -11,20 +11,25 @@ requires (:func:`mlchaos.safety.admit`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlchaos.errors import ConfigError, MlchaosError
-from mlchaos.journal import Journal
+from mlchaos.journal import (
+    SCHEMA_VERSION,
+    Journal,
+    RehearsalRecord,
+    RehearsalResultRecord,
+    RehearsalStepRecord,
+)
 from mlchaos.runner._actions import check_action
 from mlchaos.runner._runner import Runner, new_run_id
 from mlchaos.safety._registry import Registry
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    from rich.console import Console
 
     from mlchaos.proxy import ControlClient
     from mlchaos.safety import Admission
@@ -45,11 +50,12 @@ async def rehearse(
     *,
     base_dir: Path,
     out_dir: Path,
-    console: Console,
     admission: Admission,
     registry: Registry | None = None,
+    on_step: Callable[[RehearsalStep], object] = lambda step: None,
 ) -> tuple[bool, list[RehearsalStep]]:
-    """Rehearse ``exp``; (passed, steps). Over its environment's caps: ConfigError."""
+    """Rehearse ``exp``; (passed, steps), each step also given to ``on_step`` as it is done.
+    Over its environment's caps: ConfigError."""
     import aiohttp  # noqa: PLC0415
 
     from mlchaos.safety import cap_violations, spec_hash  # noqa: PLC0415
@@ -66,15 +72,21 @@ async def rehearse(
     digest = spec_hash(exp)
     journal = Journal(out_dir / "rehearsal.jsonl")
     run_id = new_run_id()
-    journal.write("rehearsal", run_id=run_id, spec_hash=digest, spec=exp.model_dump(mode="json"))
+    journal.write(
+        RehearsalRecord(
+            schema_version=SCHEMA_VERSION,
+            run_id=run_id,
+            spec_hash=digest,
+            spec=exp.model_dump(mode="json"),
+        )
+    )
     runner = Runner(exp, base_dir=base_dir, journal=journal, run_id=run_id, registry=registry)
     steps: list[RehearsalStep] = []
 
     def step(name: str, ok: bool, detail: str) -> None:
         steps.append(RehearsalStep(name, ok, detail))
-        journal.write("rehearsal_step", name=name, ok=ok, detail=detail)
-        mark = "[green]ok[/]" if ok else "[red]FAILED[/]"
-        console.print(f"{mark}  {name}: {detail}")
+        journal.write(RehearsalStepRecord(name=name, ok=ok, detail=detail))
+        on_step(steps[-1])
 
     try:
         async with AsyncExitStack() as stack:
@@ -110,7 +122,7 @@ async def rehearse(
                 "journal": str(journal.path),
             },
         )
-        journal.write("rehearsal_result", passed=passed, detail=detail, spec_hash=digest)
+        journal.write(RehearsalResultRecord(passed=passed, detail=detail, spec_hash=digest))
         journal.close()
     return passed, steps
 
@@ -119,7 +131,7 @@ def _http_clients(runner: Runner) -> dict[str, ControlClient]:
     from mlchaos.proxy import Protocol  # noqa: PLC0415
 
     http = {p.name for p in runner.exp.proxies if p.protocol is Protocol.HTTP}
-    return {name: c for name, c in runner.clients.items() if name in http}
+    return {name: c for name, c in runner.endpoints.proxies.items() if name in http}
 
 
 async def _rehearse_cohorts(client: ControlClient, exp: Experiment) -> tuple[bool, str]:

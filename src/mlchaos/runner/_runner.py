@@ -2,7 +2,13 @@
 
 preflight → steady state before → inject (traffic, scheduled faults with lease renewal,
 guardrails every tick) → rollback (always) → recovery → verdict. Everything that happens is
-written to the journal as it happens.
+emitted as an event the moment it happens (:mod:`mlchaos.runner._events`): the journal writes
+the records, the display and the metrics listen.
+
+Rollback cannot skip a fault: every fault whose injection was *attempted* is removed (removal
+is idempotent), every removal is verified, every rollback action runs, whatever failed before;
+and the verdict record is written however the run ends. A cancelled run rolls back, writes its
+verdict, and then lets the cancellation go on.
 """
 
 from __future__ import annotations
@@ -10,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import signal
 import time
-from collections.abc import AsyncIterator
+import traceback
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,29 +38,66 @@ from mlchaos.errors import (
     PreflightError,
     RunError,
 )
-from mlchaos.journal import Journal
+from mlchaos.faults import build_injector
+from mlchaos.journal import (
+    SCHEMA_VERSION,
+    AbortRecord,
+    AdmissionRecord,
+    AlertRecord,
+    CheckRecord,
+    FaultRecord,
+    GuardrailRecord,
+    KillSwitchRecord,
+    ObservationsRecord,
+    PhaseRecord,
+    ProbeRecord,
+    RecoveryRecord,
+    RollbackActionRecord,
+    RunRecord,
+    TrafficRateRecord,
+    TrafficRecord,
+    VerdictRecord,
+)
 from mlchaos.observations import ObservationStore
 from mlchaos.observe import probe_all, reach_target
 from mlchaos.runner._actions import run_action
 from mlchaos.runner._alerts import AlertWatch
-from mlchaos.runner._display import ArmProgress, Display, NullDisplay, Snapshot
+from mlchaos.runner._clock import Clock, SystemClock
+from mlchaos.runner._endpoints import Endpoints, OpenEndpoints, open_endpoints
+from mlchaos.runner._events import (
+    ArmProgress,
+    Event,
+    JournalSink,
+    Listener,
+    MeasuringRate,
+    MetricsServing,
+    Prepared,
+    Progress,
+    SteadyStateHeld,
+    Waiting,
+)
 from mlchaos.runner._metrics import RunnerState
-from mlchaos.safety._admission import Admission
-from mlchaos.safety._registry import Registry
-from mlchaos.spec._checks import Judge
-from mlchaos.spec._traffic import TrafficConfig
+from mlchaos.safety import Admission, Registry
+from mlchaos.spec import Judge, TrafficConfig
 
 if TYPE_CHECKING:
     import aiohttp
     from aiohttp import web
 
-    from mlchaos.agent import AgentClient
     from mlchaos.faults import Injector
-    from mlchaos.proxy import Address, ControlClient
+    from mlchaos.journal import Journal
+    from mlchaos.observe import ProbeResult
+    from mlchaos.proxy import Address
     from mlchaos.spec import Experiment, Fault
     from mlchaos.traffic import TrafficResult
 
-__all__ = ["RunOutcome", "Runner", "new_run_id"]
+__all__ = ["BuildInjector", "RunOutcome", "Runner", "TrafficSource", "new_run_id"]
+
+# How the runner gets an injector for a fault (by default through the experiment's proxies and
+# agents; a test passes fakes), and where its traffic comes from (by default the spec's replay
+# or live traffic).
+BuildInjector = Callable[["Fault", str, Endpoints], "Injector"]
+TrafficSource = Callable[[ObservationStore], Coroutine[Any, Any, "TrafficResult"]]
 
 
 @dataclass
@@ -78,7 +121,8 @@ class _Scheduled:
     fault: Fault
     injector: Injector
     id: str
-    injected_at: float | None = None  # wall clock
+    attempted: bool = False  # inject() was called: it may be in place even if it raised
+    injected_at: float | None = None  # wall clock, once inject() returned
     removed_at: float | None = None
 
 
@@ -87,7 +131,11 @@ def new_run_id() -> str:
 
 
 class Runner:
-    """Runs one experiment; ``await run()`` never raises for the system's failures."""
+    """Runs one experiment; ``await run()`` never raises for the system's failures.
+
+    It does raise ``CancelledError`` when cancelled — after rolling back and writing the
+    verdict; :attr:`outcome` then holds what happened.
+    """
 
     def __init__(
         self,
@@ -95,43 +143,60 @@ class Runner:
         *,
         base_dir: Path,
         journal: Journal,
-        display: Display | None = None,
+        listeners: Sequence[Listener] = (),
         run_id: str | None = None,
         registry: Registry | None = None,
         admission: Admission | None = None,
         metrics: Address | None = None,
+        clock: Clock | None = None,
+        endpoints: OpenEndpoints = open_endpoints,
+        injector: BuildInjector | None = None,
+        traffic: TrafficSource | None = None,
     ) -> None:
         self.exp = exp
         self.base_dir = base_dir
         self.journal = journal
-        self.display = display or NullDisplay()
         self.run_id = run_id or new_run_id()
         self.store = ObservationStore()
-        self._scheduled: list[_Scheduled] = []
-        self._flushed = 0
-        self._trip_mono: float | None = None
-        self._last_guard: dict[str, str] = {}
-        self.rolling_back = False
-        self._rollback_started: float | None = None
+        self.clock: Clock = clock or SystemClock()
         self.registry = registry or Registry()
         self.admission = admission or Admission()
-        self._clients: dict[str, ControlClient] = {}
-        self._watch: AlertWatch | None = None
         self.state = RunnerState(exp.title, self.run_id)
-        self._metrics_at = metrics
+        self.outcome = RunOutcome(self.run_id, journal=journal.path)
+        self.rolling_back = False
         self.metrics_port: int | None = None
+        self.endpoints = Endpoints()
+        self._listeners: list[Listener] = [JournalSink(journal), self.state, *listeners]
+        self._open_endpoints = endpoints
+        self._build_injector = injector or self._injector
+        self._traffic_source = traffic or self._traffic
+        self._scheduled: list[_Scheduled] = []
+        self._flushed = 0
+        self._trip_at: float | None = None  # monotonic
+        self._last_guard: dict[str, str] = {}
+        self._rollback_started: float | None = None  # monotonic
+        self._cancelled = False
+        self._watch: AlertWatch | None = None
+        self._metrics_at = metrics
         self._promql: list[CheckResult] = []
         self._session: aiohttp.ClientSession | None = None
 
+    def emit(self, event: Event) -> None:
+        """Tell every listener, in order (the journal first)."""
+        for listener in self._listeners:
+            listener(event)
+
     # ------------------------------------------------------------------ phases
     async def run(self) -> RunOutcome:
-        out = RunOutcome(self.run_id, journal=self.journal.path)
-        self.journal.write(
-            "run",
-            run_id=self.run_id,
-            version=__version__,
-            base_dir=str(self.base_dir),
-            spec=self.exp.model_dump(mode="json"),
+        out = self.outcome
+        self.emit(
+            RunRecord(
+                schema_version=SCHEMA_VERSION,
+                run_id=self.run_id,
+                version=__version__,
+                base_dir=str(self.base_dir),
+                spec=self.exp.model_dump(mode="json"),
+            )
         )
         metrics: web.AppRunner | None = None
         try:
@@ -139,13 +204,18 @@ class Runner:
             metrics = await self._serve_metrics()
             await self._execute(out)
         except asyncio.CancelledError:
-            # Interrupted before injection began (during injection the inject phase handles
-            # it): nothing is active; proxies the runner started were stopped by the stack.
-            out.error = "interrupted before any fault was injected"
+            # Before injection (the inject phase turns a cancellation into an abort and rolls
+            # back), or a second one during rollback: the endpoints were closed either way.
+            when = "during rollback" if self._cancelled else "before any fault was injected"
+            self._cancelled = True
+            out.error = f"interrupted {when}"
             out.exit_code = EXIT_FAILED
         except (RunError, ConfigError) as exc:
             out.error = str(exc)
             out.exit_code = exc.exit_code
+        except Exception as exc:  # noqa: BLE001 - a bug: the run still rolled back; keep it
+            out.error = f"internal error: {exc!r}\n{traceback.format_exc()}"
+            out.exit_code = EXIT_CANNOT_RUN
         else:
             self._conclude(out)
         finally:
@@ -153,10 +223,10 @@ class Runner:
                 await metrics.cleanup()
             self.registry.unregister(self.run_id)
             if out.error is not None:
-                self.journal.write(
-                    "verdict", verdict="error", exit_code=out.exit_code, error=out.error
-                )
+                self.emit(VerdictRecord(verdict="error", exit_code=out.exit_code, error=out.error))
             self.journal.close()
+        if self._cancelled:
+            raise asyncio.CancelledError
         return out
 
     async def _serve_metrics(self) -> web.AppRunner | None:
@@ -172,7 +242,7 @@ class Runner:
             )
         except OSError as exc:
             raise RunError(f"cannot serve metrics on {at}: {exc.strerror or exc}") from None
-        self.display.event(f"metrics: http://{at.host}:{self.metrics_port}/metrics")
+        self.emit(MetricsServing(f"http://{at.host}:{self.metrics_port}/metrics"))
         return runner
 
     async def _admit(self) -> None:
@@ -189,15 +259,18 @@ class Runner:
             )
         profile = admit(self.exp, self.admission, self.registry)
         site = self.admission.site_path
-        self.journal.write(
-            "admission",
-            environment=self.exp.environment,
-            profile=profile.model_dump(mode="json"),
-            site=None if site is None else str(site),
+        self.emit(
+            AdmissionRecord(
+                environment=self.exp.environment,
+                profile=profile.model_dump(mode="json"),
+                site=None if site is None else str(site),
+            )
         )
         if self.exp.schedule is not None:
             await wait_for_window(
-                self.exp.schedule, wait=self.admission.wait_for_window, on_wait=self.display.event
+                self.exp.schedule,
+                wait=self.admission.wait_for_window,
+                on_wait=lambda message: self.emit(Waiting(message)),
             )
         self.registry.register(self.run_id, self.exp.title, fault_targets(self.exp))
 
@@ -220,13 +293,12 @@ class Runner:
                 reason = exc.reason if isinstance(exc, ExperimentAborted) else str(exc)
                 evidence = exc.evidence if isinstance(exc, ExperimentAborted) else {}
                 out.abort_reason = reason
-                self.journal.write("abort", reason=reason, evidence=evidence)
-                self.display.event(f"[bold red]aborted:[/] {reason}")
+                self.emit(AbortRecord(reason=reason, evidence=evidence))
             finally:
                 self.rolling_back = True
-                self._rollback_started = time.monotonic()
+                self._rollback_started = self.clock.monotonic()
                 if self._watch is not None:
-                    self._watch.rollback_at = time.time()
+                    self._watch.rollback_at = self.clock.time()
                 async with self._phase("rollback"):
                     await self._rollback(session)
             async with self._phase("recovery"):
@@ -236,7 +308,7 @@ class Runner:
                 async with self._phase("alerts"):
                     await self._watch.finish()
                 for record in self._watch.records():
-                    self.journal.write("alert", **record)
+                    self.emit(AlertRecord.model_validate(record))
                 out.checks += self._watch.results()
 
     def _conclude(self, out: RunOutcome) -> None:
@@ -249,39 +321,34 @@ class Runner:
         else:
             out.verdict, out.exit_code = "failed", EXIT_FAILED
         for c in out.checks:
-            self.journal.write("check", **c.to_dict())
-        self.journal.write(
-            "verdict",
-            verdict=out.verdict,
-            exit_code=out.exit_code,
-            abort_reason=out.abort_reason,
-            recovered=out.recovered,
-            recovery_seconds=out.recovery_seconds,
+            self.emit(CheckRecord.model_validate(c.to_dict()))
+        self.emit(
+            VerdictRecord.model_validate(
+                {
+                    "verdict": out.verdict,
+                    "exit_code": out.exit_code,
+                    "abort_reason": out.abort_reason,
+                    "recovered": out.recovered,
+                    "recovery_seconds": out.recovery_seconds,
+                }
+            )
         )
 
     @contextlib.asynccontextmanager
     async def _phase(self, name: str) -> AsyncIterator[None]:
-        self.display.phase(name)
-        self.state.phase = name
-        self.journal.write("phase", phase=name, event="start")
-        t0 = time.monotonic()
+        self.emit(PhaseRecord(phase=name, event="start"))
+        t0 = self.clock.monotonic()
         try:
             yield
         except BaseException as exc:
             if isinstance(exc, MlchaosError):
                 exc.add_context(name)
-            self.journal.write(
-                "phase",
-                phase=name,
-                event="end",
-                ok=False,
-                seconds=time.monotonic() - t0,
-                error=str(exc) or type(exc).__name__,
-            )
-            self.journal.sync()
+            seconds = self.clock.monotonic() - t0
+            error = str(exc) or type(exc).__name__
+            self.emit(PhaseRecord(phase=name, event="end", ok=False, seconds=seconds, error=error))
             raise
-        self.journal.write("phase", phase=name, event="end", ok=True, seconds=time.monotonic() - t0)
-        self.journal.sync()
+        seconds = self.clock.monotonic() - t0
+        self.emit(PhaseRecord(phase=name, event="end", ok=True, seconds=seconds))
 
     async def prepare(self, stack: AsyncExitStack, session: aiohttp.ClientSession) -> None:
         """Preflight alone, for a rehearsal: proxies and agents open (kept open by ``stack``),
@@ -292,11 +359,6 @@ class Runner:
     def scheduled(self) -> list[Injector]:
         return [s.injector for s in self._scheduled]
 
-    @property
-    def clients(self) -> dict[str, ControlClient]:
-        """The control API clients of the experiment's proxies, by name (after preflight)."""
-        return dict(self._clients)
-
     async def _preflight(self, stack: AsyncExitStack, session: aiohttp.ClientSession) -> None:
         from mlchaos.traffic import load_dataset  # noqa: PLC0415
 
@@ -304,24 +366,30 @@ class Runner:
         if isinstance(exp.traffic, TrafficConfig):
             dataset = Path(exp.traffic.dataset)
             load_dataset(dataset if dataset.is_absolute() else self.base_dir / dataset, exp.traffic)
-        clients = self._clients
-        for spec in exp.proxies:
-            clients[spec.name] = await self._open_proxy(stack, spec.name)
-        agents = {a.name: await self._open_agent(stack, a.name) for a in exp.agents}
+        self.endpoints = await stack.enter_async_context(
+            self._open_endpoints(exp, self.run_id, self.registry, self.emit)
+        )
         await self._check_traffic_rate(session)
         for t in exp.targets:
             result = await reach_target(t, session)
-            self.journal.write("probe", phase="preflight", **result.to_dict())
+            self.emit(_probe_record("preflight", result))
             if not result.ok:
                 raise PreflightError(f"target '{t.name}' is not reachable: {result.detail}")
         for i, fault in enumerate(exp.faults):
             fault_id = f"{self.run_id}-{i}"
-            injector = self._injector(fault, fault_id, clients, agents)
+            injector = self._build_injector(fault, fault_id, self.endpoints)
             await injector.check()
             self._scheduled.append(_Scheduled(i, fault, injector, fault_id))
-        self.display.event(
-            f"{len(exp.proxies)} proxies, {len(exp.targets)} targets, "
-            f"{len(exp.faults)} faults ready"
+        self.emit(Prepared(len(exp.proxies), len(exp.targets), len(exp.faults)))
+
+    def _injector(self, fault: Fault, fault_id: str, endpoints: Endpoints) -> Injector:
+        return build_injector(
+            fault,
+            fault_id,
+            proxies=endpoints.proxies,
+            agents=endpoints.agents,
+            base_dir=self.base_dir,
+            lease=self.exp.lease,
         )
 
     async def _check_traffic_rate(self, session: aiohttp.ClientSession) -> None:
@@ -332,114 +400,40 @@ class Runner:
         schedule, traffic = self.exp.schedule, self.exp.traffic
         if schedule is not None and schedule.precondition is not None:
             result = await promql(schedule.precondition, session)
-            self.journal.write("probe", phase="precondition", **result.to_dict())
+            self.emit(_probe_record("precondition", result))
             if not result.ok:
                 raise PreflightError(
                     f"the traffic precondition '{result.name}' does not hold: {result.detail}"
                 )
         if schedule is None or schedule.max_rate is None or isinstance(traffic, TrafficConfig):
             return
-        edge = self._clients[traffic.edge]
+        edge = self.endpoints.proxies[traffic.edge]
         window = schedule.rate_window.seconds
-        self.display.event(f"measuring the request rate at the edge for {schedule.rate_window}")
+        self.emit(MeasuringRate(str(schedule.rate_window)))
         before = sum(a.requests for a in (await edge.stats()).arms.values())
-        await asyncio.sleep(window)
+        await self.clock.sleep(window)
         after = sum(a.requests for a in (await edge.stats()).arms.values())
         rate = (after - before) / window
-        self.journal.write("traffic_rate", rate=rate, limit=schedule.max_rate.per_second)
+        self.emit(TrafficRateRecord(rate=rate, limit=schedule.max_rate.per_second))
         if rate >= schedule.max_rate.per_second:
             raise PreflightError(
                 f"the service is busy: {rate:.1f} requests/s at the edge over "
                 f"{schedule.rate_window}, and the schedule allows runs below {schedule.max_rate}"
             )
 
-    def _injector(
-        self,
-        fault: Fault,
-        fault_id: str,
-        clients: dict[str, ControlClient],
-        agents: dict[str, AgentClient],
-    ) -> Injector:
-        from mlchaos.faults import KillInjector, PauseInjector, ProxyFaultInjector  # noqa: PLC0415
-        from mlchaos.spec import KillFault, PauseFault  # noqa: PLC0415
-
-        if isinstance(fault, KillFault):
-            return KillInjector(
-                fault.process.relative_to(self.base_dir),
-                signal.Signals[fault.signal],
-                fault.restart,
-            )
-        if isinstance(fault, PauseFault):
-            return PauseInjector(
-                agents[fault.target],
-                fault.process.relative_to(self.base_dir),
-                lease=self.exp.lease,
-                fault_id=fault_id,
-                agent=fault.target,
-            )
-        return ProxyFaultInjector(
-            clients[fault.target],
-            fault.rule(),
-            lease=self.exp.lease,
-            fault_id=fault_id,
-            proxy=fault.target,
-        )
-
-    async def _open_proxy(self, stack: AsyncExitStack, name: str) -> ControlClient:
-        from mlchaos.proxy import ControlClient, ProxyServer  # noqa: PLC0415
-
-        spec = next(p for p in self.exp.proxies if p.name == name)
-        if spec.serve is not None:
-            server = ProxyServer(spec.serve)
-            await server.start()
-            stack.push_async_callback(server.stop)
-            url, token = server.control_url, server.token
-            self.journal.write(
-                "proxy", name=name, mode="serve", listen=str(server.listen_address), control=url
-            )
-            self.display.event(f"proxy {name}: listening on {server.listen_address}")
-        else:
-            assert spec.connect is not None
-            url = spec.connect.url
-            token = _read_token(Path(spec.connect.token_file), f"proxy '{name}'")
-            self.journal.write("proxy", name=name, mode="connect", control=url)
-        client = ControlClient(url, token)
-        await stack.enter_async_context(client)
-        self.registry.add_proxy(self.run_id, url, token)  # so 'mlchaos halt' can clear it
-        try:
-            await client.health()
-        except MlchaosError as exc:
-            raise PreflightError(f"proxy '{name}': {exc}") from None
-        return client
-
-    async def _open_agent(self, stack: AsyncExitStack, name: str) -> AgentClient:
-        from mlchaos.agent import AgentClient  # noqa: PLC0415
-
-        spec = next(a for a in self.exp.agents if a.name == name).connect
-        token = _read_token(Path(spec.token_file), f"agent '{name}'")
-        client = AgentClient(spec.url, token)
-        await stack.enter_async_context(client)
-        self.registry.add_agent(self.run_id, spec.url, token)  # so 'mlchaos halt' can resume
-        try:
-            await client.health()
-        except MlchaosError as exc:
-            raise PreflightError(f"agent '{name}': {exc}") from None
-        self.journal.write("agent", name=name, control=spec.url)
-        return client
-
     async def _steady_state_before(self, session: aiohttp.ClientSession) -> None:
         results = await probe_all(self.exp.steady_state, session)
         for r in results:
-            self.journal.write("probe", phase="steady_state", **r.to_dict())
+            self.emit(_probe_record("steady_state", r))
         failing = [r for r in results if not r.ok]
         if failing:
             detail = "; ".join(f"{r.name}: {r.detail}" for r in failing)
             raise PreflightError(f"steady state does not hold before injection ({detail})")
-        self.display.event(f"steady state holds ({len(results)} probes)")
+        self.emit(SteadyStateHeld(len(results)))
 
     async def _inject_and_observe(self) -> None:
-        t0 = time.monotonic()
-        traffic = asyncio.create_task(self._traffic(), name="traffic")
+        t0 = self.clock.monotonic()
+        traffic = asyncio.create_task(self._traffic_source(self.store), name="traffic")
         helpers = [
             asyncio.create_task(self._schedule_faults(t0), name="faults"),
             asyncio.create_task(self._renew_loop(), name="renew"),
@@ -455,12 +449,11 @@ class Runner:
                     if finished is not traffic and failure is not None:
                         raise failure
             result = traffic.result()
-            self.journal.write("traffic", **result.to_dict())
+            self.emit(TrafficRecord.model_validate(result.to_dict()))
             self._promql = await self._judge_promql()  # while the faults are still in place
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
+            # Roll back first; run() lets the cancellation go on once the verdict is written.
+            self._cancelled = True
             raise ExperimentAborted("interrupted by the operator (SIGINT/SIGTERM)") from None
         finally:
             for job in (traffic, *helpers):
@@ -469,7 +462,8 @@ class Runner:
             self._flush_observations()
 
     async def _judge_promql(self) -> list[CheckResult]:
-        """The hypothesis's PromQL checks, queried as the traffic ends."""
+        """The hypothesis's PromQL checks, queried as the traffic ends. A query that returns
+        no series, or a Prometheus that times out or fails, is no data (with the reason)."""
         from mlchaos.observe import promql  # noqa: PLC0415
 
         assert self._session is not None
@@ -477,24 +471,24 @@ class Runner:
         for check in self.exp.promql_checks:
             r = await promql(check, self._session)
             status = CheckStatus.HELD if r.ok else CheckStatus.VIOLATED
-            if r.detail.startswith("no data") or "not reachable" in r.detail:
+            if r.no_data:
                 status = CheckStatus.NO_DATA
             out.append(
                 CheckResult(check.name, status, None, check.describe(), Judge.POINT, r.detail)
             )
         return out
 
-    async def _traffic(self) -> TrafficResult:
+    async def _traffic(self, store: ObservationStore) -> TrafficResult:
         """Replay the dataset, or observe live traffic at the edge proxy."""
         from mlchaos.proxy import Protocol  # noqa: PLC0415
         from mlchaos.traffic import run_live, run_traffic  # noqa: PLC0415
 
         traffic = self.exp.traffic
         if isinstance(traffic, TrafficConfig):
-            return await run_traffic(traffic, self.store, base_dir=self.base_dir)
+            return await run_traffic(traffic, store, base_dir=self.base_dir)
         http = {p.name for p in self.exp.proxies if p.protocol is Protocol.HTTP}
-        proxies = {name: c for name, c in self._clients.items() if name in http}
-        return await run_live(traffic, self.store, proxies, salt=self.run_id, lease=self.exp.lease)
+        proxies = {n: c for n, c in self.endpoints.proxies.items() if n in http}
+        return await run_live(traffic, store, proxies, salt=self.run_id, lease=self.exp.lease)
 
     async def _schedule_faults(self, t0: float) -> None:
         events: list[tuple[float, int, _Scheduled]] = []
@@ -503,29 +497,45 @@ class Runner:
             events.append((s.fault.start.seconds, 1, s))
             events.append((s.fault.end(total), 0, s))
         for offset, is_inject, s in sorted(events, key=lambda e: (e[0], e[1])):
-            await asyncio.sleep(max(0.0, t0 + offset - time.monotonic()))
+            await self.clock.sleep(max(0.0, t0 + offset - self.clock.monotonic()))
             if is_inject:
-                await s.injector.inject()
-                s.injected_at = time.time()
-                if self._watch is not None and self._watch.injected_at is None:
-                    self._watch.injected_at = s.injected_at
-                self.state.faults_injected += 1
-                self.state.faults_active += 1
-                self.journal.write(
-                    "fault",
-                    event="injected",
-                    index=s.index,
-                    id=s.id,
-                    target=s.fault.target,
-                    fault=s.fault.model_dump(mode="json", exclude_none=True),
-                )
-                self.display.event(f"injected {s.injector.label}")
+                await self._inject(s)
             elif s.injected_at is not None and s.removed_at is None:
                 await s.injector.remove()
-                s.removed_at = time.time()
-                self.state.faults_active -= 1
-                self.journal.write("fault", event="removed", index=s.index, id=s.id)
-                self.display.event(f"removed {s.injector.label}")
+                s.removed_at = self.clock.time()
+                self.emit(
+                    FaultRecord(event="removed", index=s.index, id=s.id, label=s.injector.label)
+                )
+
+    async def _inject(self, s: _Scheduled) -> None:
+        s.attempted = True  # from here on, rollback removes it whatever happens
+        try:
+            await s.injector.inject()
+        except BaseException as exc:
+            error = str(exc) or type(exc).__name__
+            self.emit(
+                FaultRecord(
+                    event="inject_failed",
+                    index=s.index,
+                    id=s.id,
+                    label=s.injector.label,
+                    error=error,
+                )
+            )
+            raise
+        s.injected_at = self.clock.time()
+        if self._watch is not None and self._watch.injected_at is None:
+            self._watch.injected_at = s.injected_at
+        self.emit(
+            FaultRecord(
+                event="injected",
+                index=s.index,
+                id=s.id,
+                label=s.injector.label,
+                target=s.fault.target,
+                fault=s.fault.model_dump(mode="json", exclude_none=True),
+            )
+        )
 
     def _active(self) -> list[_Scheduled]:
         return [s for s in self._scheduled if s.injected_at is not None and s.removed_at is None]
@@ -533,7 +543,7 @@ class Runner:
     async def _renew_loop(self) -> None:
         period = self.exp.lease.seconds / 3
         while True:
-            await asyncio.sleep(period)
+            await self.clock.sleep(period)
             for s in self._active():
                 try:
                     await s.injector.renew()
@@ -544,17 +554,18 @@ class Runner:
 
     async def _flush_loop(self) -> None:
         while True:
-            await asyncio.sleep(1.0)
+            await self.clock.sleep(1.0)
             self._flush_observations()
 
     def _flush_observations(self) -> None:
         n = len(self.store)
         if n > self._flushed:
-            self.journal.write(
-                "observations",
-                models=list(self.store.models),
-                degradations=list(self.store.degradations),
-                columns=self.store.columns(self._flushed, n),
+            self.emit(
+                ObservationsRecord(
+                    models=list(self.store.models),
+                    degradations=list(self.store.degradations),
+                    columns=self.store.columns(self._flushed, n),
+                )
             )
             self._flushed = n
 
@@ -562,10 +573,11 @@ class Runner:
         exp = self.exp
         total = exp.traffic.duration.seconds
         conf = exp.analysis.confidence.fraction
-        last_snapshot = 0.0
+        last_progress = 0.0
         while True:
-            await asyncio.sleep(exp.tick.seconds)
-            if exp.schedule is not None and not exp.schedule.open_at(datetime.now(UTC)):
+            await self.clock.sleep(exp.tick.seconds)
+            now = datetime.fromtimestamp(self.clock.time(), UTC)
+            if exp.schedule is not None and not exp.schedule.open_at(now):
                 raise ExperimentAborted(f"the allowed window closed ({exp.schedule.describe()})")
             for check in exp.guardrails:
                 result = evaluate(
@@ -575,23 +587,21 @@ class Runner:
                     threshold=exp.analysis.threshold,
                     sequential=True,  # checked every tick: comparisons must stay valid
                 )
-                previous = self._last_guard.get(result.name)
-                if result.status.value != previous:
+                if result.status.value != self._last_guard.get(result.name):
                     self._last_guard[result.name] = result.status.value
-                    self.journal.write("guardrail", **result.to_dict())
+                    self.emit(GuardrailRecord.model_validate(result.to_dict()))
                 if result.status is CheckStatus.VIOLATED:
-                    self._trip_mono = time.monotonic()
-                    self.state.trips[result.name] = self.state.trips.get(result.name, 0) + 1
+                    self._trip_at = self.clock.monotonic()
                     raise ExperimentAborted(
                         f"guardrail '{result.name}' tripped: {result.detail}",
                         evidence=result.to_dict(),
                     )
-            now = time.monotonic()
-            if now - last_snapshot >= 0.25:
-                last_snapshot = now
-                self.display.tick(self._snapshot(now - t0, total))
+            elapsed = self.clock.monotonic() - t0
+            if elapsed - last_progress >= 0.25:
+                last_progress = elapsed
+                self.emit(self._progress(elapsed, total))
 
-    def _snapshot(self, elapsed: float, total: float) -> Snapshot:
+    def _progress(self, elapsed: float, total: float) -> Progress:
         import numpy as np  # noqa: PLC0415
 
         from mlchaos import stats  # noqa: PLC0415
@@ -606,75 +616,80 @@ class Runner:
             answered = latency[mine & ~np.isnan(latency)]  # dropped requests have no latency
             p99 = float(np.quantile(answered, 0.99)) * 1000 if answered.size else 0.0
             arms[name] = ArmProgress(n, int((failed & mine).sum()), p99)
-        return Snapshot(
-            elapsed, total, arms, [s.injector.label for s in self._active()], dict(self._last_guard)
-        )
+        active = [s.injector.label for s in self._active()]
+        return Progress(elapsed, total, arms, active, dict(self._last_guard))
 
     async def _rollback(self, session: aiohttp.ClientSession) -> None:
+        """Remove every fault whose injection was attempted, verify each is gone, run every
+        rollback action: each step is tried whatever the ones before it did."""
         for s in self._scheduled:
-            if s.injected_at is None or s.removed_at is not None:
+            if not s.attempted or s.removed_at is not None:
                 continue
             try:
                 await s.injector.remove()
-                s.removed_at = time.time()
-                self.state.faults_active -= 1
-                self.journal.write("fault", event="removed", index=s.index, id=s.id)
-                self.display.event(f"removed {s.injector.label}")
-            except MlchaosError as exc:
-                self.journal.write(
-                    "fault",
-                    event="remove_failed",
-                    index=s.index,
-                    id=s.id,
-                    error=str(exc),
-                    note=f"the proxy drops it when its lease ({self.exp.lease}) ends",
+            except Exception as exc:  # noqa: BLE001 - journaled; the next fault still goes
+                self.emit(
+                    FaultRecord(
+                        event="remove_failed",
+                        index=s.index,
+                        id=s.id,
+                        label=s.injector.label,
+                        error=str(exc) or type(exc).__name__,
+                        note=f"its proxy or agent drops it when its lease ({self.exp.lease}) ends",
+                    )
                 )
-                self.display.event(f"[red]could not remove {s.injector.label}:[/] {exc}")
-        if self._trip_mono is not None:
-            ms = (time.monotonic() - self._trip_mono) * 1000
-            self.journal.write("kill_switch", trip_to_removed_ms=ms)
-            self.display.event(f"faults removed {ms:.0f}ms after the guardrail tripped")
-        for s in self._scheduled:
-            if s.injected_at is None:
                 continue
-            with contextlib.suppress(MlchaosError):
-                ok = await s.injector.verify_removed()
-                self.journal.write("fault", event="verified_removed", index=s.index, ok=ok)
+            s.removed_at = self.clock.time()
+            self.emit(FaultRecord(event="removed", index=s.index, id=s.id, label=s.injector.label))
+        if self._trip_at is not None:
+            ms = (self.clock.monotonic() - self._trip_at) * 1000
+            self.emit(KillSwitchRecord(trip_to_removed_ms=ms))
+        for s in self._scheduled:
+            if not s.attempted:
+                continue
+            try:
+                ok, error = await s.injector.verify_removed(), None
+            except Exception as exc:  # noqa: BLE001 - journaled; rollback goes on
+                ok, error = False, f"could not verify: {exc or type(exc).__name__}"
+            self.emit(FaultRecord(event="verified_removed", index=s.index, ok=ok, error=error))
         for action in self.exp.rollback:
-            ok, detail = await run_action(action, session)
-            self.journal.write("rollback_action", name=action.name, ok=ok, detail=detail)
-            self.display.event(f"rollback {action.name}: {'ok' if ok else 'FAILED'} ({detail})")
+            try:
+                ok, detail = await run_action(action, session)
+            except Exception as exc:  # noqa: BLE001 - journaled; the next action still runs
+                ok, detail = False, f"internal error: {exc!r}"
+            self.emit(RollbackActionRecord(name=action.name, ok=ok, detail=detail))
 
     async def _recover(self, session: aiohttp.ClientSession, out: RunOutcome) -> None:
         rec = self.exp.recovery
         if not self.exp.steady_state:
             out.recovered, out.recovery_seconds = True, 0.0
-            self.journal.write(
-                "recovery", recovered=True, seconds=0.0, note="no steady-state probes"
-            )
+            self.emit(RecoveryRecord(recovered=True, seconds=0.0, note="no steady-state probes"))
             return
         # Time to recover runs from the start of rollback (a restart there is part of it);
         # the deadline runs from now, after rollback.
-        t0 = self._rollback_started or time.monotonic()
-        deadline = time.monotonic() + rec.deadline.seconds
+        t0 = self._rollback_started or self.clock.monotonic()
+        deadline = self.clock.monotonic() + rec.deadline.seconds
+        failing: list[str] = []
         while True:
             results = await probe_all(self.exp.steady_state, session)
             if all(r.ok for r in results):
-                out.recovered, out.recovery_seconds = True, time.monotonic() - t0
+                out.recovered, out.recovery_seconds = True, self.clock.monotonic() - t0
                 break
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 out.recovered = False
                 for r in results:
-                    self.journal.write("probe", phase="recovery", **r.to_dict())
+                    self.emit(_probe_record("recovery", r))
+                failing = [f"{r.name}: {r.detail}" for r in results if not r.ok]
                 break
-            await asyncio.sleep(rec.interval.seconds)
-        self.journal.write("recovery", recovered=out.recovered, seconds=out.recovery_seconds)
-        if out.recovered:
-            self.display.event(
-                f"steady state holds again {out.recovery_seconds:.2f}s after rollback began"
+            await self.clock.sleep(rec.interval.seconds)
+        self.emit(
+            RecoveryRecord(
+                recovered=out.recovered,
+                seconds=out.recovery_seconds,
+                note=None if out.recovered else f"not within {rec.deadline}",
+                failing=failing,
             )
-        else:
-            self.display.event(f"[red]steady state did not return within {rec.deadline}[/]")
+        )
 
     def _verdict_checks(self) -> list[CheckResult]:
         judged = judge_hypothesis(
@@ -691,20 +706,17 @@ class Runner:
 
     def fault_windows(self) -> list[tuple[float, float]]:
         return [
-            (s.injected_at, s.removed_at or time.time())
+            (s.injected_at, s.removed_at or self.clock.time())
             for s in self._scheduled
             if s.injected_at is not None
         ]
 
 
-def _read_token(path: Path, owner: str) -> str:
-    """``owner`` is e.g. "proxy 'p'" or "agent 'a'"."""
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise PreflightError(
-            f"{owner}: cannot read its token file {path}: {exc.strerror}"
-        ) from None
-    if not token:
-        raise PreflightError(f"{owner}: token file {path} is empty")
-    return token
+def _probe_record(phase: str, result: ProbeResult) -> ProbeRecord:
+    return ProbeRecord(
+        phase=phase,
+        name=result.name,
+        ok=result.ok,
+        detail=result.detail,
+        latency=result.latency,
+    )

@@ -14,10 +14,10 @@ import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlchaos.console._display import RichDisplay
 from mlchaos.errors import ConfigError
 from mlchaos.journal import Journal, read_journal
-from mlchaos.runner._display import NullDisplay, RichDisplay
-from mlchaos.runner._runner import Runner, RunOutcome, new_run_id
+from mlchaos.runner import Runner, RunOutcome, new_run_id
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -64,12 +64,12 @@ async def execute(
 
     run_id = new_run_id()
     journal = Journal(out_dir / "journal.jsonl")
-    display = NullDisplay() if quiet else RichDisplay(console)
+    display = RichDisplay(console)
     runner = Runner(
         exp,
         base_dir=base_dir,
         journal=journal,
-        display=display,
+        listeners=() if quiet else (display,),
         run_id=run_id,
         admission=admission,
         metrics=metrics,
@@ -91,6 +91,8 @@ async def execute(
         loop.add_signal_handler(sig, on_signal, sig.name)
     try:
         outcome = await runner.run()
+    except asyncio.CancelledError:  # ours (a signal): the runner rolled back and wrote it all
+        outcome = runner.outcome
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlchaos.console._execute import Executed, execute
 from mlchaos.errors import EXIT_FAILED, EXIT_OK
-from mlchaos.runner._execute import Executed, execute
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

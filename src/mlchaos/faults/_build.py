@@ -1,0 +1,47 @@
+"""The injector for a fault of the experiment file: the one place that knows which is which."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlchaos.faults._process import KillInjector, PauseInjector
+from mlchaos.faults._proxy import ProxyFaultInjector
+
+if TYPE_CHECKING:
+    from mlchaos.agent import AgentClient
+    from mlchaos.faults._base import Injector
+    from mlchaos.proxy import ControlClient
+    from mlchaos.spec import Fault
+    from mlchaos.units import Duration
+
+__all__ = ["build_injector"]
+
+
+def build_injector(
+    fault: Fault,
+    fault_id: str,
+    *,
+    proxies: dict[str, ControlClient],
+    agents: dict[str, AgentClient],
+    base_dir: Path,
+    lease: Duration,
+) -> Injector:
+    """A kill acts here, a pause through its agent, every other fault through its proxy."""
+    from mlchaos.spec import KillFault, PauseFault  # noqa: PLC0415
+
+    if isinstance(fault, KillFault):
+        selector = fault.process.relative_to(base_dir)
+        return KillInjector(selector, signal.Signals[fault.signal], fault.restart)
+    if isinstance(fault, PauseFault):
+        return PauseInjector(
+            agents[fault.target],
+            fault.process.relative_to(base_dir),
+            lease=lease,
+            fault_id=fault_id,
+            agent=fault.target,
+        )
+    return ProxyFaultInjector(
+        proxies[fault.target], fault.rule(), lease=lease, fault_id=fault_id, proxy=fault.target
+    )
