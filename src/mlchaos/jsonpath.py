@@ -19,7 +19,15 @@ from collections.abc import Iterator, Sequence
 from enum import Enum
 from typing import Any
 
-__all__ = ["WILDCARD", "PathPart", "Wildcard", "extract", "format_path", "locate", "parse_path"]
+__all__ = [
+    "PathPart",
+    "WILDCARD",
+    "Wildcard",
+    "extract",
+    "format_path",
+    "locate",
+    "parse_path",
+]
 
 
 class Wildcard(Enum):

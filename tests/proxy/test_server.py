@@ -135,8 +135,6 @@ def test_public_names_are_pinned() -> None:
         "AbortRule",
         "ActiveFault",
         "Address",
-        "ArmKey",
-        "ArmSplit",
         "ArmStats",
         "BandwidthRule",
         "BlackholeRule",
@@ -156,7 +154,6 @@ def test_public_names_are_pinned() -> None:
         "RewriteRule",
         "Rule",
         "UnknownFaultError",
-        "default_token_dir",
         "serve_forever",
     }
 

@@ -188,3 +188,23 @@ def test_absurdly_nested_files_are_refused_not_crashed_on(
 def test_python_tags_are_not_constructed(tmp_path: Path) -> None:
     found = problems(write(tmp_path, "title: !!python/object/apply:os.system [echo hi]\n"))
     assert any("title: unsupported YAML tag" in f for f in found), found
+
+
+def test_importing_the_spec_loads_no_traffic_data_plane_or_numpy() -> None:
+    """Reading an experiment file is light: the CLI's validate and schema stay fast."""
+    import subprocess
+    import sys
+
+    heavy = (
+        "mlchaos.traffic",
+        "mlchaos.proxy._http",
+        "mlchaos.proxy._tcp",
+        "mlchaos.proxy._server",
+        "mlchaos.proxy._faults",
+        "numpy",
+        "aiohttp",
+        "httptools",
+    )
+    code = f"import sys, mlchaos.spec; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -8,8 +8,8 @@ from mlchaos.console._execute import REPORT_FILES, Executed, execute, write_repo
 from mlchaos.console._sweep import SweepOutcome, execute_sweep
 
 __all__ = [
-    "REPORT_FILES",
     "Executed",
+    "REPORT_FILES",
     "RichDisplay",
     "SweepOutcome",
     "event_line",

@@ -31,7 +31,6 @@ from mlchaos.journal._records import (
 )
 
 __all__ = [
-    "SCHEMA_VERSION",
     "AbortRecord",
     "AdmissionRecord",
     "AgentRecord",
@@ -53,6 +52,7 @@ __all__ = [
     "RehearsalStepRecord",
     "RollbackActionRecord",
     "RunRecord",
+    "SCHEMA_VERSION",
     "TrafficRateRecord",
     "TrafficRecord",
     "VerdictRecord",

@@ -4,14 +4,13 @@
 :class:`ControlClient` drives that API; rules (:data:`Rule`) say what to do to which arm, and
 every active fault lives under a lease in the proxy's :class:`FaultTable`.
 
-Importing this package stays light (the experiment spec and the traffic config import its
-models): the server and the client, which need aiohttp and httptools, load on first use.
+Importing this package stays light (the experiment spec imports its models): the data plane,
+the fault table, the statistics, the server and the client load on first use.
 """
 
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.proxy._config import Address, ControlConfig, Protocol, ProxyConfig
-from mlchaos.proxy._faults import ActiveFault, FaultTable, UnknownFaultError
 from mlchaos.proxy._rules import (
     HTTP_RULES,
     TCP_RULES,
@@ -27,11 +26,12 @@ from mlchaos.proxy._rules import (
     RewriteRule,
     Rule,
 )
-from mlchaos.proxy._stats import ArmStats, ProxyStats
 
 if TYPE_CHECKING:
     from mlchaos.proxy._client import ControlClient
+    from mlchaos.proxy._faults import ActiveFault, FaultTable, UnknownFaultError
     from mlchaos.proxy._server import ProxyServer, serve_forever
+    from mlchaos.proxy._stats import ArmStats, ProxyStats
 
 __all__ = [
     "HTTP_RULES",
@@ -65,6 +65,11 @@ _LAZY = {
     "ControlClient": "mlchaos.proxy._client",
     "ProxyServer": "mlchaos.proxy._server",
     "serve_forever": "mlchaos.proxy._server",
+    "ActiveFault": "mlchaos.proxy._faults",
+    "FaultTable": "mlchaos.proxy._faults",
+    "UnknownFaultError": "mlchaos.proxy._faults",
+    "ArmStats": "mlchaos.proxy._stats",
+    "ProxyStats": "mlchaos.proxy._stats",
 }
 
 
