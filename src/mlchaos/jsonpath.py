@@ -20,8 +20,8 @@ from enum import Enum
 from typing import Any
 
 __all__ = [
-    "PathPart",
     "WILDCARD",
+    "PathPart",
     "Wildcard",
     "extract",
     "format_path",

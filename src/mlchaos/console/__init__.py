@@ -8,8 +8,8 @@ from mlchaos.console._execute import REPORT_FILES, Executed, execute, write_repo
 from mlchaos.console._sweep import SweepOutcome, execute_sweep
 
 __all__ = [
-    "Executed",
     "REPORT_FILES",
+    "Executed",
     "RichDisplay",
     "SweepOutcome",
     "event_line",

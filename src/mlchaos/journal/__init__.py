@@ -31,6 +31,7 @@ from mlchaos.journal._records import (
 )
 
 __all__ = [
+    "SCHEMA_VERSION",
     "AbortRecord",
     "AdmissionRecord",
     "AgentRecord",
@@ -52,7 +53,6 @@ __all__ = [
     "RehearsalStepRecord",
     "RollbackActionRecord",
     "RunRecord",
-    "SCHEMA_VERSION",
     "TrafficRateRecord",
     "TrafficRecord",
     "VerdictRecord",

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "SCHEMA_VERSION",
     "AbortRecord",
     "AdmissionRecord",
     "AgentRecord",
@@ -35,7 +36,6 @@ __all__ = [
     "RehearsalStepRecord",
     "RollbackActionRecord",
     "RunRecord",
-    "SCHEMA_VERSION",
     "TrafficRateRecord",
     "TrafficRecord",
     "VerdictRecord",
