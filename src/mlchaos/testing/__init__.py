@@ -1,9 +1,19 @@
-"""The bundled test upstream: a toy model served over the Open Inference Protocol v2.
+"""Test aids shipped to users: the toy model upstream, and fakes for the phase machine.
 
-Tests and the example experiments run against it; ``mlchaos upstream serve`` runs it as a
-process. ``make_dataset`` writes synthetic rows that go with the toy model.
+The toy model is served over the Open Inference Protocol v2; tests and the example experiments
+run against it, ``mlchaos upstream serve`` runs it as a process, and ``make_dataset`` writes
+rows that go with it. :class:`ManualClock`, :class:`FakeInjector`, :class:`FakeTraffic`,
+:func:`no_endpoints` and :func:`fake_injectors` run a :class:`~mlchaos.runner.Runner` without
+sockets on virtual time.
 """
 
+from mlchaos.testing._fakes import (
+    FakeInjector,
+    FakeTraffic,
+    ManualClock,
+    fake_injectors,
+    no_endpoints,
+)
 from mlchaos.testing._toy import TOY_FEATURES, TOY_MODEL, make_dataset, toy_predict, toy_score
 from mlchaos.testing._upstream import (
     Upstream,
@@ -15,8 +25,13 @@ from mlchaos.testing._upstream import (
 __all__ = [
     "TOY_FEATURES",
     "TOY_MODEL",
+    "FakeInjector",
+    "FakeTraffic",
+    "ManualClock",
     "Upstream",
+    "fake_injectors",
     "make_dataset",
+    "no_endpoints",
     "serve_upstream_forever",
     "start_upstream",
     "toy_predict",

@@ -1,0 +1,237 @@
+"""The phase machine's rules, on fakes (mlchaos.testing): no sockets, virtual time.
+
+Rollback cannot skip a fault, a failing step of rollback never skips the next, the verdict is
+always written, a bug is an error with its traceback, and cancellation goes on after rollback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlchaos.errors import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_OK, ControlAPIError
+from mlchaos.journal import FaultRecord, Journal, read_journal
+from mlchaos.runner import Runner
+from mlchaos.spec import Experiment, validate_data
+from mlchaos.testing import (
+    FakeInjector,
+    FakeTraffic,
+    ManualClock,
+    fake_injectors,
+    make_dataset,
+    no_endpoints,
+)
+
+
+def experiment(tmp_path: Path, *, faults: int = 1, **extra: Any) -> Experiment:
+    make_dataset(tmp_path / "data.csv", rows=50)
+    token = tmp_path / "token"
+    token.write_text("never-read")
+    spec: dict[str, Any] = {
+        "title": "fakes",
+        "proxies": [
+            {"name": "p", "connect": {"url": "http://127.0.0.1:9", "token_file": str(token)}}
+        ],
+        "traffic": {
+            "target": "http://127.0.0.1:9",
+            "dataset": str(tmp_path / "data.csv"),
+            "rate": "100/s",
+            "duration": "10s",
+            "request": {"protocol": "v2", "model": "toy"},
+            "arms": {"experiment": "50%", "control": "50%"},
+        },
+        "faults": [{"type": "abort", "target": "p", "status": 503, "start": "2s", "duration": "6s"}]
+        * faults,
+        "hypothesis": [{"metric": "error_rate", "arm": "control", "max": "5%"}],
+        **extra,
+    }
+    return validate_data(spec, Experiment, source="test")
+
+
+async def run(
+    exp: Experiment,
+    tmp_path: Path,
+    fakes: list[FakeInjector],
+    *,
+    traffic_error: BaseException | None = None,
+) -> tuple[Runner, list[dict[str, Any]]]:
+    clock = ManualClock()
+    runner = Runner(
+        exp,
+        base_dir=tmp_path,
+        journal=Journal(tmp_path / "journal.jsonl"),
+        clock=clock,
+        endpoints=no_endpoints,
+        injector=fake_injectors(*fakes),
+        traffic=FakeTraffic(
+            clock, fakes, duration=exp.traffic.duration.seconds, error=traffic_error
+        ),
+    )
+    try:
+        await runner.run()
+    finally:
+        records = read_journal(tmp_path / "journal.jsonl")
+    return runner, records
+
+
+def events(records: list[dict[str, Any]], kind: str = "fault") -> list[str]:
+    return [r["event"] for r in records if r["kind"] == kind]
+
+
+@pytest.mark.asyncio
+async def test_a_clean_run_injects_removes_verifies_and_holds(tmp_path: Path) -> None:
+    fake = FakeInjector()
+    runner, records = await run(experiment(tmp_path), tmp_path, [fake])
+    assert runner.outcome.verdict == "held", runner.outcome
+    assert runner.outcome.exit_code == EXIT_OK
+    assert fake.calls[:2] == ["check", "inject"]
+    assert fake.calls[-2:] == ["remove", "verify_removed"]
+    assert events(records) == ["injected", "removed", "verified_removed"]
+    (traffic,) = [r for r in records if r["kind"] == "traffic"]
+    assert traffic["sent"] == 1000  # 100/s for 10 virtual seconds
+    assert records[-1]["kind"] == "verdict"
+
+
+@pytest.mark.asyncio
+async def test_a_fault_whose_inject_raised_after_applying_is_still_removed(tmp_path: Path) -> None:
+    fake = FakeInjector(inject_error=ControlAPIError("the answer was lost"))
+    runner, records = await run(experiment(tmp_path), tmp_path, [fake])
+    assert fake.active is False, "rollback removed the fault the proxy had applied"
+    assert "remove" in fake.calls
+    assert events(records) == ["inject_failed", "removed", "verified_removed"]
+    assert runner.outcome.verdict == "aborted"
+    assert "the answer was lost" in (runner.outcome.abort_reason or "")
+
+
+@pytest.mark.asyncio
+async def test_a_failing_verification_is_journaled_and_rollback_actions_still_run(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "action-ran"
+    action = {
+        "name": "touch",
+        "type": "command",
+        "argv": [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"],
+    }
+    fake = FakeInjector(verify_error=RuntimeError("listing failed"))
+    exp = experiment(tmp_path, rollback=[action])
+    _, records = await run(exp, tmp_path, [fake])
+    (verified,) = [r for r in records if r.get("event") == "verified_removed"]
+    assert verified["ok"] is False
+    assert "listing failed" in verified["error"]
+    assert marker.exists(), "the rollback action ran after the failed verification"
+    assert [r["ok"] for r in records if r["kind"] == "rollback_action"] == [True]
+    assert records[-1]["kind"] == "verdict"
+
+
+@pytest.mark.asyncio
+async def test_an_unexpected_error_removing_one_fault_does_not_skip_the_next(
+    tmp_path: Path,
+) -> None:
+    first = FakeInjector(label="first", remove_error=RuntimeError("boom"))
+    second = FakeInjector(label="second")
+    exp = experiment(tmp_path, faults=2)
+    # The scheduled removal of the first fault raises (a bug): rollback tries again, fails
+    # again, and still removes the second; the run ends in error, its verdict written.
+    runner, records = await run(exp, tmp_path, [first, second])
+    assert second.active is False
+    assert [r["event"] for r in records if r["kind"] == "fault" and r["index"] == 1][-2:] == [
+        "removed",
+        "verified_removed",
+    ]
+    failed = [r for r in records if r.get("event") == "remove_failed"]
+    assert failed and failed[0]["index"] == 0 and "boom" in failed[0]["error"]
+    assert runner.outcome.verdict == "error"
+    assert "boom" in (runner.outcome.error or "")
+    assert records[-1]["kind"] == "verdict"
+
+
+@pytest.mark.asyncio
+async def test_a_bug_in_traffic_is_an_error_with_its_traceback_after_rollback(
+    tmp_path: Path,
+) -> None:
+    fake = FakeInjector()
+    exp = experiment(tmp_path)
+    runner, records = await run(exp, tmp_path, [fake], traffic_error=KeyError("oops"))
+    assert runner.outcome.verdict == "error"
+    assert runner.outcome.exit_code == EXIT_CANNOT_RUN
+    assert "KeyError" in (runner.outcome.error or "")
+    assert "Traceback" in (runner.outcome.error or "")
+    assert "remove" in fake.calls and fake.active is False  # in from 2s, the bug came at 5s
+    assert (records[-1]["kind"], records[-1]["verdict"]) == ("verdict", "error")
+
+
+@pytest.mark.asyncio
+async def test_cancellation_rolls_back_then_propagates(tmp_path: Path) -> None:
+    """A Runner under asyncio.timeout() (or in a TaskGroup) does not swallow cancellation."""
+    fake = FakeInjector()
+    clock = ManualClock()
+    task: asyncio.Task[Any] | None = None
+
+    def cancel_once_injected(event: object) -> None:
+        if isinstance(event, FaultRecord) and event.event == "injected" and task is not None:
+            task.cancel()
+
+    runner = Runner(
+        experiment(tmp_path),
+        base_dir=tmp_path,
+        journal=Journal(tmp_path / "journal.jsonl"),
+        listeners=[cancel_once_injected],
+        clock=clock,
+        endpoints=no_endpoints,
+        injector=fake_injectors(fake),
+        traffic=FakeTraffic(clock, [fake], duration=10.0, rate=1.0),
+    )
+    task = asyncio.create_task(runner.run())
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert fake.active is False
+    assert runner.outcome.verdict == "aborted"
+    assert runner.outcome.exit_code == EXIT_FAILED
+    records = read_journal(tmp_path / "journal.jsonl")
+    assert events(records)[-2:] == ["removed", "verified_removed"]
+    assert records[-1]["kind"] == "verdict"
+
+
+@pytest.mark.asyncio
+async def test_a_timeout_around_a_run_surfaces_as_timeout_after_rollback(tmp_path: Path) -> None:
+    fake = FakeInjector()
+    clock = ManualClock()
+    timeout = asyncio.timeout(None)
+
+    def expire_once_injected(event: object) -> None:
+        if isinstance(event, FaultRecord) and event.event == "injected":
+            timeout.reschedule(asyncio.get_running_loop().time())
+
+    runner = Runner(
+        experiment(tmp_path),
+        base_dir=tmp_path,
+        journal=Journal(tmp_path / "journal.jsonl"),
+        listeners=[expire_once_injected],
+        clock=clock,
+        endpoints=no_endpoints,
+        injector=fake_injectors(fake),
+        traffic=FakeTraffic(clock, [fake], duration=3600.0, rate=1.0),
+    )
+    with pytest.raises(TimeoutError):
+        async with timeout:
+            await runner.run()
+    assert fake.active is False
+    assert runner.outcome.verdict == "aborted"
+
+
+@pytest.mark.asyncio
+async def test_a_guardrail_trip_removes_the_fault_at_once(tmp_path: Path) -> None:
+    fake = FakeInjector()
+    guard = {"name": "errors", "metric": "error_rate", "arm": "experiment", "max": "20%"}
+    exp = experiment(tmp_path, guardrails=[guard | {"min_samples": 20}])
+    runner, records = await run(exp, tmp_path, [fake])
+    assert runner.outcome.verdict == "aborted"
+    assert "guardrail 'errors' tripped" in (runner.outcome.abort_reason or "")
+    (switch,) = [r for r in records if r["kind"] == "kill_switch"]
+    assert switch["trip_to_removed_ms"] == 0.0  # virtual time: nothing waits in between
+    assert fake.active is False
