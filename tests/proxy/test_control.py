@@ -235,3 +235,31 @@ async def test_client_errors_say_what_to_fix(
     async with ControlClient(proxy.control_url, proxy.token) as client:
         with pytest.raises(ControlAPIError, match=r"400.*does not apply in http mode"):
             await client.add_fault(RULE.validate_python({"type": "refuse"}))
+
+
+@pytest.mark.asyncio
+async def test_a_fault_listed_in_a_shape_this_client_cannot_read_is_a_clear_error() -> None:
+    """A stand-in control API lists a fault of a rule type this mlchaos does not know (as a
+    newer proxy would): the typed listing says so as a ControlAPIError, the id listing reads it."""
+    from aiohttp import web
+
+    from mlchaos.errors import ControlAPIError
+    from mlchaos.proxy import ControlClient
+
+    async def faults(request: web.Request) -> web.Response:
+        odd = {"id": "from-a-newer-proxy", "rule": {"type": "gpu_oom"}, "lease": "5s"}
+        return web.json_response({"faults": [odd]})
+
+    app = web.Application()
+    app.router.add_get("/faults", faults)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with ControlClient(url, "token") as client:
+            with pytest.raises(ControlAPIError, match="an active fault this client cannot read"):
+                await client.list_faults()
+            assert await client.fault_ids() == ["from-a-newer-proxy"]
+    finally:
+        await runner.cleanup()

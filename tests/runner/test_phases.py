@@ -16,7 +16,7 @@ import pytest
 from mlchaos.errors import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_OK, ControlAPIError
 from mlchaos.journal import FaultRecord, Journal, read_journal
 from mlchaos.runner import Runner
-from mlchaos.spec import Experiment, validate_data
+from mlchaos.spec import Experiment, PromqlProbe, validate_data
 from mlchaos.testing import (
     FakeInjector,
     FakeTraffic,
@@ -235,3 +235,34 @@ async def test_a_guardrail_trip_removes_the_fault_at_once(tmp_path: Path) -> Non
     (switch,) = [r for r in records if r["kind"] == "kill_switch"]
     assert switch["trip_to_removed_ms"] == 0.0  # virtual time: nothing waits in between
     assert fake.active is False
+
+
+@pytest.mark.asyncio
+async def test_a_promql_check_against_a_failing_prometheus_is_no_data_not_violated(
+    tmp_path: Path,
+) -> None:
+    """A stand-in answers 503 where Prometheus would be (a real one cannot be made to)."""
+    from aiohttp import web
+
+    async def busy(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="busy")
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", busy)
+    server = web.AppRunner(app)
+    await server.setup()
+    await web.TCPSite(server, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{server.addresses[0][1]}"
+    check = {"type": "promql", "name": "replicas up", "url": url, "query": "up", "value": 2}
+    exp = experiment(tmp_path)
+    exp = exp.model_copy(
+        update={"hypothesis": [*exp.hypothesis, validate_data(check, PromqlProbe, source="t")]}
+    )
+    try:
+        runner, records = await run(exp, tmp_path, [FakeInjector()])
+    finally:
+        await server.cleanup()
+    (check_record,) = [r for r in records if r["kind"] == "check" and r["name"] == "replicas up"]
+    assert check_record["status"] == "no_data"
+    assert "status 503" in check_record["detail"]
+    assert runner.outcome.verdict == "failed"  # no data is not evidence that it held

@@ -265,3 +265,49 @@ async def test_the_runner_serves_its_prometheus_metrics_while_it_runs(
     with pytest.raises(aiohttp.ClientConnectionError):  # served only while it runs
         async with aiohttp.ClientSession() as s, s.get(url) as r:
             await r.read()
+
+
+@pytest.mark.asyncio
+async def test_a_fault_this_run_did_not_create_never_crashes_it(
+    toy: Upstream, tmp_path: Path
+) -> None:
+    """Another tool's fault on the same proxy, with a lease and a shape this runner would not
+    choose, is left alone: preflight, rollback and verification go by fault id."""
+    from mlchaos.proxy import ControlClient, ProxyConfig, ProxyServer
+
+    config = ProxyConfig.model_validate(
+        {"listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{toy.port}"}
+    )
+    async with ProxyServer(config) as server:
+        token_file = tmp_path / "proxy.token"
+        token_file.write_text(server.token)
+        async with ControlClient(server.control_url, server.token) as other:
+            foreign = {"type": "latency", "delay": "1ms", "arm": "control", "probability": "0%"}
+            from pydantic import TypeAdapter
+
+            from mlchaos.proxy import Rule
+
+            rule = TypeAdapter[Rule](Rule).validate_python(foreign)
+            await other.add_fault(rule, fault_id="someone-else", lease=_huge_lease())
+            exp = experiment(
+                toy.port,
+                server.listen_address.port,
+                proxies=[
+                    {
+                        "name": "p",
+                        "connect": {"url": server.control_url, "token_file": str(token_file)},
+                    }
+                ],
+                traffic={"target": f"http://{server.listen_address}", "duration": "2s"},
+            )
+            outcome, records = await run(exp, tmp_path)
+            assert outcome.exit_code == EXIT_OK, outcome
+            verified = [r for r in kinds(records, "fault") if r["event"] == "verified_removed"]
+            assert [r["ok"] for r in verified] == [True]
+            assert "someone-else" in await other.fault_ids()  # not ours: left in place
+
+
+def _huge_lease() -> Any:
+    from mlchaos.units import Duration
+
+    return Duration(1e300)

@@ -58,13 +58,17 @@ async def _get(
         async with asyncio.timeout(limit_s):
             async with session.get(where, params=params) as resp:
                 status = resp.status
-                body = await resp.json(content_type=None)
+                try:
+                    body = await resp.json(content_type=None)
+                except ValueError:
+                    body = None
     except TimeoutError:
         raise PrometheusError(f"{where}: no answer within {limit_s:g}s") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise PrometheusError(f"{where}: not reachable ({exc or type(exc).__name__})") from None
-    except ValueError:
-        raise PrometheusError(f"{where}: the answer is not JSON (is this Prometheus?)") from None
+    if body is None:
+        what = f"status {status}" if status >= 300 else "the answer is not JSON"
+        raise PrometheusError(f"{where}: {what} (is this Prometheus?)")
     if not isinstance(body, dict) or body.get("status") != "success":
         error = body.get("error") if isinstance(body, dict) else None
         raise PrometheusError(f"{where}: status {status}: {error or 'not a Prometheus answer'}")
