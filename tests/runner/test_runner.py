@@ -282,11 +282,11 @@ async def test_a_fault_this_run_did_not_create_never_crashes_it(
         token_file = tmp_path / "proxy.token"
         token_file.write_text(server.token)
         async with ControlClient(server.control_url, server.token) as other:
-            foreign = {"type": "latency", "delay": "1ms", "arm": "control", "probability": "0%"}
             from pydantic import TypeAdapter
 
             from mlchaos.proxy import Rule
 
+            foreign = {"type": "latency", "delay": "1ms", "arm": "control", "probability": "0%"}
             rule = TypeAdapter[Rule](Rule).validate_python(foreign)
             await other.add_fault(rule, fault_id="someone-else", lease=_huge_lease())
             exp = experiment(
