@@ -4,16 +4,11 @@ The toy model is served over the Open Inference Protocol v2; tests and the examp
 run against it, ``mlchaos upstream serve`` runs it as a process, and ``make_dataset`` writes
 rows that go with it. :class:`ManualClock`, :class:`FakeInjector`, :class:`FakeTraffic`,
 :func:`no_endpoints` and :func:`fake_injectors` run a :class:`~mlchaos.runner.Runner` without
-sockets on virtual time.
+sockets on virtual time; they load on first use (``mlchaos upstream serve`` starts fast).
 """
 
-from mlchaos.testing._fakes import (
-    FakeInjector,
-    FakeTraffic,
-    ManualClock,
-    fake_injectors,
-    no_endpoints,
-)
+from typing import TYPE_CHECKING, Any
+
 from mlchaos.testing._toy import TOY_FEATURES, TOY_MODEL, make_dataset, toy_predict, toy_score
 from mlchaos.testing._upstream import (
     Upstream,
@@ -21,6 +16,15 @@ from mlchaos.testing._upstream import (
     start_upstream,
     upstream_app,
 )
+
+if TYPE_CHECKING:
+    from mlchaos.testing._fakes import (
+        FakeInjector,
+        FakeTraffic,
+        ManualClock,
+        fake_injectors,
+        no_endpoints,
+    )
 
 __all__ = [
     "TOY_FEATURES",
@@ -38,3 +42,15 @@ __all__ = [
     "toy_score",
     "upstream_app",
 ]
+
+_FAKES = {"FakeInjector", "FakeTraffic", "ManualClock", "fake_injectors", "no_endpoints"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FAKES:
+        raise AttributeError(f"module 'mlchaos.testing' has no attribute {name!r}")
+    from mlchaos.testing import _fakes  # noqa: PLC0415 - on first use only
+
+    value = getattr(_fakes, name)
+    globals()[name] = value
+    return value
