@@ -67,14 +67,25 @@ def assert_all_gone(pids: dict[str, int], within: float = 5.0) -> None:
     assert not left, f"demo processes still running: {left}"
 
 
-def test_every_hypothesis_holds_on_the_resilient_gateway(tmp_path: Path) -> None:
-    stale = tmp_path / "endpoint-failover" / "journal.jsonl"  # an earlier demo's, replaced
+@pytest.fixture(scope="module")
+def resilient_demo(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The whole demo on the resilient gateway, once for this module; its output directory."""
+    out = tmp_path_factory.mktemp("resilient-demo")
+    stale = out / "endpoint-failover" / "journal.jsonl"  # an earlier demo's, replaced
     stale.parent.mkdir()
     stale.write_text('{"t": 1, "kind": "run", "run_id": "old"}\n')
     # Where every check must hold, the full lengths: the fallback share needs ~800 experiment
     # requests in its window for a lower bound above 99% when one request, still in flight as
     # the fault is removed, is answered by the primary; live cohorts need their 40 s.
-    done = run_demo(tmp_path, duration=None)
+    return out, run_demo(out, duration=None)
+
+
+def test_every_hypothesis_holds_on_the_resilient_gateway(
+    resilient_demo: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    tmp_path, done = resilient_demo
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["held"] is True
@@ -136,7 +147,7 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(tmp_path: Path) -> None
     assert crash["recover_seconds"] is not None and crash["recover_seconds"] > 0
     assert crash["summary"]["recovered"] is True
     assert "replica-crash" in done.stdout and "held" in done.stdout
-    assert '"old"' not in stale.read_text()
+    assert '"old"' not in (tmp_path / "endpoint-failover" / "journal.jsonl").read_text()
     assert_all_gone(demo_pids(tmp_path))
     # Every experiment's HTML report (the sweep's covers its runs) renders in headless Chromium
     # with its charts, and the index links each one.
@@ -201,12 +212,12 @@ def test_no_demo_process_survives_an_interrupted_demo(tmp_path: Path, sig: signa
     )
     try:
         deadline = time.monotonic() + 60
-        # Wait until the gateway (the last service) is up and traffic has begun.
-        while not (tmp_path / "service/endpoint-failover/pids/gateway.pid").exists():
+        # Wait until every service is up and the fault is in (traffic is flowing).
+        journal = tmp_path / "endpoint-failover" / "journal.jsonl"
+        while not (journal.exists() and '"event":"injected"' in journal.read_text()):
             assert proc.poll() is None, proc.communicate()[0]
             assert time.monotonic() < deadline, "the demo did not start"
             time.sleep(0.1)
-        time.sleep(3)
         pids = demo_pids(tmp_path)
         assert len(pids) == 10  # 6 services, 3 proxies and the agent
         assert all(alive(p) for p in pids.values())
@@ -255,3 +266,20 @@ def test_demo_up_prints_the_variables_serves_until_interrupted_and_leaves_nothin
             proc.kill()
             proc.communicate()
     assert_all_gone(pids)
+
+
+def test_a_second_demo_into_the_same_directory_starts_from_fresh_state(
+    resilient_demo: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """``make demo`` twice in a row once failed: the second alert-validation saw the first's
+    Prometheus series (4 replica proxies up, not 2). Each run now starts from nothing."""
+    out, first = resilient_demo
+    assert first.returncode == 0, first.stdout[-4000:]
+    first_pids = demo_pids(out)
+    only = ["--only", "endpoint-failover"]
+    if shutil.which("prometheus") is not None:
+        only += ["--only", "alert-validation"]
+    second = run_demo(out, *only)
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-2000:]
+    again = {k: v for k, v in demo_pids(out).items() if k.split("/")[0] in only}
+    assert again and set(again.values()).isdisjoint(first_pids.values())

@@ -342,11 +342,13 @@ def _value(check: dict[str, Any]) -> str:
 
 
 def _clear_previous(out_dir: Path, names: Sequence[str]) -> None:
-    """Remove what an earlier demo left for these experiments here: these runs replace it."""
+    """Remove what an earlier demo left for these experiments here, its reports and the state
+    of its services: these runs replace it, from fresh state."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").unlink(missing_ok=True)
     for name in names:
         shutil.rmtree(out_dir / name, ignore_errors=True)
+        shutil.rmtree(out_dir / "service" / name, ignore_errors=True)
 
 
 def _write_sweep_report(sweep_dir: Path, console: Console) -> None:

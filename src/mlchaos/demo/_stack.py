@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -104,6 +105,12 @@ class DemoStack:
         from mlchaos.demo._models import train_models  # noqa: PLC0415
         from mlchaos.demo._world import make_dataset, write_dataset  # noqa: PLC0415
 
+        # Every start from fresh state: nothing of an earlier stack here (a store, Prometheus'
+        # series, pid files, tokens) may leak into this one.
+        for sub in ("models", "pids", "tokens", "prometheus"):
+            shutil.rmtree(self.run_dir / sub, ignore_errors=True)
+        for announced in self.run_dir.glob("proxy-*.json"):
+            announced.unlink()
         for sub in ("models", "pids", "tokens"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         models = self.run_dir / "models"
