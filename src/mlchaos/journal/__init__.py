@@ -29,6 +29,7 @@ from mlchaos.journal._records import (
     TrafficRecord,
     VerdictRecord,
 )
+from mlchaos.journal._windows import FaultWindow, fault_windows
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -39,6 +40,7 @@ __all__ = [
     "CheckRecord",
     "EstimateRecord",
     "FaultRecord",
+    "FaultWindow",
     "GuardrailRecord",
     "Journal",
     "KillSwitchRecord",
@@ -56,5 +58,6 @@ __all__ = [
     "TrafficRateRecord",
     "TrafficRecord",
     "VerdictRecord",
+    "fault_windows",
     "read_journal",
 ]

@@ -109,12 +109,13 @@ class TrafficRateRecord(_Record):
 
 
 class FaultRecord(_Record):
-    """A fault's life: injected, removed, remove_failed, verified_removed (``ok``), and
-    ``hit`` (how many requests or connections the proxy changed; not written yet)."""
+    """A fault's life: injected, inject_failed (it may be in place: rollback removes it),
+    removed, remove_failed, verified_removed (``ok``). ``at`` bounds its fault window."""
 
     kind: Literal["fault"] = "fault"
     event: Literal["injected", "inject_failed", "removed", "remove_failed", "verified_removed"]
     index: int
+    at: float | None = Field(None, description="wall time the fault went in or out")
     id: str | None = None
     label: str | None = None
     target: str | None = None

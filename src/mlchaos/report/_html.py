@@ -161,6 +161,7 @@ def _banner(r: _Run) -> str:
         )
     if s.recovered is not None:
         rows.append(("recovery", _recovery_text(s.recovered, s.recovery_seconds)))
+        rows += [("did not hold", failing) for failing in s.recovery_failing]
     rows += [("journal mismatch", m) for m in s.mismatches]
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
     return (
@@ -274,11 +275,26 @@ def _marks(ev: Events) -> list[_svg.Mark]:
 
 
 def _judged_mask(r: _Run) -> npt.NDArray[np.bool_] | None:
+    """The requests the latency checks judged: inside a fault window (the same windows as the
+    verdict's), less their ``settle`` after each injection."""
+    from pydantic import TypeAdapter  # noqa: PLC0415
+
     from mlchaos.analysis import fault_window_mask  # noqa: PLC0415
+    from mlchaos.units import Duration  # noqa: PLC0415
 
     window = (r.run.spec.get("analysis") or {}).get("window", "faults")
-    spans = [(r.t0 + a, r.t0 + b) for a, b, _ in r.events.faults]
-    return fault_window_mask(r.store, spans) if window == "faults" and spans else None
+    if window != "faults" or not r.events.faults:
+        return None
+    latency = [
+        c
+        for c in r.run.spec.get("hypothesis") or []
+        if str(c.get("metric", "")).startswith("latency")
+    ]
+    parse = TypeAdapter(Duration).validate_python
+    settle = max((parse(c.get("settle") or "0s").seconds for c in latency), default=0.0)
+    return fault_window_mask(
+        r.store, [(r.t0 + a + settle, r.t0 + b) for a, b, _ in r.events.faults]
+    )
 
 
 def _threshold(r: _Run) -> float | None:

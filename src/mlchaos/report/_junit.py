@@ -112,12 +112,13 @@ def _suite(run: RunJournal, sweep: Mapping[str, Any] | None) -> Element:
         tc = case("recovery", s.recovery_seconds or 0.0)
         if s.recovered is False:
             failures += 1
-            ET.SubElement(
+            failure = ET.SubElement(
                 tc,
                 "failure",
                 message="the steady state did not return within the recovery deadline",
                 type="not_recovered",
             )
+            failure.text = _text("\n".join(s.recovery_failing))
         elif s.recovered is None:
             ET.SubElement(tc, "skipped", message="the run did not reach recovery")
     if s.mismatches:

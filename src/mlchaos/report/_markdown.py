@@ -51,6 +51,7 @@ def _run(run: RunJournal, *, level: int, label: str) -> list[str]:
             if s.recovered
             else "**Recovery:** NOT recovered within the deadline"
         )
+        facts += [f"**Did not hold:** {_md(failing)}" for failing in s.recovery_failing]
     facts += [f"**Journal mismatch:** {_md(m)}" for m in s.mismatches]
     out += [f"{line}  " for line in facts[:-1]] + facts[-1:] + [""]
     if s.checks:

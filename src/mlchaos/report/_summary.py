@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from mlchaos.analysis import fault_window_mask, judge_hypothesis
 from mlchaos.arms import ArmCode
 from mlchaos.errors import ConfigError
+from mlchaos.journal import fault_windows
 from mlchaos.observations import ObservationStore
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class Summary:
     error: str | None = None
     recovered: bool | None = None
     recovery_seconds: float | None = None
+    recovery_failing: list[str] = field(default_factory=list)  # probe: its last answer
     kill_switch_ms: float | None = None
     observations: int = 0
     arms: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -54,6 +56,7 @@ class Summary:
             "error": self.error,
             "recovered": self.recovered,
             "recovery_seconds": self.recovery_seconds,
+            "recovery_failing": self.recovery_failing,
             "kill_switch_ms": self.kill_switch_ms,
             "observations": self.observations,
             "arms": self.arms,
@@ -97,8 +100,6 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
         s.recovery_seconds = verdict.get("recovery_seconds")
 
     store = ObservationStore()
-    injected: dict[int, float] = {}
-    windows: list[tuple[float, float]] = []
     recorded_checks: dict[str, dict[str, Any]] = {}
     for r in records:
         kind = r["kind"]
@@ -106,20 +107,17 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
             store.extend_columns(r["columns"], r["models"], r.get("degradations"))
         elif kind == "fault":
             s.faults.append({k: v for k, v in r.items() if k != "kind"})
-            if r["event"] == "injected":
-                injected[r["index"]] = r["t"]
-            elif r["event"] == "removed" and r["index"] in injected:
-                windows.append((injected.pop(r["index"]), r["t"]))
         elif kind == "phase" and r.get("event") == "end":
             s.phases.append({"phase": r["phase"], "ok": r.get("ok"), "seconds": r.get("seconds")})
+        elif kind == "recovery":
+            s.recovery_failing = list(r.get("failing") or [])
         elif kind == "kill_switch":
             s.kill_switch_ms = r.get("trip_to_removed_ms")
         elif kind == "check":
             recorded_checks[r["name"]] = {k: v for k, v in r.items() if k not in ("kind", "t")}
         elif kind == "alert":
             s.alerts.append({k: v for k, v in r.items() if k != "kind"})
-    last_t = records[-1]["t"]
-    windows.extend((t, last_t) for t in injected.values())  # never removed in the journal
+    windows = [(w.start, w.end) for w in fault_windows(records, records[-1]["t"])]
     s.observations = len(store)
 
     conf = exp.analysis.confidence.fraction

@@ -15,6 +15,7 @@ _VERDICT_STYLE = {"held": "bold green", "failed": "bold red", "aborted": "bold r
 
 
 def render_terminal(s: Summary, console: Console) -> None:
+    from rich.markup import escape as markup_escape  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     style = _VERDICT_STYLE.get(s.verdict, "bold yellow")
@@ -60,6 +61,8 @@ def render_terminal(s: Summary, console: Console) -> None:
     if s.recovered is not None:
         rec = f"{s.recovery_seconds:.2f}s" if s.recovery_seconds is not None else "-"
         console.print(f"recovery: {'yes' if s.recovered else '[red]no[/]'} (time to recover {rec})")
+        for failing in s.recovery_failing:
+            console.print(f"  [red]did not hold:[/] {markup_escape(failing)}")
     if s.kill_switch_ms is not None:
         console.print(f"kill switch: faults removed {s.kill_switch_ms:.0f}ms after the trip")
     for m in s.mismatches:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.arms import ArmCode
+from mlchaos.journal import fault_windows
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -65,19 +66,15 @@ def origin(records: Sequence[dict[str, Any]], store: ObservationStore) -> float:
 
 def events(records: Sequence[dict[str, Any]], t0: float) -> Events:
     ev = Events()
-    injected: dict[int, tuple[float, str]] = {}
+    for w in fault_windows(records, float(records[-1]["t"])):
+        f = w.injected.get("fault") or {}
+        arm = f" ({f['arm']} arm)" if f.get("arm") else ""
+        label = f"{f.get('type', 'fault')} {w.injected.get('target', '')}{arm}"
+        ev.faults.append((w.start - t0, w.end - t0, label))
     last: dict[str, str] = {}
-    end = float(records[-1]["t"]) - t0
     for r in records:
         kind, t = r.get("kind"), float(r.get("t", t0)) - t0
-        if kind == "fault" and r.get("event") == "injected":
-            f = r.get("fault") or {}
-            arm = f" ({f['arm']} arm)" if f.get("arm") else ""
-            injected[r["index"]] = (t, f"{f.get('type', 'fault')} {r.get('target', '')}{arm}")
-        elif kind == "fault" and r.get("event") == "removed" and r.get("index") in injected:
-            start, label = injected.pop(r["index"])
-            ev.faults.append((start, t, label))
-        elif kind == "guardrail":
+        if kind == "guardrail":
             name, status = str(r.get("name")), str(r.get("status"))
             before = last.get(name)
             last[name] = status
@@ -91,7 +88,6 @@ def events(records: Sequence[dict[str, Any]], t0: float) -> Events:
                 at = r.get(key)
                 if isinstance(at, int | float) and not isinstance(at, bool):
                     ev.alerts.append((float(at) - t0, f"alert '{r.get('name')}' {what}"))
-    ev.faults += [(start, end, label) for start, label in injected.values()]
     return ev
 
 

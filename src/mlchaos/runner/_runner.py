@@ -57,6 +57,7 @@ from mlchaos.journal import (
     TrafficRateRecord,
     TrafficRecord,
     VerdictRecord,
+    fault_windows,
 )
 from mlchaos.observations import ObservationStore
 from mlchaos.observe import probe_all, reach_target
@@ -171,6 +172,7 @@ class Runner:
         self._build_injector = injector or self._injector
         self._traffic_source = traffic or self._traffic
         self._scheduled: list[_Scheduled] = []
+        self._fault_log: list[dict[str, Any]] = []  # the fault records, for the windows
         self._flushed = 0
         self._trip_at: float | None = None  # monotonic
         self._last_guard: dict[str, str] = {}
@@ -183,6 +185,8 @@ class Runner:
 
     def emit(self, event: Event) -> None:
         """Tell every listener, in order (the journal first)."""
+        if isinstance(event, FaultRecord):
+            self._fault_log.append(event.model_dump())
         for listener in self._listeners:
             listener(event)
 
@@ -503,9 +507,7 @@ class Runner:
             elif s.injected_at is not None and s.removed_at is None:
                 await s.injector.remove()
                 s.removed_at = self.clock.time()
-                self.emit(
-                    FaultRecord(event="removed", index=s.index, id=s.id, label=s.injector.label)
-                )
+                self._removed(s)
 
     async def _inject(self, s: _Scheduled) -> None:
         s.attempted = True  # from here on, rollback removes it whatever happens
@@ -530,10 +532,18 @@ class Runner:
             FaultRecord(
                 event="injected",
                 index=s.index,
+                at=s.injected_at,
                 id=s.id,
                 label=s.injector.label,
                 target=s.fault.target,
                 fault=s.fault.model_dump(mode="json", exclude_none=True),
+            )
+        )
+
+    def _removed(self, s: _Scheduled) -> None:
+        self.emit(
+            FaultRecord(
+                event="removed", index=s.index, at=s.removed_at, id=s.id, label=s.injector.label
             )
         )
 
@@ -640,7 +650,7 @@ class Runner:
                 )
                 continue
             s.removed_at = self.clock.time()
-            self.emit(FaultRecord(event="removed", index=s.index, id=s.id, label=s.injector.label))
+            self._removed(s)
         if self._trip_at is not None:
             ms = (self.clock.monotonic() - self._trip_at) * 1000
             self.emit(KillSwitchRecord(trip_to_removed_ms=ms))
@@ -705,11 +715,8 @@ class Runner:
         return judged + list(queried.values())
 
     def fault_windows(self) -> list[tuple[float, float]]:
-        return [
-            (s.injected_at, s.removed_at or self.clock.time())
-            for s in self._scheduled
-            if s.injected_at is not None
-        ]
+        """From the fault records, by the one function the reports use too."""
+        return [(w.start, w.end) for w in fault_windows(self._fault_log, self.clock.time())]
 
 
 def _probe_record(phase: str, result: ProbeResult) -> ProbeRecord:
