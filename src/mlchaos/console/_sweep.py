@@ -40,6 +40,11 @@ class SweepOutcome:
     exit_code: int = EXIT_FAILED
     interrupted: bool = False
 
+    @property
+    def largest_held_text(self) -> str:
+        """The largest value that held, in words: "none" when no value held."""
+        return "none" if self.largest_held is None else str(self.largest_held)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "field": self.parameter,
@@ -123,7 +128,7 @@ def render_sweep(result: SweepOutcome, console: Console) -> None:
             *(_cell(cells.get(name)) for name in names),
         )
     console.print(table)
-    held = "none" if result.largest_held is None else str(result.largest_held)
+    held = result.largest_held_text
     console.print(f"largest {result.parameter} at which the hypothesis held: {held}")
 
 

@@ -280,7 +280,7 @@ def _print_table(console: Console, variant: str, feature_store: str, rows: list[
             console.print(f"{r.name}: {r.sweep.parameter} → accuracy: {points}")
             console.print(
                 f"{r.name}: longest {r.sweep.parameter} the hypothesis survived "
-                f"(maximum tolerable staleness): {r.sweep.largest_held}"
+                f"(maximum tolerable staleness): {r.sweep.largest_held_text}"
             )
         if r.summary is not None and len(r.summary.staleness) > 1:  # features went stale
             curve = " · ".join(
@@ -372,7 +372,7 @@ def _write_index(out_dir: Path, variant: str, feature_store: str, rows: list[_Ro
         report = out_dir / r.name / "report.html"
         note = r.error or ("" if r.summary is None else r.summary.abort_reason or "")
         if r.sweep is not None:
-            note = f"largest {r.sweep.parameter} held: {r.sweep.largest_held}"
+            note = f"largest {r.sweep.parameter} held: {r.sweep.largest_held_text}"
         entries.append(
             IndexEntry(
                 r.name,
