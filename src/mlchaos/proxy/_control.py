@@ -16,7 +16,7 @@
 ``DELETE /cohorts``        ``{"removed": bool}``: back to the configured split
 ``GET /metrics``           Prometheus text format (:mod:`mlchaos.proxy._metrics`)
 ``GET /observations``      ``?after=N&limit=M``: the edge's logged observations from sequence
-                           number N: ``{"fields", "rows", "next", "dropped"}``
+                           number N: ``{"fields", "rows", "next", "dropped", "now"}``
 =========================  ===================================================================
 
 Every endpoint requires ``Authorization: Bearer <token>`` (compared in constant time); errors

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections import deque
 from typing import Any, Self
 
@@ -109,7 +110,8 @@ class LiveLog:
             [None if isinstance(v, float) and math.isnan(v) else v for v in self._rows[i - first]]
             for i in range(start, stop)
         ]
-        return {"fields": self.fields, "rows": rows, "next": stop, "dropped": start - after}
+        page = {"fields": self.fields, "rows": rows, "next": stop, "dropped": start - after}
+        return page | {"now": time.time()}  # the clock of the rows' start times
 
     def _read(self, body: bytes | None) -> tuple[Any, ...]:
         """The value at each path in the answer (None where absent or not JSON)."""

@@ -6,14 +6,14 @@ alert matches an active alert with its name and every label it names. Time to de
 from the first injection to the first poll that sees the alert *firing* (pending does not
 count); time to resolve from the start of rollback to the first poll that no longer sees it
 firing. The results are checks in the verdict, like the hypothesis's, and ``alert`` records in
-the journal.
+the journal. Every time is taken on the monotonic clock (durations cannot jump with the wall
+clock); the records show them as wall times.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from mlchaos.stats import Estimate
 if TYPE_CHECKING:
     import aiohttp
 
+    from mlchaos.runner._clock import Clock
     from mlchaos.spec import Alerts, ExpectedAlert
 
 __all__ = ["AlertWatch"]
@@ -34,20 +35,22 @@ _CALL_LIMIT_S = 2.0
 @dataclass
 class _Seen:
     expected: ExpectedAlert
-    fired_at: float | None = None  # wall clock, first firing after injection
-    resolved_at: float | None = None  # wall clock, first poll after rollback not firing
+    fired_at: float | None = None  # monotonic, first firing after injection
+    resolved_at: float | None = None  # monotonic, first poll after rollback not firing
     before_injection: bool = False  # firing before anything was injected
 
 
 class AlertWatch:
     """Polls the alerts while the experiment runs; :meth:`results` judges what it saw."""
 
-    def __init__(self, spec: Alerts, session: aiohttp.ClientSession) -> None:
+    def __init__(self, spec: Alerts, session: aiohttp.ClientSession, clock: Clock) -> None:
         self.spec = spec
         self._session = session
+        self._clock = clock
+        self._wall_offset = clock.time() - clock.monotonic()  # monotonic → wall, for records
         self._seen = [_Seen(e) for e in spec.expect]
-        self.injected_at: float | None = None
-        self.rollback_at: float | None = None
+        self.injected_at: float | None = None  # monotonic
+        self.rollback_at: float | None = None  # monotonic
         self.polls = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -56,14 +59,24 @@ class AlertWatch:
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="alerts")
 
+    def mark_injected(self) -> None:
+        """The first fault went in (later ones do not move it)."""
+        if self.injected_at is None:
+            self.injected_at = self._clock.monotonic()
+
+    def mark_rollback(self) -> None:
+        self.rollback_at = self._clock.monotonic()
+
     async def finish(self) -> None:
         """Keep watching until every alert that fired has resolved or may no longer resolve in
         time (``resolve_within`` after rollback), then stop."""
         waiting = [s for s in self._seen if s.fired_at is not None and s.resolved_at is None]
         if waiting and self.rollback_at is not None:
             deadline = self.rollback_at + max(s.expected.resolve_within.seconds for s in waiting)
-            while time.time() < deadline and any(s.resolved_at is None for s in waiting):  # noqa: ASYNC110 - the poll task updates them
-                await asyncio.sleep(self.spec.interval.seconds)
+            while self._clock.monotonic() < deadline and any(
+                s.resolved_at is None for s in waiting
+            ):
+                await self._clock.sleep(self.spec.interval.seconds)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -72,12 +85,12 @@ class AlertWatch:
     async def _loop(self) -> None:
         while True:
             await self.poll()
-            await asyncio.sleep(self.spec.interval.seconds)
+            await self._clock.sleep(self.spec.interval.seconds)
 
     async def poll(self) -> None:
         from mlchaos.observe._prometheus import PrometheusError, alerts  # noqa: PLC0415
 
-        now = time.time()
+        now = self._clock.monotonic()
         try:
             active = await alerts(self._session, self.spec.prometheus, _CALL_LIMIT_S)
         except PrometheusError as exc:
@@ -111,8 +124,8 @@ class AlertWatch:
                 {
                     "name": s.expected.describe(),
                     "must_not_fire": s.expected.must_not_fire,
-                    "fired_at": s.fired_at,
-                    "resolved_at": s.resolved_at,
+                    "fired_at": self._wall(s.fired_at),
+                    "resolved_at": self._wall(s.resolved_at),
                     "time_to_detect_s": detect,
                     "time_to_resolve_s": resolve,
                     "before_injection": s.before_injection,
@@ -121,6 +134,9 @@ class AlertWatch:
                 }
             )
         return out
+
+    def _wall(self, monotonic: float | None) -> float | None:
+        return None if monotonic is None else monotonic + self._wall_offset
 
     def results(self) -> list[CheckResult]:
         """The alert checks: fires within / resolves within, or does not fire."""

@@ -288,7 +288,7 @@ class Runner:
             async with self._phase("steady_state"):
                 await self._steady_state_before(session)
             if self.exp.alerts is not None:
-                self._watch = AlertWatch(self.exp.alerts, session)
+                self._watch = AlertWatch(self.exp.alerts, session, self.clock)
                 self._watch.start()
             try:
                 async with self._phase("inject"):
@@ -302,7 +302,7 @@ class Runner:
                 self.rolling_back = True
                 self._rollback_started = self.clock.monotonic()
                 if self._watch is not None:
-                    self._watch.rollback_at = self.clock.time()
+                    self._watch.mark_rollback()
                 async with self._phase("rollback"):
                     await self._rollback(session)
             async with self._phase("recovery"):
@@ -526,8 +526,8 @@ class Runner:
             )
             raise
         s.injected_at = self.clock.time()
-        if self._watch is not None and self._watch.injected_at is None:
-            self._watch.injected_at = s.injected_at
+        if self._watch is not None:
+            self._watch.mark_injected()
         self.emit(
             FaultRecord(
                 event="injected",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -84,16 +85,26 @@ async def run_live(
 
 
 class _Reader:
-    """Moves the edge's logged rows into the observation store."""
+    """Moves the edge's logged rows into the observation store, on the runner's clock.
+
+    The edge stamps each request's start with its own wall clock, and the runner's fault
+    windows are on the runner's: every page says what time the edge has (``now``), and the
+    reader shifts start times by the offset measured on the quickest round trip so far (within
+    half of it), so that windows and observations are compared on one clock.
+    """
 
     def __init__(self, store: ObservationStore) -> None:
         self.store = store
         self.after: int | None = None  # sequence number to read from; None: the log is new
         self.seen = self.completed = self.lost = 0
+        self.offset = 0.0  # runner's wall clock minus the edge's
+        self._best_rtt = math.inf
 
     async def read(self, edge: ControlClient) -> None:
         while True:
+            sent = time.time()
             page = await edge.observations(self.after or 0, _PAGE)
+            self._clock(sent, time.time(), page.get("now"))
             if self.after is not None:
                 self.lost += int(page["dropped"])
             self.after = int(page["next"])
@@ -104,6 +115,12 @@ class _Reader:
             if len(rows) < _PAGE:
                 return
 
+    def _clock(self, sent: float, answered: float, edge_now: object) -> None:
+        rtt = answered - sent
+        if isinstance(edge_now, int | float) and rtt < self._best_rtt:
+            self._best_rtt = rtt
+            self.offset = (sent + answered) / 2 - float(edge_now)
+
     def _add(self, r: dict[str, Any]) -> None:
         store = self.store
         self.seen += 1
@@ -111,7 +128,7 @@ class _Reader:
             self.completed += 1
         store.add(
             arm=int(r["arm"]),
-            start=float(r["start"]),
+            start=float(r["start"]) + self.offset,
             latency=float(r["latency"]),
             status=int(r["status"]),
             error=int(r["error"]),
