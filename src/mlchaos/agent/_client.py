@@ -18,14 +18,16 @@ class AgentClient(ControlAPIClient):
         """Resolve the selector on the agent's host without acting: ``{"pid", "name"}``."""
         return await self._call("POST", "/check", {"process": _dump(selector)})
 
-    async def pause(self, fault_id: str, selector: ProcessSelector, lease: Duration) -> int:
-        """Stop the process for ``lease`` (renewed by :meth:`renew`); returns its pid."""
-        body = await self._call(
+    async def pause(
+        self, fault_id: str, selector: ProcessSelector, lease: Duration
+    ) -> dict[str, Any]:
+        """Stop the process for ``lease`` (renewed by :meth:`renew`): ``{"pid", "name",
+        "confirmed", ...}``, ``confirmed`` when the agent saw the kernel show it stopped."""
+        return await self._call(
             "POST",
             "/faults",
             {"id": fault_id, "action": "pause", "process": _dump(selector), "lease": str(lease)},
         )
-        return int(body["pid"])
 
     async def paused(self) -> list[dict[str, Any]]:
         body = await self._call("GET", "/faults")

@@ -101,7 +101,7 @@ def _app(table: PauseTable, token: str) -> web.Application:
 
     async def check(request: web.Request) -> web.Response:
         body = parse_body(await read_body(request), _Check, "check")
-        target = _resolve(body.process)
+        target = await asyncio.to_thread(_resolve, body.process)  # a process scan
         return web.json_response({"pid": target.pid, "name": target.name})
 
     async def list_faults(request: web.Request) -> web.Response:
@@ -110,7 +110,7 @@ def _app(table: PauseTable, token: str) -> web.Application:
     async def pause(request: web.Request) -> web.Response:
         body = parse_body(await read_body(request), _Pause, "fault")
         try:
-            answer = table.pause(body.id, body.process, body.lease)
+            answer = await table.pause(body.id, body.process, body.lease)
         except RunError as exc:
             raise web.HTTPConflict(reason=str(exc)) from None
         return web.json_response(answer, status=201)
@@ -121,7 +121,7 @@ def _app(table: PauseTable, token: str) -> web.Application:
 
     async def remove(request: web.Request) -> web.Response:
         fault_id = request.match_info["id"]
-        resumed = table.resume(fault_id)
+        resumed = await table.resume_confirmed(fault_id)
         return web.json_response({"removed": fault_id, "resumed": resumed})
 
     app = guarded_app(token, (UnknownPauseError,))

@@ -3,6 +3,9 @@
 The agent, not the runner, holds the lease: a runner that dies (even ``kill -9``) stops
 renewing, and the process is resumed once its lease has passed. Stopping the agent resumes
 every process it paused.
+
+Nothing here blocks the agent's event loop: process scans run in a thread, and a pause (or a
+resume) is answered once the kernel shows it in place — or reported unconfirmed, never assumed.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class _Paused:
     expires_at: float
     handle: asyncio.TimerHandle
 
+    stopped: bool = True  # the kernel showed the process stopped
+
     def to_dict(self, now: float) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -45,6 +50,7 @@ class _Paused:
             "name": self.target.name,
             "lease": str(self.lease),
             "expires_in": round(max(0.0, self.expires_at - now), 3),
+            "confirmed": self.stopped,
         }
 
 
@@ -59,14 +65,17 @@ class PauseTable:
     def __len__(self) -> int:
         return len(self._paused)
 
-    def pause(self, fault_id: str, selector: ProcessSelector, lease: Duration) -> dict[str, Any]:
+    async def pause(
+        self, fault_id: str, selector: ProcessSelector, lease: Duration
+    ) -> dict[str, Any]:
         """Stop the selected process for ``lease``; an active id is renewed if it names the
-        same process. RunError when there is no single process to stop."""
+        same process. RunError when there is no single process to stop. The answer's
+        ``confirmed`` says whether the kernel showed it stopped within 0.2 s."""
         if not _ID.fullmatch(fault_id):
             raise ConfigError(f"invalid id {fault_id!r}: letters, digits and ._:- only")
         if not lease.seconds > 0:
             raise ConfigError("the lease must be positive")
-        target = resolve_process(selector)
+        target = await asyncio.to_thread(resolve_process, selector)  # a process scan
         current = self._paused.get(fault_id)
         if current is not None:
             if current.target != target:
@@ -76,11 +85,11 @@ class PauseTable:
         if proc is None:
             raise RunError(f"{selector.describe()} exited before it could be paused")
         proc.suspend()
-        _wait_until(proc, stopped=True)
         expires = self._loop.time() + lease.seconds
         handle = self._loop.call_at(expires, self._expire, fault_id)
-        self._paused[fault_id] = _Paused(fault_id, target, lease, expires, handle)
-        return self._paused[fault_id].to_dict(self._loop.time())
+        entry = self._paused[fault_id] = _Paused(fault_id, target, lease, expires, handle)
+        entry.stopped = await _shown(proc, stopped=True)
+        return entry.to_dict(self._loop.time())
 
     def renew(self, fault_id: str, lease: Duration | None = None) -> dict[str, Any]:
         entry = self._get(fault_id)
@@ -91,7 +100,7 @@ class PauseTable:
         return entry.to_dict(self._loop.time())
 
     def resume(self, fault_id: str) -> bool:
-        """Resume and forget; True when the process was still there to resume."""
+        """Resume (SIGCONT at once) and forget; True when the process was still there."""
         entry = self._get(fault_id)
         entry.handle.cancel()
         del self._paused[fault_id]
@@ -99,8 +108,15 @@ class PauseTable:
         if proc is None:
             return False
         proc.resume()
-        _wait_until(proc, stopped=False)
         return True
+
+    async def resume_confirmed(self, fault_id: str) -> bool:
+        """:meth:`resume`, answered once the kernel shows the process running (at most 0.2 s)."""
+        proc = self._get(fault_id).target.alive()
+        resumed = self.resume(fault_id)
+        if resumed and proc is not None:
+            await _shown(proc, stopped=False)
+        return resumed
 
     def resume_all(self) -> int:
         return sum(self.resume(fault_id) for fault_id in list(self._paused))
@@ -121,15 +137,17 @@ class PauseTable:
             self.resume(fault_id)
 
 
-def _wait_until(proc: psutil.Process, *, stopped: bool, limit_s: float = 0.2) -> None:
-    """SIGSTOP and SIGCONT are delivered asynchronously: answer only once the kernel shows the
-    process stopped (or running again) — almost always within microseconds — so a pause or a
-    resume reported is one in place."""
+async def _shown(proc: psutil.Process, *, stopped: bool, limit_s: float = 0.2) -> bool:
+    """SIGSTOP and SIGCONT are delivered asynchronously: whether the kernel shows the process
+    stopped (or running again) within ``limit_s`` — almost always within microseconds. Polls
+    without blocking the event loop."""
     import psutil  # noqa: PLC0415
 
     deadline = time.monotonic() + limit_s
     with contextlib.suppress(psutil.Error):
         while (proc.status() == psutil.STATUS_STOPPED) != stopped:
             if time.monotonic() >= deadline:
-                return
-            time.sleep(0.001)
+                return False
+            await asyncio.sleep(0.001)
+        return True
+    return False

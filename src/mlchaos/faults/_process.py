@@ -130,7 +130,14 @@ class PauseInjector:
         return "the agent answers and finds the process; not paused (no traffic share)"
 
     async def inject(self) -> None:
-        await self._client.pause(self.fault_id, self.selector, self._lease)
+        """Pause it; RunError if the agent could not see it stopped (then rollback resumes
+        it, like any fault whose injection was attempted)."""
+        answer = await self._client.pause(self.fault_id, self.selector, self._lease)
+        if answer.get("confirmed") is False:
+            raise RunError(
+                f"the agent sent SIGSTOP to pid {answer.get('pid')} but the kernel did not "
+                "show it stopped: the pause is unconfirmed"
+            )
 
     async def renew(self) -> None:
         await self._client.renew(self.fault_id, self._lease)
