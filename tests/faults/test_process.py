@@ -204,8 +204,12 @@ def replicas() -> Iterator[list[subprocess.Popen[bytes]]]:
         proc.wait()
 
 
-def dead_after_kill(procs: list[subprocess.Popen[bytes]]) -> int:
-    time.sleep(0.5)
+def dead_once_reaped(procs: list[subprocess.Popen[bytes]], signalled: list[int]) -> int:
+    """How many of ``procs`` are dead, once every ``signalled`` one has been reaped (no other
+    was sent a signal, so the count is final)."""
+    for proc in procs:
+        if proc.pid in signalled:
+            proc.wait(timeout=10)
     return sum(p.poll() is not None for p in procs)
 
 
@@ -220,8 +224,8 @@ async def test_a_kill_can_pick_one_or_a_share_of_the_matching_replicas(
     injector = KillInjector(selector, signal.SIGKILL)
     await injector.check()
     await injector.inject()
-    assert dead_after_kill(replicas) == killed
     assert len(injector.killed_pids) == killed
+    assert dead_once_reaped(replicas, injector.killed_pids) == killed
 
 
 @pytest.mark.asyncio
@@ -231,7 +235,7 @@ async def test_without_pick_several_matches_are_refused_naming_the_way_out(
     selector = ProcessSelector(pattern=f"mlchaos-test-replica-{os.getpid()}")
     with pytest.raises(PreflightError, match=r"4 processes match .*'pick: one'"):
         await KillInjector(selector, signal.SIGKILL).check()
-    assert dead_after_kill(replicas) == 0
+    assert dead_once_reaped(replicas, []) == 0  # check() signals nothing
 
 
 def test_a_share_of_the_replicas_counts_as_that_many_targets_against_the_caps(
@@ -265,4 +269,4 @@ def test_a_share_of_the_replicas_counts_as_that_many_targets_against_the_caps(
     assert staging is not None
     (found,) = cap_violations(exp, "staging", staging)
     assert found.startswith("max_targets: the faults affect 2 targets")
-    assert dead_after_kill(replicas) == 0  # counting them touches nothing
+    assert dead_once_reaped(replicas, []) == 0  # counting them touches nothing
