@@ -444,3 +444,30 @@ async def test_a_broken_dataset_is_a_config_error_before_anything_is_sent(
     with pytest.raises(ConfigError, match=r"missing\.csv: file not found"):
         await run_traffic(cfg, store, base_dir=tmp_path)
     assert len(store) == 0
+
+
+@pytest.mark.asyncio
+async def test_a_bug_building_a_request_is_a_crash_not_error_observations(
+    toy_upstream: Upstream, toy_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from mlchaos.traffic import RequestBuilder
+
+    def broken(row: int, request_id: str) -> Any:
+        raise KeyError("a bug in request building")
+
+    real = RequestBuilder.for_config
+
+    def with_a_bug(config: Any, dataset: Any) -> RequestBuilder:
+        return dataclasses.replace(real(config, dataset), body=broken)
+
+    monkeypatch.setattr(RequestBuilder, "for_config", with_a_bug)
+    store = ObservationStore()
+    cfg = config(
+        toy_upstream.url, toy_csv, rate="100/s", request={"protocol": "v2", "model": "toy"}
+    )
+    with pytest.raises(ExceptionGroup) as caught:
+        await run_traffic(cfg, store)
+    assert caught.group_contains(KeyError, match="a bug in request building")
+    assert len(store) == 0  # nothing recorded as if the service had failed
