@@ -15,6 +15,7 @@ Everything a user (or an experiment file) needs to reach it is in :attr:`DemoSta
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import secrets
 import shutil
@@ -26,6 +27,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
 
 from mlchaos.demo._services import RunningService, ServiceGroup, ServiceSpec
+from mlchaos.errors import ConfigError
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -105,6 +107,11 @@ class DemoStack:
         from mlchaos.demo._models import train_models  # noqa: PLC0415
         from mlchaos.demo._world import make_dataset, write_dataset  # noqa: PLC0415
 
+        if self.feature_store == "redis" and importlib.util.find_spec("redis") is None:
+            raise ConfigError(
+                "the Redis feature store needs redis-py, an extra of the demo: "
+                "pip install 'mlchaos[demo]'"
+            )
         # Every start from fresh state: nothing of an earlier stack here (a store, Prometheus'
         # series, pid files, tokens) may leak into this one.
         for sub in ("models", "pids", "tokens", "prometheus"):
