@@ -58,6 +58,31 @@ def test_interval_wholly_outside_the_bound_is_violated() -> None:
     assert evaluate(check(max="5%"), store_with(50, 100)).status is CheckStatus.VIOLATED
 
 
+@pytest.mark.parametrize(
+    ("errors", "n", "status"),
+    [
+        (95, 100, CheckStatus.HELD),  # 95% [88.8%, 97.8%]: wholly at or above 80%
+        (80, 100, CheckStatus.UNSURE),  # 80% [71.1%, 86.7%]: straddles 80%
+        (50, 100, CheckStatus.VIOLATED),  # 50% [40.4%, 59.6%]: wholly below 80%
+    ],
+)
+def test_a_minimum_bound_is_judged_on_the_interval_like_a_maximum(
+    errors: int, n: int, status: CheckStatus
+) -> None:
+    """The min side of the decision rule: held only when the whole interval is at or above the
+    bound; a straddling interval is unsure, not held."""
+    result = evaluate(check(min="80%"), store_with(errors, n))
+    assert result.status is status
+    assert result.held is (status is CheckStatus.HELD)
+
+
+def test_a_check_with_both_bounds_holds_only_inside_both() -> None:
+    both = check(min="40%", max="60%")
+    assert evaluate(both, store_with(500, 1000)).status is CheckStatus.HELD
+    assert evaluate(both, store_with(45, 100)).status is CheckStatus.UNSURE  # low end below 40%
+    assert evaluate(both, store_with(900, 1000)).status is CheckStatus.VIOLATED
+
+
 def test_point_judge_uses_the_estimate() -> None:
     assert evaluate(check(max="6%", judge="point"), store_with(5, 100)).status is CheckStatus.HELD
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 
 import aiohttp
 import pytest
 
-from mlchaos.arms import ARM_HEADER, Arm, ArmCode, arm_for_key
+from mlchaos.arms import ARM_HEADER, Arm, ArmCode, arm_for_key, arm_for_unit
 from mlchaos.proxy._assign import json_key
 from tests.proxy.conftest import MakeProxy, Upstream
 
@@ -63,10 +64,13 @@ async def test_shares_assign_at_random_in_proportion(
     got = await arms_of(f"http://{proxy.listen_address}/echo", n)
     counts = Counter(seen for seen, _ in got)
     assert all(seen == back for seen, back in got)
-    # expected 90 / 90 / 120 of 300; the bounds are more than 4 standard deviations wide
-    assert 55 <= counts["experiment"] <= 125
-    assert 55 <= counts["control"] <= 125
-    assert 80 <= counts[None] <= 160
+    # Seeded, so the counts are exact: the draws of arm_for_unit on Random(7), one per request
+    # (a 30% share read as 50%, or a second draw per request, changes them).
+    rng = random.Random(7)
+    expected = Counter(arm_for_unit(rng.random(), 0.3, 0.3) for _ in range(n))
+    assert counts["experiment"] == expected[Arm.EXPERIMENT]
+    assert counts["control"] == expected[Arm.CONTROL]
+    assert counts[None] == expected[None]
 
 
 @pytest.mark.asyncio

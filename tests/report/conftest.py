@@ -47,6 +47,9 @@ def _specs(upstream: int) -> dict[str, str]:
         .replace("duration: 8s", "duration: 2s")
         .replace("metric: latency_p99", "metric: latency_p95")
         .replace("name: experiment p99 latency", "name: experiment p95 latency")
+        # ~150 control requests in a 2 s window bound an error-free control below 2.5%, not
+        # 2%: at 5% the first value holds for certain and the sweep's verdict is fixed.
+        .replace("    max: 2%", "    max: 5%")
         + "sweep:\n  fault: 0\n  field: probability\n  values: [10%, 60%]\n"
     )
     assert aborted.count(HOSTILE_GUARDRAIL) == 1 and "sweep:" in sweep
@@ -91,9 +94,9 @@ def real_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pa
             runs[name] = (out, proc)
         for name, (_, proc) in runs.items():
             output, _ = proc.communicate(timeout=180)
-            # (the sweep holds when its first value does: either is a fine sweep to report on)
-            expected = {"held": {0}, "failed": {1}, "aborted": {1}}.get(name, {0, 1})
-            assert proc.returncode in expected, f"{name} run exited {proc.returncode}:\n{output}"
+            # (the sweep holds when its first value, 10%, does; its 60% fails)
+            expected = {"held": 0, "failed": 1, "aborted": 1, "sweep": 0}[name]
+            assert proc.returncode == expected, f"{name} run exited {proc.returncode}:\n{output}"
         yield {name: out for name, (out, _) in runs.items()}
     finally:
         for proc in procs:

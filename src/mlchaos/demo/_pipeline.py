@@ -6,8 +6,9 @@ entity's features ``f1..f3`` as the mean of its events of the last second
 (:data:`~mlchaos.demo._world.FEATURE_WINDOW_S`), exactly as the models were trained. It pushes
 them to the feature store through Feast's push API (``POST {store}/push``; with a ``redis://``
 store, as one hash per entity, see :mod:`mlchaos.demo._redis`) with the latest
-event's timestamp. ``GET /health`` answers ``{"ok": true, "writes": n, "last_write":
-unix_time|null}``: successful pushes so far and when the latest one was made.
+event's timestamp. ``GET /health`` answers ``{"ok": true, "writes": n, "failed_pushes": n,
+"last_write": unix_time|null}``: pushes that succeeded and failed so far, and when the latest
+success was.
 
 When the store cannot be reached the pipeline says so on stderr once (and once more when it
 is back), keeps simulating and keeps trying at every tick; it never crashes on it.
@@ -50,6 +51,7 @@ class FeaturePipeline:
     interval: float
     rng: np.random.Generator
     writes: int = 0
+    failed_pushes: int = 0
     last_write: float | None = None
     failing: bool = False
     _events: collections.deque[tuple[float, FloatArray]] = field(init=False)
@@ -107,6 +109,7 @@ class FeaturePipeline:
     ) -> None:
         problem = await push(body)
         if problem is not None:
+            self.failed_pushes += 1
             if not self.failing:
                 _log(f"cannot push features to {url} ({problem}); retrying every tick")
                 self.failing = True
@@ -176,7 +179,12 @@ async def serve_pipeline(store: str, seed: int, interval: float, port: int) -> N
 async def _health(request: web.Request) -> web.Response:
     pipeline = request.app[_PIPELINE]
     return web.json_response(
-        {"ok": True, "writes": pipeline.writes, "last_write": pipeline.last_write}
+        {
+            "ok": True,
+            "writes": pipeline.writes,
+            "failed_pushes": pipeline.failed_pushes,
+            "last_write": pipeline.last_write,
+        }
     )
 
 
