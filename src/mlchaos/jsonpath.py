@@ -3,8 +3,10 @@
 A path is a dotted list of keys with ``[index]`` steps: ``outputs[0].data[0]``, ``model_name``.
 A key that is not a plain word is quoted in brackets (``["a.b"]``); ``$`` alone is the whole
 document; ``[*]`` is every element of a list or every value of an object (for edits that touch
-many values, e.g. ``results[*].values``). A key of digits also indexes a list, so the dotted
-form ``inputs.0.data.0`` names the same value as ``inputs[0].data[0]``.
+many values, e.g. ``results[*].values``); ``[?]`` is the elements of a list at the indices the
+caller selects (an edit's ``where``: the columns whose name matches). A key of digits also
+indexes a list, so the dotted form ``inputs.0.data.0`` names the same value as
+``inputs[0].data[0]``.
 
 Parsing can fail (a configuration error, found before any traffic is sent); following a path
 never does: a path that is not in a document gives ``None`` (:func:`extract`) or no locations
@@ -20,6 +22,7 @@ from enum import Enum
 from typing import Any
 
 __all__ = [
+    "SELECTED",
     "WILDCARD",
     "PathPart",
     "Wildcard",
@@ -31,17 +34,20 @@ __all__ = [
 
 
 class Wildcard(Enum):
-    """The ``[*]`` step: every element of a list, every value of an object."""
+    """``[*]``: every element of a list, every value of an object; ``[?]``: the elements of a
+    list at the indices the caller selected."""
 
     ALL = "*"
+    SELECTED = "?"
 
 
 WILDCARD = Wildcard.ALL
+SELECTED = Wildcard.SELECTED
 PathPart = str | int | Wildcard
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _BARE_KEY = re.compile(r"[^.\[\]\s]+")
-_INDEX = re.compile(r"\[\s*(-?\d+|\*)\s*\]")
+_INDEX = re.compile(r"\[\s*(-?\d+|\*|\?)\s*\]")
 _DECODER = json.JSONDecoder()
 
 
@@ -69,8 +75,8 @@ def parse_path(text: str, *, wildcards: bool = True) -> tuple[PathPart, ...]:
             pos = _parse_key(s, pos + 1, parts, text)
         else:
             raise ValueError(f"path {text!r}: expected '.' or '[' at position {pos}")
-    if not wildcards and WILDCARD in parts:
-        raise ValueError(f"path {text!r}: '[*]' is not allowed here (the path names one value)")
+    if not wildcards and (WILDCARD in parts or SELECTED in parts):
+        raise ValueError(f"path {text!r}: '[*]' or '[?]' is not allowed here (it names one value)")
     return tuple(parts)
 
 
@@ -86,7 +92,7 @@ def _parse_bracket(s: str, pos: int, parts: list[PathPart], text: str) -> int:
     m = _INDEX.match(s, pos)
     if m is not None:
         index = m.group(1)
-        parts.append(WILDCARD if index == "*" else int(index))
+        parts.append(Wildcard(index) if index in "*?" else int(index))
         return m.end()
     start = pos + 1
     while start < len(s) and s[start] == " ":
@@ -110,8 +116,8 @@ def format_path(parts: Sequence[PathPart]) -> str:
         return "$"
     out: list[str] = []
     for part in parts:
-        if part is WILDCARD:
-            out.append("[*]")
+        if isinstance(part, Wildcard):
+            out.append(f"[{part.value}]")
         elif isinstance(part, int):
             out.append(f"[{part}]")
         elif isinstance(part, str) and _IDENTIFIER.fullmatch(part):
@@ -121,12 +127,14 @@ def format_path(parts: Sequence[PathPart]) -> str:
     return "".join(out)
 
 
-def _keys(node: Any, part: PathPart) -> list[Any]:
+def _keys(node: Any, part: PathPart, selected: frozenset[int] = frozenset()) -> list[Any]:
     """The keys (or indices) of ``node`` that one step names; none when it names nothing."""
     if part is WILDCARD:
         if isinstance(node, dict):
             return list(node)
         return list(range(len(node))) if isinstance(node, list) else []
+    if part is SELECTED:
+        return [i for i in range(len(node)) if i in selected] if isinstance(node, list) else []
     if isinstance(node, list):
         if isinstance(part, str):
             if not (part.isascii() and part.isdigit()):
@@ -144,20 +152,22 @@ def extract(document: Any, path: Sequence[PathPart]) -> Any:
     node = document
     for part in path:
         keys = _keys(node, part)
-        if len(keys) != 1 or part is WILDCARD:
+        if len(keys) != 1 or isinstance(part, Wildcard):
             return None
         node = node[keys[0]]
     return node
 
 
-def locate(document: Any, path: Sequence[PathPart]) -> Iterator[tuple[Any, Any]]:
-    """Every ``(container, key)`` whose value the path names, following wildcards; the empty
-    path (the whole document) has none."""
+def locate(
+    document: Any, path: Sequence[PathPart], selected: frozenset[int] = frozenset()
+) -> Iterator[tuple[Any, Any]]:
+    """Every ``(container, key)`` whose value the path names, following wildcards (``[?]``:
+    the ``selected`` indices); the empty path (the whole document) has none."""
     if not path:
         return
     head, rest = path[0], path[1:]
-    for key in _keys(document, head):
+    for key in _keys(document, head, selected):
         if rest:
-            yield from locate(document[key], rest)
+            yield from locate(document[key], rest, selected)
         else:
             yield document, key

@@ -15,6 +15,7 @@ from mlchaos.arms import ARM_HEADER
 from mlchaos.proxy import Rule
 from mlchaos.proxy._rewrite import apply_edits
 from mlchaos.proxy._rules import Edit
+from mlchaos.spec import FeastMissingFault
 from tests.proxy.conftest import MakeProxy, Upstream, _serve_app
 
 RULE = TypeAdapter[Rule](Rule)
@@ -86,7 +87,7 @@ async def test_response_and_request_edits_and_status_hit_the_experiment_arm_only
 
 
 @pytest.mark.asyncio
-async def test_the_feast_preset_makes_named_features_missing_in_a_chunked_answer(
+async def test_the_feast_preset_compiled_to_a_rewrite_makes_named_features_missing(
     make_proxy: MakeProxy,
 ) -> None:
     async def feast(request: web.Request) -> web.StreamResponse:
@@ -108,7 +109,8 @@ async def test_the_feast_preset_makes_named_features_missing_in_a_chunked_answer
     runner, port = await _serve_app(app)
     try:
         proxy = await make_proxy(f"127.0.0.1:{port}")
-        proxy.faults.add(rule(type="feast_missing", features=["entity_features:f1", "f3", "zz"]))
+        preset = {"type": "feast_missing", "target": "p", "features": ["entity_features:f1", "f3"]}
+        proxy.faults.add(FeastMissingFault.model_validate(preset | {"status": "NOT_FOUND"}).rule())
         base = f"http://{proxy.listen_address}"
         async with aiohttp.ClientSession() as s:
             async with s.post(f"{base}/get-online-features", json={}, headers=EXP) as r:
@@ -141,12 +143,43 @@ async def test_the_control_api_takes_rewrite_rules_and_refuses_malformed_edits(
     headers = {"Authorization": f"Bearer {proxy.token}"}
     async with aiohttp.ClientSession(headers=headers) as s:
         url = f"{proxy.control_url}/faults"
-        good = {"rule": {"type": "feast_missing", "status": "NULL_VALUE"}}
+        where = {"names": "metadata.feature_names", "pattern": "f1", "skip": 1}
+        edit = {"path": "results[?].values[*]", "set": None, "where": where}
+        good = {"rule": {"type": "rewrite", "response": [edit]}}
         async with s.post(url, json=good) as r:
             assert r.status == 201
+        preset = {"rule": {"type": "feast_missing"}}  # the proxy knows no Feast
+        async with s.post(url, json=preset) as r:
+            assert r.status == 400
         bad = {"rule": {"type": "rewrite", "response": [{"path": "a", "set": 1, "drop": True}]}}
         async with s.post(url, json=bad) as r:
             assert r.status == 400
             assert "exactly one of" in (await r.json())["error"]
     async with ControlClient(proxy.control_url, proxy.token) as client:
-        assert [f.rule.type for f in await client.list_faults()] == ["feast_missing"]
+        assert [f.rule.type for f in await client.list_faults()] == ["rewrite"]
+
+
+def test_a_feature_matches_in_every_form_feast_names_it_and_no_other() -> None:
+    doc: dict[str, Any] = {
+        "metadata": {"feature_names": ["f1", "v:f1", "v__f1", "f10", "f1x", "v:f2", "f1"]},
+        "results": [{"values": [i], "statuses": ["PRESENT"]} for i in range(7)],
+    }
+    compiled = FeastMissingFault.model_validate(
+        {"type": "feast_missing", "target": "p", "features": ["other_view:f1"]}
+    ).rule()
+    assert compiled.type == "rewrite"
+    apply_edits(doc, list(compiled.response))  # type: ignore[union-attr]
+    missing = [r["values"] == [None] for r in doc["results"]]
+    # the first column is the entity key; f10, f1x and f2 are other features
+    assert missing == [False, True, True, False, False, False, True]
+    assert doc["results"][1]["statuses"] == ["NOT_FOUND"]
+
+
+def test_a_where_needs_a_selecting_step_and_a_valid_pattern() -> None:
+    where = {"names": "metadata.feature_names", "pattern": "f1"}
+    with pytest.raises(ValidationError, match=r"'\[\?\]' step in the path and 'where'"):
+        Edit(path="results[*].values", set=None, where=where)
+    with pytest.raises(ValidationError, match=r"'\[\?\]' step in the path and 'where'"):
+        Edit(path="results[?].values", set=None)
+    with pytest.raises(ValidationError, match="pattern"):
+        Edit(path="results[?]", set=None, where=where | {"pattern": "("})

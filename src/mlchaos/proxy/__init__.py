@@ -19,12 +19,12 @@ from mlchaos.proxy._rules import (
     BlackholeRule,
     Edit,
     FaultArm,
-    FeastMissingRule,
     LatencyRule,
     RefuseRule,
     ResetRule,
     RewriteRule,
     Rule,
+    Where,
 )
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ __all__ = [
     "Edit",
     "FaultArm",
     "FaultTable",
-    "FeastMissingRule",
     "LatencyRule",
     "Protocol",
     "ProxyConfig",
@@ -58,6 +57,7 @@ __all__ = [
     "RewriteRule",
     "Rule",
     "UnknownFaultError",
+    "Where",
     "serve_forever",
 ]
 

@@ -34,7 +34,7 @@ from mlchaos.proxy._config import ProxyConfig
 from mlchaos.proxy._faults import FaultEntry, FaultTable
 from mlchaos.proxy._live import LiveState
 from mlchaos.proxy._rewrite import rewrite_json
-from mlchaos.proxy._rules import AbortRule, FeastMissingRule, RewriteRule
+from mlchaos.proxy._rules import AbortRule, RewriteRule
 from mlchaos.proxy._stats import Recorder
 from mlchaos.proxy._upstream import UpstreamConn, UpstreamPool
 
@@ -121,7 +121,7 @@ class _Request:
         self.head_sent = False
         self.retried = False
         self.status = 0
-        self.rewrites: list[RewriteRule | FeastMissingRule] | None = None  # data faults drawn
+        self.rewrites: list[RewriteRule] | None = None  # data faults drawn
         self.buffer: list[bytes] = []  # a response held back to be rewritten
         self.capture: list[bytes] | None = None  # a copy of the answer, for the live log
 
@@ -386,7 +386,7 @@ class ClientConn(asyncio.Protocol):
         for entry in data:
             if rnd() < entry.probability:
                 rule = entry.rule
-                assert isinstance(rule, RewriteRule | FeastMissingRule)
+                assert isinstance(rule, RewriteRule)
                 req.rewrites = [*(req.rewrites or ()), rule]
                 entry.applied += 1
                 req.fault = 1
@@ -659,10 +659,7 @@ class ClientConn(asyncio.Protocol):
 
 
 def _rewrites_response(req: _Request) -> bool:
-    return any(
-        isinstance(r, FeastMissingRule) or r.response or r.status is not None
-        for r in req.rewrites or ()
-    )
+    return any(r.response or r.status is not None for r in req.rewrites or ())
 
 
 def _rewritten(req: _Request) -> bytes:

@@ -1,4 +1,4 @@
-"""Data faults on JSON bodies: a small path language, edits, and Feast's missing-feature preset.
+"""Data faults on JSON bodies: edits at paths, applied to the faulted arm's bodies.
 
 Paths are :mod:`mlchaos.jsonpath` paths, ``[*]`` wildcards included (every element of a list,
 every value of an object), e.g. ``results[1].values[*]`` or ``inputs[0].data[2]``. A path that
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from mlchaos.jsonpath import locate, parse_path
 
 if TYPE_CHECKING:
-    from mlchaos.proxy._rules import Edit, FeastMissingRule, RewriteRule
+    from mlchaos.proxy._rules import Edit, RewriteRule
 
-__all__ = ["apply_edits", "feast_missing", "rewrite_json"]
+__all__ = ["apply_edits", "rewrite_json"]
 
 MAX_BODY = 16 * 1024 * 1024  # larger bodies pass unchanged
 
@@ -27,7 +27,8 @@ def apply_edits(document: Any, edits: list[Edit]) -> int:
     changed = 0
     for edit in edits:
         path = parse_path(edit.path)
-        targets = list(locate(document, path))
+        selected = frozenset() if edit.where is None else edit.where.indices(document)
+        targets = list(locate(document, path, selected))
         if edit.drop:  # remove list items from the end, so earlier indices stay valid
             by_index = sorted(targets, key=lambda t: t[1] if isinstance(t[1], int) else 0)
             for container, key in reversed(by_index):
@@ -51,36 +52,9 @@ def apply_edits(document: Any, edits: list[Edit]) -> int:
     return changed
 
 
-def feast_missing(document: Any, rule: FeastMissingRule) -> int:
-    """Null the named features of a Feast online-features answer; the number of values."""
-    try:
-        names = document["metadata"]["feature_names"]
-        results = document["results"]
-    except (KeyError, TypeError):
-        return 0
-    if not isinstance(names, list) or not isinstance(results, list):
-        return 0
-    wanted = None if rule.features is None else {f.split(":")[-1] for f in rule.features}
-    changed = 0
-    for i, (name, column) in enumerate(zip(names, results, strict=False)):
-        if i == 0 or not isinstance(column, dict) or not isinstance(column.get("values"), list):
-            continue  # the first column is the entity key
-        if wanted is not None and str(name).split(":")[-1] not in wanted:
-            continue
-        n = len(column["values"])
-        column["values"] = [None] * n
-        column["statuses"] = [rule.status] * n
-        changed += n
-    return changed
-
-
-def rewrite_json(
-    body: bytes, rules: list[RewriteRule | FeastMissingRule], which: str
-) -> bytes | None:
+def rewrite_json(body: bytes, rules: list[RewriteRule], which: str) -> bytes | None:
     """The body after the rules' ``which`` (``request``/``response``) edits, or None when it is
     not JSON, too large, or nothing changed (then it passes as it was)."""
-    from mlchaos.proxy._rules import FeastMissingRule  # noqa: PLC0415
-
     if not body or len(body) > MAX_BODY:
         return None
     try:
@@ -89,11 +63,7 @@ def rewrite_json(
         return None
     changed = 0
     for rule in rules:
-        if isinstance(rule, FeastMissingRule):
-            if which == "response":
-                changed += feast_missing(document, rule)
-        else:
-            changed += apply_edits(document, rule.request if which == "request" else rule.response)
+        changed += apply_edits(document, rule.request if which == "request" else rule.response)
     if not changed:
         return None
     return json.dumps(document, separators=(",", ":")).encode()

@@ -6,6 +6,7 @@ experiment spec embeds the same models, so a fault means the same thing in both 
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -22,12 +23,12 @@ __all__ = [
     "BlackholeRule",
     "Edit",
     "FaultArm",
-    "FeastMissingRule",
     "LatencyRule",
     "RefuseRule",
     "ResetRule",
     "RewriteRule",
     "Rule",
+    "Where",
 ]
 
 
@@ -90,9 +91,42 @@ class RefuseRule(_Rule):
     type: Literal["refuse"]
 
 
+class Where(BaseModel):
+    """Which indices an edit's ``[?]`` step takes: those of the list at ``names`` whose entry
+    (as text) fully matches the regular expression ``pattern``, from index ``skip`` on. For a
+    columnar answer (names in one list, the columns in another) it picks columns by name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    names: str = Field(description="path to the list of names, e.g. 'metadata.feature_names'")
+    pattern: str = Field(max_length=4096, description="regular expression, matched in full")
+    skip: int = Field(0, ge=0, description="leading entries never selected (e.g. a key column)")
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        from mlchaos.jsonpath import parse_path  # noqa: PLC0415
+
+        parse_path(self.names, wildcards=False)
+        try:
+            re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern {self.pattern!r}: {exc}") from None
+        return self
+
+    def indices(self, document: Any) -> frozenset[int]:
+        from mlchaos.jsonpath import extract, parse_path  # noqa: PLC0415
+
+        names = extract(document, parse_path(self.names))
+        if not isinstance(names, list):
+            return frozenset()
+        matches = re.compile(self.pattern).fullmatch
+        return frozenset(i for i, n in enumerate(names) if i >= self.skip and matches(str(n)))
+
+
 class Edit(BaseModel):
-    """One change to a JSON body at ``path`` (dotted keys, ``[i]`` and ``[*]``): exactly one of
-    ``set`` (any JSON value, or the text ``NaN``), ``drop``, or ``scale``/``shift``."""
+    """One change to a JSON body at ``path`` (dotted keys, ``[i]``, ``[*]``, and ``[?]`` for the
+    indices ``where`` selects): exactly one of ``set`` (any JSON value, or the text ``NaN``),
+    ``drop``, or ``scale``/``shift``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -101,12 +135,14 @@ class Edit(BaseModel):
     drop: bool = False
     scale: float | None = None
     shift: float | None = None
+    where: Where | None = None
 
     @model_validator(mode="after")
     def _one_action(self) -> Self:
-        from mlchaos.jsonpath import parse_path  # noqa: PLC0415
+        from mlchaos.jsonpath import SELECTED, parse_path  # noqa: PLC0415
 
-        parse_path(self.path)
+        if (SELECTED in parse_path(self.path)) != (self.where is not None):
+            raise ValueError("a '[?]' step in the path and 'where' go together")
         actions = [
             "set" in self.model_fields_set,
             self.drop,
@@ -134,28 +170,12 @@ class RewriteRule(_Rule):
         return self
 
 
-class FeastMissingRule(_Rule):
-    """In a Feast ``/get-online-features`` answer, make ``features`` (default: all but the entity
-    key) missing: every value null with ``status`` (http only). Other answers pass unchanged."""
-
-    type: Literal["feast_missing"]
-    features: list[str] | None = Field(None, description="names, or view:name; default: all")
-    status: Literal["NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE", "INVALID"] = "NOT_FOUND"
-
-
 Rule = Annotated[
-    LatencyRule
-    | AbortRule
-    | ResetRule
-    | BlackholeRule
-    | BandwidthRule
-    | RefuseRule
-    | RewriteRule
-    | FeastMissingRule,
+    LatencyRule | AbortRule | ResetRule | BlackholeRule | BandwidthRule | RefuseRule | RewriteRule,
     Field(discriminator="type"),
 ]
 
-DATA_RULES: frozenset[str] = frozenset({"rewrite", "feast_missing"})
+DATA_RULES: frozenset[str] = frozenset({"rewrite"})
 HTTP_RULES: frozenset[str] = (
     frozenset({"latency", "abort", "reset", "hang", "blackhole"}) | DATA_RULES
 )

@@ -98,7 +98,8 @@ def _proxy_fault_issues(
     if proxy is None:
         known = ", ".join(sorted(proxies)) or "none are defined"
         return [SpecIssue(f"{path}.target", f"no proxy named '{fault.target}' (proxies: {known})")]
-    allowed = HTTP_RULES if proxy.protocol is Protocol.HTTP else TCP_RULES
+    # A preset is a data fault, on http proxies only (its rule is the rewrite it compiles into)
+    allowed = HTTP_RULES | {"feast_missing"} if proxy.protocol is Protocol.HTTP else TCP_RULES
     if fault.type in allowed:
         return []
     return [

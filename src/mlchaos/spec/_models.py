@@ -1,11 +1,13 @@
 """The experiment file: frozen, typed models of every section.
 
 Fault rules, proxy and traffic settings are the models their own packages define, so a fault
-written here means exactly what the proxy's control API means by it.
+written here means exactly what the proxy's control API means by it; a preset (the Feast
+missing-feature fault) compiles into such a rule.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Annotated, Any, Literal, Self
 
@@ -25,7 +27,8 @@ from mlchaos.proxy._rules import (
     AbortRule,
     BandwidthRule,
     BlackholeRule,
-    FeastMissingRule,
+    Edit,
+    FaultArm,
     LatencyRule,
     RefuseRule,
     ResetRule,
@@ -171,8 +174,41 @@ class RewriteFault(_Scheduled, RewriteRule):
     pass
 
 
-class FeastMissingFault(_Scheduled, FeastMissingRule):
-    pass
+class FeastMissingFault(_Scheduled):
+    """In a Feast ``/get-online-features`` answer, make ``features`` (default: all but the
+    entity key) missing: every value null with ``status`` (http only). Other answers pass
+    unchanged. A feature matches by its name in every form Feast emits it: ``f1``,
+    ``view:f1`` or ``view__f1`` (``features`` may name the view too: ``view:f1``).
+
+    The proxy knows nothing of Feast: this preset is compiled into a generic rewrite whose
+    edits pick the columns by name (:meth:`rule`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["feast_missing"]
+    arm: FaultArm = Field(FaultArm.EXPERIMENT, description="the arm whose traffic is faulted")
+    probability: Share = Field(Share(1.0), description="chance that one request is faulted")
+    features: list[str] | None = Field(None, description="names, or view:name; default: all")
+    status: Literal["NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE", "INVALID"] = "NOT_FOUND"
+
+    def rule(self) -> Rule:
+        """The rewrite that does it: the values of the selected columns null, their statuses
+        ``status``; the first column (the entity key) is never selected."""
+        if self.features is None:
+            pattern = ".*"
+        else:
+            names = sorted({re.split(r":|__", f)[-1] for f in self.features})
+            pattern = "(?:.*(?::|__))?(?:" + "|".join(re.escape(n) for n in names) + ")"
+        where = {"names": "metadata.feature_names", "pattern": pattern, "skip": 1}
+        return RewriteRule(
+            type="rewrite",
+            arm=self.arm,
+            probability=self.probability,
+            response=[
+                Edit(path="results[?].values[*]", set=None, where=where),
+                Edit(path="results[?].statuses[*]", set=self.status, where=where),
+            ],
+        )
 
 
 ProxyFault = (
