@@ -143,7 +143,7 @@ def test_public_names_are_pinned() -> None:
         "Edit",
         "FaultArm",
         "FaultTable",
-        "FeastMissingRule",
+        "Where",
         "LatencyRule",
         "Protocol",
         "ProxyConfig",
