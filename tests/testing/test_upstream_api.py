@@ -9,8 +9,13 @@ def test_the_exported_names_are_pinned() -> None:
     assert mlchaos.testing.__all__ == [
         "TOY_FEATURES",
         "TOY_MODEL",
+        "FakeInjector",
+        "FakeTraffic",
+        "ManualClock",
         "Upstream",
+        "fake_injectors",
         "make_dataset",
+        "no_endpoints",
         "serve_upstream_forever",
         "start_upstream",
         "toy_predict",

@@ -141,7 +141,7 @@ async def test_unknown_model_metadata_and_unknown_routes_are_404(
     toy_upstream: Upstream, client: aiohttp.ClientSession
 ) -> None:
     status, answer = await get(client, f"{toy_upstream.url}/v2/models/other")
-    assert (status, answer) == (404, {"error": "model 'other' not found"})
+    assert (status, answer) == (404, {"error": "model 'other' not found; this server has 'toy'"})
     status, answer = await get(client, f"{toy_upstream.url}/nowhere")
     assert status == 404
     assert "error" in answer

@@ -22,7 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
-from mlchaos.demo._serve import ServeError, json_errors, serve
+from mlchaos.demo._serve import ServeError, serve
+from mlchaos.testing._oip import json_errors
 
 __all__ = ["Clients", "clients_app", "serve_clients"]
 

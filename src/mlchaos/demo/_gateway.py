@@ -49,16 +49,19 @@ if TYPE_CHECKING:
 
 from mlchaos.arms import ARM_HEADER
 from mlchaos.demo._logistic import LinearModel
-from mlchaos.demo._oip import (
+from mlchaos.demo._redis import fetch_redis_features, is_redis, redis_client
+from mlchaos.demo._serve import serve
+from mlchaos.demo._store import FEATURE_VIEW, STORE_FEATURES, parse_timestamp
+from mlchaos.testing._oip import (
+    HTTPError,
     add_v2_routes,
     check_model,
+    json_errors,
     label_output,
     model_metadata,
+    read_json_object,
     single_row,
 )
-from mlchaos.demo._redis import fetch_redis_features, is_redis, redis_client
-from mlchaos.demo._serve import HTTPError, json_errors, read_json_object, serve
-from mlchaos.demo._store import FEATURE_VIEW, STORE_FEATURES, parse_timestamp
 
 __all__ = [
     "CHURN",

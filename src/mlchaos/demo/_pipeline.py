@@ -30,9 +30,10 @@ import numpy as np
 from aiohttp import web
 
 from mlchaos.demo._redis import is_redis, redis_client, write_redis_features
-from mlchaos.demo._serve import json_errors, serve
+from mlchaos.demo._serve import serve
 from mlchaos.demo._store import ENTITY_KEY, FEATURE_VIEW, STORE_FEATURES, format_timestamp
 from mlchaos.demo._world import FEATURE_WINDOW_S, N_ENTITIES, FloatArray, World
+from mlchaos.testing._oip import json_errors
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -18,15 +18,17 @@ from typing import Any
 from aiohttp import web
 
 from mlchaos.demo._logistic import LinearModel
-from mlchaos.demo._oip import (
+from mlchaos.demo._serve import serve
+from mlchaos.testing._oip import (
     add_v2_routes,
     check_model,
+    json_errors,
     label_output,
     model_metadata,
     probability_output,
+    read_json_object,
     single_row,
 )
-from mlchaos.demo._serve import json_errors, read_json_object, serve
 
 __all__ = ["PRIMARY", "replica_app", "serve_replica"]
 

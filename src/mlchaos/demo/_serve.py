@@ -7,8 +7,9 @@ can never arrive unhandled. On either signal it shuts the app down (its ``cleanu
 ``on_cleanup`` run: background tasks are cancelled, sessions and databases closed) and the
 process exits with status 0.
 
-Every service answers errors as ``{"error": "..."}`` with the status (:func:`json_errors`,
-:class:`HTTPError`), as the Open Inference Protocol and Feast's HTTP server do.
+Every service answers errors as ``{"error": "..."}`` with the status
+(:func:`mlchaos.testing._oip.json_errors`), as the Open Inference Protocol and Feast's HTTP
+server do.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.errors import MlchaosError, RunError
@@ -26,11 +27,8 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 __all__ = [
-    "HTTPError",
     "ServeError",
     "free_port",
-    "json_errors",
-    "read_json_object",
     "run_service",
     "serve",
 ]
@@ -49,46 +47,6 @@ def free_port() -> int:
 
 class ServeError(RunError):
     """A service could not start (port in use, bad model file...); the message says why."""
-
-
-class HTTPError(Exception):
-    """A request the service refuses: answered ``{"error": message}`` with ``status``."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def json_errors() -> Any:
-    """An aiohttp middleware answering :class:`HTTPError` and aiohttp's own errors (404, 405,
-    413...) as ``{"error": "..."}`` with their status."""
-    from aiohttp import web  # noqa: PLC0415
-
-    @web.middleware
-    async def middleware(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except HTTPError as exc:
-            return web.json_response({"error": str(exc)}, status=exc.status)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return web.json_response({"error": exc.reason}, status=exc.status)
-
-    return middleware
-
-
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object; :class:`HTTPError` (400) when it is not one."""
-    try:
-        body = json.loads(await request.read())
-    except ValueError:
-        raise HTTPError("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise HTTPError("the request body must be a JSON object")
-    return body
 
 
 async def serve(app: web.Application, name: str, port: int) -> None:

@@ -14,8 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
-from mlchaos.demo._serve import HTTPError, json_errors, read_json_object, serve
+from mlchaos.demo._serve import serve
 from mlchaos.demo._world import LabelOracle, LabelRequest
+from mlchaos.testing._oip import HTTPError, json_errors, read_json_object
 
 __all__ = ["serve_world", "world_app"]
 
