@@ -141,6 +141,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     try:
         upstream, listen, control, agent_port = free_port(), free_port(), free_port(), free_port()
         start("upstream", [*MLCHAOS, "upstream", "serve", "--port", str(upstream)])
+        wait_for_port(upstream)  # the proxy refuses to start without its upstream
         proxy_token = d / "proxy.token"
         (d / "proxy.yaml").write_text(
             f"protocol: http\nlisten: 127.0.0.1:{listen}\nupstream: 127.0.0.1:{upstream}\n"
