@@ -108,6 +108,20 @@ def start_proxy(
     return ProxyProcess(listen, control, token_file)
 
 
+# Whole services or experiments run end to end through the CLI: minutes in all.
+_SLOW_PATHS = ("tests/e2e/", "tests/demo/test_demo.py", "tests/demo/test_redis.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the slow tests: those under ``_SLOW_PATHS`` and those that use the report tests'
+    real runs; ``pytest -m "not slow"`` is the quick loop."""
+    for item in items:
+        where = item.path.relative_to(ROOT).as_posix()
+        fixtures = getattr(item, "fixturenames", ())
+        if where.startswith(_SLOW_PATHS) or "real_runs" in fixtures:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def private_state_dir(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

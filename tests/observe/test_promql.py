@@ -89,7 +89,7 @@ async def test_a_prometheus_that_does_not_answer_in_time_is_no_data(
     prometheus: Callable[[Answer], Any],
 ) -> None:
     async def slow(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(2)
+        await asyncio.sleep(0.6)  # past the probe's 200 ms
         return web.json_response(vector(2))
 
     url = await prometheus(slow)
