@@ -111,7 +111,7 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(
     harmless = by_name["live-harmless"]["summary"]
     assert harmless["kill_switch_ms"] is None and harmless["abort_reason"] is None
     assert harmless["arms"]["experiment"]["errors"]["n"] > 100
-    # ... the harmful one was stopped by the kill switch, its faults removed within 100 ms.
+    # ... the harmful one was stopped by the kill switch, its faults removed at once.
     killed = by_name["live-kill-switch"]
     assert killed["verdict"] == "aborted" and killed["expected"] == "aborted"
     assert "guardrail 'fallback takes over' tripped" in killed["summary"]["abort_reason"]
