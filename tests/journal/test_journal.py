@@ -130,8 +130,16 @@ RUN |= {"base_dir": ".", "spec": {}}
             r":2: record 'observations': columns: Input should be a valid dictionary",
         ),
         (
-            {"t": 2, "kind": "observations", "models": [], "columns": {"a": [1], "b": []}},
+            {"t": 2, "kind": "observations", "models": [], "columns": {"arm": [1], "start": []}},
             "columns of different lengths",
+        ),
+        (
+            {"t": 2, "kind": "observations", "models": [], "columns": {"arm": [1, "x"]}},
+            r"record 'observations': columns.arm.1: Input should be a valid number",
+        ),
+        (
+            {"t": 2, "kind": "observations", "models": [], "columns": {"colour": [1]}},
+            r"unknown columns \['colour'\]",
         ),
         (
             {"t": 2, "kind": "probe", "phase": "p", "name": "n", "ok": "maybe", "detail": ""},
@@ -171,3 +179,31 @@ def test_a_journal_written_by_the_previous_version_is_read_and_summarized(
     assert {c["name"]: c["status"] for c in summary.checks} == recorded
     assert summary.verdict == "failed"
     assert not summary.mismatches
+
+
+@pytest.mark.parametrize("fmt", ["terminal", "html", "junit", "markdown", "json"])
+def test_mlchaos_report_meets_a_misshapen_record_with_a_located_error_and_exit_2(
+    tmp_path: Path, fmt: str
+) -> None:
+    """Valid JSON of the wrong shape: one clear line naming file, line and field, no traceback."""
+    import subprocess
+
+    from tests.conftest import MLCHAOS
+
+    p = shutil.copy(DATA / "schema-1.jsonl", tmp_path / "journal.jsonl")
+    lines = Path(p).read_text().splitlines()
+    n = next(i for i, line in enumerate(lines) if '"kind":"observations"' in line)
+    record = json.loads(lines[n])
+    record["columns"]["latency"] = "fast"  # a string where a list belongs
+    lines[n] = json.dumps(record)
+    Path(p).write_text("\n".join(lines) + "\n")
+    proc = subprocess.run(
+        [*MLCHAOS, "report", str(p), "--format", fmt],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"journal.jsonl:{n + 1}: record 'observations': columns.latency:" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout

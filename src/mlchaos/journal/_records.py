@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mlchaos.observations import COLUMNS
+
 __all__ = [
     "SCHEMA_VERSION",
     "AbortRecord",
@@ -139,15 +141,19 @@ class TrafficRecord(_Record):
 
 
 class ObservationsRecord(_Record):
-    """A columnar batch of observations: every column the same length."""
+    """A columnar batch of observations: known columns of numbers (null for NaN), all of one
+    length."""
 
     kind: Literal["observations"] = "observations"
     models: list[str]
     degradations: list[str] = []
-    columns: dict[str, list[Any]]
+    columns: dict[str, list[float | None]]
 
     @model_validator(mode="after")
-    def _same_length(self) -> Self:
+    def _known_and_same_length(self) -> Self:
+        unknown = sorted(set(self.columns) - set(COLUMNS))
+        if unknown:
+            raise ValueError(f"unknown columns {unknown}; known: {', '.join(COLUMNS)}")
         lengths = {len(v) for v in self.columns.values()}
         if len(lengths) > 1:
             raise ValueError(f"columns of different lengths {sorted(lengths)}")
