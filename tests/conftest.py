@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import selectors
 import signal
 import socket
 import subprocess
@@ -69,13 +72,24 @@ def spawn() -> Iterator[Spawn]:
             proc.stdout.close()
 
 
+def first_line(proc: subprocess.Popen[str], timeout: float = 20.0) -> str:
+    """The first line a child prints (its ready line); TimeoutError saying so otherwise."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise TimeoutError(f"{proc.args} printed nothing within {timeout}s")
+    return proc.stdout.readline()
+
+
 @pytest.fixture
 def upstream(spawn: Spawn) -> int:
-    """The bundled toy model server as its own process; returns its port."""
-    port = free_port()
-    spawn("upstream", "serve", "--port", str(port))
-    wait_for_port(port)
-    return port
+    """The bundled toy model server as its own process, on a port the system chose (read back
+    from its ready line: no window for another process to take it); returns the port."""
+    line = first_line(spawn("upstream", "serve", "--port", "0"))
+    found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    assert found is not None, line
+    return int(found[1])
 
 
 @dataclass(frozen=True)
@@ -94,18 +108,18 @@ class ProxyProcess:
 def start_proxy(
     tmp_path: Path, spawn: Spawn, upstream: int, *, name: str = "proxy"
 ) -> ProxyProcess:
-    """``mlchaos proxy serve`` in front of ``upstream``; returns once its control API listens."""
-    listen, control = free_port(), free_port()
+    """``mlchaos proxy serve`` in front of ``upstream`` on ports the system chose (read back
+    from its ready line); returns once both sockets listen."""
     token_file = tmp_path / f"{name}.token"
     config = tmp_path / f"{name}.yaml"
     config.write_text(
-        f"name: {name}\nprotocol: http\nlisten: 127.0.0.1:{listen}\n"
+        f"name: {name}\nprotocol: http\nlisten: 127.0.0.1:0\n"
         f"upstream: 127.0.0.1:{upstream}\n"
-        f"control: {{listen: 127.0.0.1:{control}, token_file: {token_file}}}\n"
+        f"control: {{listen: 127.0.0.1:0, token_file: {token_file}}}\n"
     )
-    spawn("proxy", "serve", "--config", str(config))
-    wait_for_port(control)
-    return ProxyProcess(listen, control, token_file)
+    ready = json.loads(first_line(spawn("proxy", "serve", "--config", str(config), "--announce")))
+    control = int(ready["control"].rsplit(":", 1)[1])
+    return ProxyProcess(int(ready["port"]), control, token_file)
 
 
 # Whole services or experiments run end to end through the CLI: minutes in all.

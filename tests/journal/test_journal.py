@@ -135,7 +135,7 @@ RUN |= {"base_dir": ".", "spec": {}}
         ),
         (
             {"t": 2, "kind": "observations", "models": [], "columns": {"arm": [1, "x"]}},
-            r"record 'observations': columns.arm.1: Input should be a valid number",
+            r"record 'observations': columns.arm.1: Input should be a number or null",
         ),
         (
             {"t": 2, "kind": "observations", "models": [], "columns": {"colour": [1]}},

@@ -141,6 +141,12 @@ def _located(record: dict[str, Any], exc: ValidationError) -> str:
         return f"unknown record kind {kind!r}"
     if loc and loc[0] == kind:
         loc = loc[1:]  # the union's tag
+    message = first["msg"]
+    if loc and loc[-1] in _NUMBER_MEMBERS:  # a member of "a number or null", e.g. a column's
+        loc, message = loc[:-1], "Input should be a number or null"
     where = ".".join(loc) or "(record)"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"record '{kind}': {where}: {first['msg']}{more}"
+    return f"record '{kind}': {where}: {message}{more}"
+
+
+_NUMBER_MEMBERS = frozenset({"int", "float", "none"})

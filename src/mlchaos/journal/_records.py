@@ -147,7 +147,7 @@ class ObservationsRecord(_Record):
     kind: Literal["observations"] = "observations"
     models: list[str]
     degradations: list[str] = []
-    columns: dict[str, list[float | None]]
+    columns: dict[str, list[int | float | None]]
 
     @model_validator(mode="after")
     def _known_and_same_length(self) -> Self:
