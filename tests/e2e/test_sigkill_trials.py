@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from typing import Any
 import pytest
 
 from mlchaos.journal import read_journal
-from tests.conftest import MLCHAOS, ROOT, free_port, wait_for_port
+from tests.conftest import MLCHAOS, ROOT
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="process faults target Linux")
 
@@ -121,6 +122,19 @@ def _stop(proc: subprocess.Popen[Any], sig: signal.Signals = signal.SIGTERM) -> 
             proc.wait()
 
 
+def _first_line(log: Path, pattern: str, timeout: float = 20.0) -> str:
+    """What ``pattern``'s group matches in the first line of a service's log, once written."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text() if log.exists() else ""
+        if "\n" in text:
+            found = re.search(pattern, text.split("\n", 1)[0])
+            assert found is not None, f"{log.name}: {text[:500]}"
+            return found[1]
+        time.sleep(0.05)
+    raise TimeoutError(f"{log.name} has no ready line after {timeout}s")
+
+
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     """Upstream, proxy, agent and victim, each its own process; all stopped afterwards."""
@@ -139,23 +153,26 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         return proc
 
     try:
-        upstream, listen, control, agent_port = free_port(), free_port(), free_port(), free_port()
-        start("upstream", [*MLCHAOS, "upstream", "serve", "--port", str(upstream)])
-        wait_for_port(upstream)  # the proxy refuses to start without its upstream
+        # Every port is chosen by the system and read back from the service's first line.
+        start("upstream", [*MLCHAOS, "upstream", "serve", "--port", "0"])
+        upstream = int(_first_line(d / "upstream.log", r"http://127\.0\.0\.1:(\d+)"))
         proxy_token = d / "proxy.token"
         (d / "proxy.yaml").write_text(
-            f"protocol: http\nlisten: 127.0.0.1:{listen}\nupstream: 127.0.0.1:{upstream}\n"
-            f"control: {{listen: 127.0.0.1:{control}, token_file: {proxy_token}}}\n"
+            f"protocol: http\nlisten: 127.0.0.1:0\nupstream: 127.0.0.1:{upstream}\n"
+            f"control: {{listen: 127.0.0.1:0, token_file: {proxy_token}}}\n"
         )
-        start("proxy", [*MLCHAOS, "proxy", "serve", "--config", str(d / "proxy.yaml")])
+        start(
+            "proxy", [*MLCHAOS, "proxy", "serve", "--config", str(d / "proxy.yaml"), "--announce"]
+        )
+        proxy_ready = json.loads(_first_line(d / "proxy.log", r"(\{.*\})"))
+        listen, control_url = int(proxy_ready["port"]), str(proxy_ready["control"])
         agent_token = d / "agent.token"
-        agent_argv = [*MLCHAOS, "agent", "serve", "--port", str(agent_port)]
+        agent_argv = [*MLCHAOS, "agent", "serve", "--port", "0"]
         start("agent", [*agent_argv, "--token-file", str(agent_token)])
+        agent_url = str(json.loads(_first_line(d / "agent.log", r"(\{.*\})"))["control"])
         heartbeat = d / "heartbeat"
         victim = start("victim", [sys.executable, "-c", VICTIM, str(heartbeat)])
         (d / "victim.pid").write_text(str(victim.pid))
-        for port in (upstream, control, agent_port):
-            wait_for_port(port)
         deadline = time.monotonic() + 15
         while not (heartbeat.exists() and proxy_token.exists() and agent_token.exists()):
             assert time.monotonic() < deadline, "the services did not come up"
@@ -163,9 +180,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         yield Services(
             dir=d,
             listen=listen,
-            proxy_url=f"http://127.0.0.1:{control}",
+            proxy_url=control_url,
             proxy_token_file=proxy_token,
-            agent_url=f"http://127.0.0.1:{agent_port}",
+            agent_url=agent_url,
             agent_token_file=agent_token,
             victim=victim,
             victim_pidfile=d / "victim.pid",
