@@ -207,6 +207,7 @@ class Runner:
             await self._admit()
             metrics = await self._serve_metrics()
             await self._execute(out)
+            self._conclude(out)
         except asyncio.CancelledError:
             # Before injection (the inject phase turns a cancellation into an abort and rolls
             # back), or a second one during rollback: the endpoints were closed either way.
@@ -219,9 +220,7 @@ class Runner:
             out.exit_code = exc.exit_code
         except Exception as exc:  # noqa: BLE001 - a bug: the run still rolled back; keep it
             out.error = f"internal error: {exc!r}\n{traceback.format_exc()}"
-            out.exit_code = EXIT_CANNOT_RUN
-        else:
-            self._conclude(out)
+            out.verdict, out.exit_code = "error", EXIT_CANNOT_RUN
         finally:
             if metrics is not None:
                 await metrics.cleanup()
