@@ -91,14 +91,16 @@ async def execute(
         loop.add_signal_handler(sig, on_signal, sig.name)
     try:
         outcome = await runner.run()
-    except asyncio.CancelledError:  # ours (a signal): the runner rolled back and wrote it all
-        outcome = runner.outcome
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise  # not ours: the caller's cancellation goes on (the runner rolled back)
+        outcome = runner.outcome  # ours (a signal): the runner rolled back and wrote it all
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         display.close()
-        if main is not None:
-            while main.cancelling():  # the runner turned the cancellation into a rollback
+        if main is not None and interrupted:
+            while main.cancelling():  # our cancellation has become a rollback: it is done
                 main.uncancel()
     if outcome.verdict == "error" and outcome.error:
         console.print(f"[bold red]could not run the experiment:[/] {outcome.error}")
