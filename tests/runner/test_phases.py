@@ -266,3 +266,65 @@ async def test_a_promql_check_against_a_failing_prometheus_is_no_data_not_violat
     assert check_record["status"] == "no_data"
     assert "status 503" in check_record["detail"]
     assert runner.outcome.verdict == "failed"  # no data is not evidence that it held
+
+
+@pytest.mark.asyncio
+async def test_a_failed_recovery_names_each_probe_and_its_last_answer_everywhere(
+    tmp_path: Path,
+) -> None:
+    """The steady-state probe answers 503 from the injection on: recovery fails, and the
+    terminal, Markdown and JUnit reports say which probe and what it last answered."""
+    import io
+
+    from aiohttp import web
+    from rich.console import Console
+
+    from mlchaos.report import RunJournal, render_junit, render_markdown, render_terminal
+
+    healthy = True
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(status=200 if healthy else 503, text="ok" if healthy else "down")
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    server = web.AppRunner(app)
+    await server.setup()
+    await web.TCPSite(server, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{server.addresses[0][1]}/health"
+
+    def break_it(event: object) -> None:
+        nonlocal healthy
+        if isinstance(event, FaultRecord) and event.event == "injected":
+            healthy = False
+
+    exp = experiment(
+        tmp_path,
+        steady_state=[{"name": "service health", "url": url}],
+        recovery={"deadline": "1s", "interval": "100ms"},
+    )
+    fake, clock = FakeInjector(), ManualClock()
+    runner = Runner(
+        exp,
+        base_dir=tmp_path,
+        journal=Journal(tmp_path / "journal.jsonl"),
+        listeners=[break_it],
+        clock=clock,
+        endpoints=no_endpoints,
+        injector=fake_injectors(fake),
+        traffic=FakeTraffic(clock, [fake], duration=10.0),
+    )
+    try:
+        outcome = await runner.run()
+    finally:
+        await server.cleanup()
+    assert (outcome.recovered, outcome.verdict) == (False, "failed")
+    records = read_journal(tmp_path / "journal.jsonl")
+    (recovery,) = [r for r in records if r["kind"] == "recovery"]
+    assert recovery["failing"] == [f"service health: {url}: status 503"]
+    run = RunJournal.from_records(records)
+    out = io.StringIO()
+    render_terminal(run.summary, Console(file=out, width=200))
+    assert f"did not hold: service health: {url}: status 503" in out.getvalue()
+    assert "**Did not hold:** service health:" in render_markdown([run])
+    assert f"service health: {url}: status 503" in render_junit([run])
