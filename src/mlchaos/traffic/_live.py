@@ -104,7 +104,7 @@ class _Reader:
         while True:
             sent = time.time()
             page = await edge.observations(self.after or 0, _PAGE)
-            self._clock(sent, time.time(), page.get("now"))
+            self._measure_offset(sent, time.time(), page.get("now"))
             if self.after is not None:
                 self.lost += int(page["dropped"])
             self.after = int(page["next"])
@@ -115,7 +115,7 @@ class _Reader:
             if len(rows) < _PAGE:
                 return
 
-    def _clock(self, sent: float, answered: float, edge_now: object) -> None:
+    def _measure_offset(self, sent: float, answered: float, edge_now: object) -> None:
         rtt = answered - sent
         if isinstance(edge_now, int | float) and rtt < self._best_rtt:
             self._best_rtt = rtt
