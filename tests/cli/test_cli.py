@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import urllib.request
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mlchaos.cli import main
-from tests.conftest import Spawn, free_port, wait_for_port
+from tests.conftest import Spawn, first_line
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -87,9 +88,10 @@ def test_proxy_serve_announce_prints_one_json_ready_line_first(
     tmp_path: Path, spawn: Spawn
 ) -> None:
     """Supervisors (the demo) learn the ephemeral ports and token file from that line."""
-    upstream = free_port()
-    up = spawn("upstream", "serve", "--port", str(upstream))
-    wait_for_port(upstream)
+    up = spawn("upstream", "serve", "--port", "0")
+    found = re.search(r"http://127\.0\.0\.1:(\d+)", first_line(up))
+    assert found is not None
+    upstream = int(found[1])
     cfg = tmp_path / "proxy.json"
     token_file = tmp_path / "token"
     cfg.write_text(

@@ -8,6 +8,7 @@ a real journal) and a two-value sweep.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MLCHAOS, ROOT, free_port, wait_for_port
+from tests.conftest import MLCHAOS, ROOT, first_line, free_port
 
 HOSTILE_TITLE = '<script>alert(1)</script> & "quoted" aborted run'
 HOSTILE_GUARDRAIL = "<img src=x onerror=alert(2)> most experiment calls fail"
@@ -63,19 +64,20 @@ def real_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pa
     """name → the run's output directory (for ``sweep``, the sweep's directory)."""
     base = tmp_path_factory.mktemp("real-runs")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    port = free_port()
     procs: list[subprocess.Popen[str]] = []
     procs.append(
         subprocess.Popen(
-            [*MLCHAOS, "upstream", "serve", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
+            [*MLCHAOS, "upstream", "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
             env=env,
         )
     )
     try:
-        wait_for_port(port)
+        found = re.search(r"http://127\.0\.0\.1:(\d+)", first_line(procs[0]))
+        assert found is not None
+        port = int(found[1])
         runs: dict[str, tuple[Path, subprocess.Popen[str]]] = {}
         for name, text in _specs(port).items():
             spec = base / f"{name}.yaml"
