@@ -251,3 +251,39 @@ async def test_connections_get_arms_at_random_by_the_shares(
     assert arms["experiment"].requests == expected[Arm.EXPERIMENT]
     assert arms["control"].requests == expected[Arm.CONTROL]
     assert arms["none"].requests == expected[None]
+
+
+@pytest.mark.asyncio
+async def test_an_arm_fault_on_a_tcp_proxy_without_shares_is_refused_at_preflight(
+    tcp_echo: Echo, make_proxy: MakeProxy
+) -> None:
+    """Connections carry no arm header: without shares no connection is in an arm, so a fault
+    aimed at one would never fire. The injector's check says so before anything is injected."""
+    from pydantic import TypeAdapter
+
+    from mlchaos.errors import PreflightError
+    from mlchaos.faults import ProxyFaultInjector
+    from mlchaos.proxy import ControlClient, Rule
+    from mlchaos.units import Duration
+
+    rules = TypeAdapter[Rule](Rule)
+    bare = await make_proxy(tcp_echo.address, protocol="tcp")
+    shared = await make_proxy(
+        tcp_echo.address, protocol="tcp", arms={"experiment": "50%", "control": "50%"}
+    )
+    for proxy, arm, refused in (
+        (bare, "experiment", True),
+        (bare, "all", False),
+        (shared, "experiment", False),
+    ):
+        async with ControlClient(proxy.control_url, proxy.token) as client:
+            rule = rules.validate_python({"type": "reset", "arm": arm})
+            injector = ProxyFaultInjector(
+                client, rule, lease=Duration(5.0), fault_id="run-0", proxy="store"
+            )
+            if refused:
+                with pytest.raises(PreflightError, match="would never fire"):
+                    await injector.check()
+            else:
+                await injector.check()
+            assert await client.fault_ids() == []  # nothing left behind either way

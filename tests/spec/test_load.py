@@ -119,6 +119,36 @@ def test_fault_not_available_on_the_protocol_is_rejected(tmp_path: Path) -> None
     assert any("fault 'abort' is not available on tcp proxy 'p'" in f for f in found)
 
 
+@pytest.mark.parametrize(
+    ("arm", "shares", "refused"),
+    [
+        ("experiment", "", True),  # no arm header on a connection, no shares: never fires
+        ("control", "", True),
+        ("all", "", False),
+        ("experiment", ", arms: {experiment: 50%, control: 50%}", False),  # random by shares
+    ],
+)
+def test_an_arm_targeted_fault_on_a_tcp_proxy_needs_a_way_to_find_its_arm(
+    tmp_path: Path, arm: str, shares: str, refused: bool
+) -> None:
+    text = MINIMAL.replace("{listen:", "{protocol: tcp, listen:").replace(
+        'upstream: "127.0.0.1:18000"}', f'upstream: "127.0.0.1:18000"{shares}}}'
+    )
+    text = text.replace(
+        "{type: abort, target: p, status: 503,", f"{{type: reset, target: p, arm: {arm},"
+    )
+    path = write(tmp_path, text)
+    if not refused:
+        load_experiment(path)
+        return
+    # (the hypothesis compares with control, which a tcp proxy without shares cannot feed
+    # either; only the arm problem matters here)
+    never = [f for f in problems(path) if "would never fire" in f]
+    assert len(never) == 1
+    assert "faults[0].arm: fault 'reset' aims at the" in never[0]
+    assert "'arm: all'" in never[0]
+
+
 def test_bound_kind_must_match_the_metric(tmp_path: Path) -> None:
     found = problems(write(tmp_path, MINIMAL.replace("max: 5%}", "max: 250ms}")))
     assert any("must be written like '5%'" in f for f in found)

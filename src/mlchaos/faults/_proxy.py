@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlchaos.errors import ControlAPIError, PreflightError
+from mlchaos.proxy._rules import FaultArm
 from mlchaos.units import Share
 
 if TYPE_CHECKING:
@@ -31,7 +32,24 @@ class ProxyFaultInjector:
         return f"{self.rule.type} on {self.proxy} ({self.rule.arm.value}, {self.rule.probability})"
 
     async def check(self) -> None:
-        """Add the rule at 0% probability under the same lease, verify, remove, verify."""
+        """The rule can select its arm on this proxy; then add it at 0% probability under the
+        same lease, verify, remove, verify."""
+        try:
+            info = await self._client.health()
+        except ControlAPIError as exc:
+            raise PreflightError(f"proxy '{self.proxy}': {exc}") from None
+        shares = info.get("arms") or {}
+        if (
+            info.get("protocol") == "tcp"
+            and self.rule.arm is not FaultArm.ALL
+            and shares.get("experiment") in ("0%", None)
+            and shares.get("control") in ("0%", None)
+        ):
+            raise PreflightError(
+                f"{self.label} would never fire: tcp proxy '{self.proxy}' gives no connection "
+                "an arm (no arm header on a connection, and its arm shares are 0%); use "
+                "'arm: all', or start the proxy with arm shares"
+            )
         await self.rehearse()
 
     async def rehearse(self) -> str:

@@ -196,10 +196,12 @@ class ProxyServer:
         await self.stop()
 
     def _info(self) -> dict[str, Any]:
+        arms = self.config.arms
         return {
             "protocol": self.config.protocol.value,
             "listen": str(self._listen),
             "upstream": str(self.config.upstream),
+            "arms": {"experiment": str(arms.experiment), "control": str(arms.control)},
         }
 
 

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from mlchaos.errors import SpecIssue
 from mlchaos.proxy._config import Protocol
-from mlchaos.proxy._rules import HTTP_RULES, TCP_RULES
+from mlchaos.proxy._rules import HTTP_RULES, TCP_RULES, FaultArm
 from mlchaos.spec._models import Experiment, KillFault, PauseFault, ProxyFault, ProxySpec
 from mlchaos.spec._traffic import LiveTraffic
 
@@ -101,12 +101,31 @@ def _proxy_fault_issues(
     # A preset is a data fault, on http proxies only (its rule is the rewrite it compiles into)
     allowed = HTTP_RULES | {"feast_missing"} if proxy.protocol is Protocol.HTTP else TCP_RULES
     if fault.type in allowed:
-        return []
+        return _arm_issues(fault, path, proxy)
     return [
         SpecIssue(
             f"{path}.type",
             f"fault '{fault.type}' is not available on {proxy.protocol.value} proxy "
             f"'{proxy.name}' (available: {', '.join(sorted(allowed))})",
+        )
+    ]
+
+
+def _arm_issues(fault: ProxyFault, path: str, proxy: ProxySpec) -> list[SpecIssue]:
+    """A fault aimed at one arm must have an arm to find: a TCP connection carries no arm
+    header, so only the proxy's own shares (``serve.arms``) give connections an arm."""
+    serve = proxy.serve
+    if proxy.protocol is not Protocol.TCP or fault.arm is FaultArm.ALL or serve is None:
+        return []
+    if serve.arms.experiment.fraction > 0 or serve.arms.control.fraction > 0:
+        return []
+    return [
+        SpecIssue(
+            f"{path}.arm",
+            f"fault '{fault.type}' aims at the {fault.arm.value} arm, but tcp proxy "
+            f"'{proxy.name}' gives no connection an arm (connections carry no arm header and "
+            "its serve.arms shares are 0%): it would never fire. Use 'arm: all', or give the "
+            "proxy arm shares",
         )
     ]
 
