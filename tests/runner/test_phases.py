@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from mlchaos.testing import (
 )
 
 
-def experiment(tmp_path: Path, *, faults: int = 1, **extra: Any) -> Experiment:
+def experiment(
+    tmp_path: Path, *, faults: int = 1, duration: str = "10s", **extra: Any
+) -> Experiment:
     make_dataset(tmp_path / "data.csv", rows=50)
     token = tmp_path / "token"
     token.write_text("never-read")
@@ -40,7 +43,7 @@ def experiment(tmp_path: Path, *, faults: int = 1, **extra: Any) -> Experiment:
             "target": "http://127.0.0.1:9",
             "dataset": str(tmp_path / "data.csv"),
             "rate": "100/s",
-            "duration": "10s",
+            "duration": duration,
             "request": {"protocol": "v2", "model": "toy"},
             "arms": {"experiment": "50%", "control": "50%"},
         },
@@ -52,6 +55,32 @@ def experiment(tmp_path: Path, *, faults: int = 1, **extra: Any) -> Experiment:
     return validate_data(spec, Experiment, source="test")
 
 
+def fake_runner(
+    exp: Experiment,
+    tmp_path: Path,
+    fakes: list[FakeInjector],
+    *,
+    listeners: tuple[Callable[[object], None], ...] = (),
+    rate: float = 100.0,
+    traffic_error: BaseException | None = None,
+) -> Runner:
+    """A runner of ``exp`` on fakes: virtual time, no endpoints, fake traffic and injectors."""
+    clock = ManualClock()
+    traffic = FakeTraffic(
+        clock, fakes, duration=exp.traffic.duration.seconds, rate=rate, error=traffic_error
+    )
+    return Runner(
+        exp,
+        base_dir=tmp_path,
+        journal=Journal(tmp_path / "journal.jsonl"),
+        listeners=listeners,
+        clock=clock,
+        endpoints=no_endpoints,
+        injector=fake_injectors(*fakes),
+        traffic=traffic,
+    )
+
+
 async def run(
     exp: Experiment,
     tmp_path: Path,
@@ -59,18 +88,7 @@ async def run(
     *,
     traffic_error: BaseException | None = None,
 ) -> tuple[Runner, list[dict[str, Any]]]:
-    clock = ManualClock()
-    runner = Runner(
-        exp,
-        base_dir=tmp_path,
-        journal=Journal(tmp_path / "journal.jsonl"),
-        clock=clock,
-        endpoints=no_endpoints,
-        injector=fake_injectors(*fakes),
-        traffic=FakeTraffic(
-            clock, fakes, duration=exp.traffic.duration.seconds, error=traffic_error
-        ),
-    )
+    runner = fake_runner(exp, tmp_path, fakes, traffic_error=traffic_error)
     try:
         await runner.run()
     finally:
@@ -169,22 +187,14 @@ async def test_a_bug_in_traffic_is_an_error_with_its_traceback_after_rollback(
 async def test_cancellation_rolls_back_then_propagates(tmp_path: Path) -> None:
     """A Runner under asyncio.timeout() (or in a TaskGroup) does not swallow cancellation."""
     fake = FakeInjector()
-    clock = ManualClock()
     task: asyncio.Task[Any] | None = None
 
     def cancel_once_injected(event: object) -> None:
         if isinstance(event, FaultRecord) and event.event == "injected" and task is not None:
             task.cancel()
 
-    runner = Runner(
-        experiment(tmp_path),
-        base_dir=tmp_path,
-        journal=Journal(tmp_path / "journal.jsonl"),
-        listeners=[cancel_once_injected],
-        clock=clock,
-        endpoints=no_endpoints,
-        injector=fake_injectors(fake),
-        traffic=FakeTraffic(clock, [fake], duration=10.0, rate=1.0),
+    runner = fake_runner(
+        experiment(tmp_path), tmp_path, [fake], listeners=(cancel_once_injected,), rate=1.0
     )
     task = asyncio.create_task(runner.run())
     with pytest.raises(asyncio.CancelledError):
@@ -200,23 +210,14 @@ async def test_cancellation_rolls_back_then_propagates(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_a_timeout_around_a_run_surfaces_as_timeout_after_rollback(tmp_path: Path) -> None:
     fake = FakeInjector()
-    clock = ManualClock()
     timeout = asyncio.timeout(None)
 
     def expire_once_injected(event: object) -> None:
         if isinstance(event, FaultRecord) and event.event == "injected":
             timeout.reschedule(asyncio.get_running_loop().time())
 
-    runner = Runner(
-        experiment(tmp_path),
-        base_dir=tmp_path,
-        journal=Journal(tmp_path / "journal.jsonl"),
-        listeners=[expire_once_injected],
-        clock=clock,
-        endpoints=no_endpoints,
-        injector=fake_injectors(fake),
-        traffic=FakeTraffic(clock, [fake], duration=3600.0, rate=1.0),
-    )
+    exp = experiment(tmp_path, duration="1h")
+    runner = fake_runner(exp, tmp_path, [fake], listeners=(expire_once_injected,), rate=1.0)
     with pytest.raises(TimeoutError):
         async with timeout:
             await runner.run()
@@ -303,17 +304,7 @@ async def test_a_failed_recovery_names_each_probe_and_its_last_answer_everywhere
         steady_state=[{"name": "service health", "url": url}],
         recovery={"deadline": "1s", "interval": "100ms"},
     )
-    fake, clock = FakeInjector(), ManualClock()
-    runner = Runner(
-        exp,
-        base_dir=tmp_path,
-        journal=Journal(tmp_path / "journal.jsonl"),
-        listeners=[break_it],
-        clock=clock,
-        endpoints=no_endpoints,
-        injector=fake_injectors(fake),
-        traffic=FakeTraffic(clock, [fake], duration=10.0),
-    )
+    runner = fake_runner(exp, tmp_path, [FakeInjector()], listeners=(break_it,))
     try:
         outcome = await runner.run()
     finally:
