@@ -24,6 +24,7 @@ PUBLIC = {
         "evaluate",
         "fault_window_mask",
         "format_value",
+        "guardrail_confidence",
         "judge_hypothesis",
     ],
     "mlchaos.arms": [

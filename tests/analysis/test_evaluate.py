@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from mlchaos.analysis import CheckStatus, evaluate, fault_window_mask, judge_hypothesis
+from mlchaos.analysis import (
+    CheckStatus,
+    evaluate,
+    fault_window_mask,
+    guardrail_confidence,
+    judge_hypothesis,
+)
 from mlchaos.arms import ArmCode
 from mlchaos.observations import ObservationStore
 from mlchaos.spec import Analysis, MetricCheck
@@ -149,3 +155,25 @@ def test_the_hypothesis_sees_the_fault_window_less_each_checks_settle_time() -> 
     assert results[1].estimate is not None and results[1].estimate.n == 80
     everything = judge_hypothesis([settled], s, [(10.0, 20.0)], Analysis(window="all"))
     assert everything[0].estimate is not None and everything[0].estimate.n == 101
+
+
+def test_guardrails_split_alpha_across_their_bounds() -> None:
+    """Bonferroni: each bound of each guardrail gets alpha / (number of bounds)."""
+    one = check(relative_to="control", max="0%")
+    both = check(metric="accuracy", relative_to="control", min="-10%", max="10%")
+    assert guardrail_confidence([one], 0.95) == pytest.approx(0.95)
+    assert guardrail_confidence([one, both], 0.95) == pytest.approx(1 - 0.05 / 3)
+    assert guardrail_confidence([], 0.95) == pytest.approx(0.95)
+
+
+def test_a_second_guardrail_raises_the_evidence_each_needs_to_trip() -> None:
+    """Errors 21 of 400 against 4 of 400: the mSPRT's evidence is about 30, past 1/alpha = 20
+    for a lone guardrail, short of 40 when two share alpha."""
+    store = store_with(21, 400, 4, 400)
+    guard = check(relative_to="control", max="0%")
+    alone = evaluate(guard, store, confidence=guardrail_confidence([guard], 0.95), sequential=True)
+    shared = evaluate(
+        guard, store, confidence=guardrail_confidence([guard, guard], 0.95), sequential=True
+    )
+    assert alone.status is CheckStatus.VIOLATED
+    assert shared.status is not CheckStatus.VIOLATED

@@ -11,6 +11,7 @@ from mlchaos.analysis._evaluate import (
     evaluate,
     fault_window_mask,
     format_value,
+    guardrail_confidence,
     judge_hypothesis,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "evaluate",
     "fault_window_mask",
     "format_value",
+    "guardrail_confidence",
     "judge_hypothesis",
 ]

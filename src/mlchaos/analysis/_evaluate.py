@@ -24,6 +24,7 @@ __all__ = [
     "evaluate",
     "fault_window_mask",
     "format_value",
+    "guardrail_confidence",
     "judge_hypothesis",
 ]
 
@@ -293,6 +294,14 @@ def _unit(check: MetricCheck) -> Unit:
     if check.bound_kind is BoundKind.TIME:
         return Unit.SECONDS
     return Unit.POINTS if check.relative_to else Unit.SHARE
+
+
+def guardrail_confidence(guardrails: list[MetricCheck], confidence: float) -> float:
+    """The confidence each guardrail is judged at so that all of them together abort a
+    harmless run with probability at most ``1 - confidence``: Bonferroni, the error rate split
+    evenly across every bound (a guardrail with both a max and a min counts twice)."""
+    bounds = sum((g.max is not None) + (g.min is not None) for g in guardrails)
+    return 1 - (1 - confidence) / max(bounds, 1)
 
 
 def fault_window_mask(

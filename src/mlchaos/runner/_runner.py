@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlchaos import __version__
-from mlchaos.analysis import CheckResult, CheckStatus, evaluate, judge_hypothesis
+from mlchaos.analysis import (
+    CheckResult,
+    CheckStatus,
+    evaluate,
+    guardrail_confidence,
+    judge_hypothesis,
+)
 from mlchaos.arms import ArmCode
 from mlchaos.errors import (
     EXIT_CANNOT_RUN,
@@ -581,7 +587,8 @@ class Runner:
     async def _guardrail_loop(self, t0: float) -> None:
         exp = self.exp
         total = exp.traffic.duration.seconds
-        conf = exp.analysis.confidence.fraction
+        # Every guardrail is a chance to abort a harmless run: split alpha across them.
+        conf = guardrail_confidence(exp.guardrails, exp.analysis.confidence.fraction)
         last_progress = 0.0
         while True:
             await self.clock.sleep(exp.tick.seconds)
