@@ -15,6 +15,7 @@ never does: a path that is not in a document gives ``None`` (:func:`extract`) or
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -51,6 +52,7 @@ _INDEX = re.compile(r"\[\s*(-?\d+|\*|\?)\s*\]")
 _DECODER = json.JSONDecoder()
 
 
+@functools.lru_cache(maxsize=1024)  # the proxy parses an edit's paths on each faulted request
 def parse_path(text: str, *, wildcards: bool = True) -> tuple[PathPart, ...]:
     """Parse ``outputs[0].data[0]``, ``model_name``, ``results[*].values`` or ``["odd key"][1]``.
 
