@@ -125,7 +125,9 @@ async def test_faults_round_trip_through_the_api(
     assert body["lease"] == "10s"
     status, body = await call(proxy, "POST", f"/faults/{fault_id}/renew")
     assert body["lease"] == "5s", "an empty renewal uses the default lease"
-    assert (await call(proxy, "DELETE", f"/faults/{fault_id}")) == (200, {"removed": fault_id})
+    zero = {"none": 0, "experiment": 0, "control": 0}
+    removed = {"removed": fault_id, "applied": 0, "hits": zero}
+    assert (await call(proxy, "DELETE", f"/faults/{fault_id}")) == (200, removed)
     assert (await call(proxy, "DELETE", f"/faults/{fault_id}"))[0] == 404
     assert (await call(proxy, "POST", f"/faults/{fault_id}/renew"))[0] == 404
     await call(proxy, "POST", "/faults", json={"rule": {"type": "abort"}})

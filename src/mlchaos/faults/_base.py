@@ -12,10 +12,20 @@ class Injector(Protocol):
 
     ``inject`` gives the fault a lease; unless ``renew`` is called within it, the fault removes
     itself, so a runner that dies leaves nothing behind for longer than one lease.
+
+    ``hits`` is what a fault on traffic has changed so far, per arm (``none``, ``experiment``,
+    ``control``), as of its last renewal or its removal, counted in ``unit`` (requests or
+    connections); None for faults that do not act on traffic (a killed process).
     """
 
     @property
     def label(self) -> str: ...
+
+    @property
+    def hits(self) -> dict[str, int] | None: ...
+
+    @property
+    def unit(self) -> str: ...
 
     async def check(self) -> None:
         """Raise PreflightError unless the fault can be both injected and removed."""

@@ -37,6 +37,9 @@ class KillInjector:
         self.restart = restart
         self.killed_pids: list[int] = []
 
+    hits: dict[str, int] | None = None  # it acts on processes, not on requests
+    unit = "processes"
+
     @property
     def label(self) -> str:
         return f"{self.signal.name} to {self.selector.describe()}"
@@ -112,6 +115,9 @@ class PauseInjector:
         self._lease = lease
         self.fault_id = fault_id
         self.agent = agent
+
+    hits: dict[str, int] | None = None
+    unit = "processes"
 
     @property
     def label(self) -> str:

@@ -26,6 +26,8 @@ class ProxyFaultInjector:
         self._lease = lease
         self.fault_id = fault_id
         self.proxy = proxy
+        self.hits: dict[str, int] | None = None
+        self.unit = "requests"
 
     @property
     def label(self) -> str:
@@ -38,6 +40,8 @@ class ProxyFaultInjector:
             info = await self._client.health()
         except ControlAPIError as exc:
             raise PreflightError(f"proxy '{self.proxy}': {exc}") from None
+        if info.get("protocol") == "tcp":
+            self.unit = "connections"
         shares = info.get("arms") or {}
         if (
             info.get("protocol") == "tcp"
@@ -69,13 +73,18 @@ class ProxyFaultInjector:
         return "injected at 0%, listed as active, removed, gone"
 
     async def inject(self) -> None:
+        self.hits = {}
         await self._client.add_fault(self.rule, self._lease, fault_id=self.fault_id)
 
     async def renew(self) -> None:
-        await self._client.renew(self.fault_id, self._lease)
+        self.hits = await self._client.renew_fault(self.fault_id, self._lease)
 
     async def remove(self) -> None:
-        await self._client.remove(self.fault_id, missing_ok=True)
+        """Remove it; its final counts when the proxy still had it (else those of the last
+        renewal stand: a fault whose lease lapsed took its last few counts with it)."""
+        final = await self._client.remove_fault(self.fault_id)
+        if final is not None:
+            self.hits = final
 
     async def verify_removed(self) -> bool:
         return self.fault_id not in await self._client.fault_ids()

@@ -14,7 +14,12 @@ from http import HTTPStatus
 
 from mlchaos.proxy._assign import ARM_LINES
 
-__all__ = ["bad_request_message", "error_body", "own_response", "reset_transport"]
+__all__ = ["FAULT_LINE", "bad_request_message", "error_body", "own_response", "reset_transport"]
+
+# The header a proxy adds to an answer one of its faults changed. Proxies pass it on, so the
+# client at the edge (traffic, or the edge proxy's log) learns a fault touched the request
+# anywhere on its path, as long as the services between pass response headers on.
+FAULT_LINE = b"x-mlchaos-fault: 1\r\n"
 
 _LINGER_RST = struct.pack("ii", 1, 0)
 _BAD_REQUEST = {
@@ -42,13 +47,15 @@ def own_response(
     keep_alive: bool,
     http10: bool,
     head_only: bool,
+    fault: bool = False,
 ) -> bytes:
-    """A complete response, framed by its content length, carrying the request's arm."""
-    connection = b""
+    """A complete response, framed by its content length, carrying the request's arm (and the
+    fault mark, when a fault made it)."""
+    connection = FAULT_LINE if fault else b""
     if not keep_alive:
-        connection = b"connection: close\r\n"
+        connection += b"connection: close\r\n"
     elif http10:
-        connection = b"connection: keep-alive\r\n"
+        connection += b"connection: keep-alive\r\n"
     head = b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s%s\r\n" % (
         status,
         _reason(status),

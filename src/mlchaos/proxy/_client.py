@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from mlchaos.control import ControlAPIClient
+from mlchaos.control import ControlAPIClient, StatusError
 from mlchaos.errors import ControlAPIError
 from mlchaos.proxy._faults import ActiveFault
 from mlchaos.proxy._live import Cohorts
@@ -54,6 +54,20 @@ class ControlClient(ControlAPIClient):
         body = await self._call("POST", "/faults", payload)
         return str(body["id"])
 
+    async def renew_fault(self, fault_id: str, lease: Duration | None = None) -> dict[str, int]:
+        """Extend a fault's lease from now; what it has changed so far, per arm."""
+        payload = {} if lease is None else {"lease": str(lease)}
+        return _hits(await self._call("POST", f"/faults/{fault_id}/renew", payload))
+
+    async def remove_fault(self, fault_id: str) -> dict[str, int] | None:
+        """Remove a fault; what it changed in all, per arm (None: it was not active)."""
+        try:
+            return _hits(await self._call("DELETE", f"/faults/{fault_id}"))
+        except StatusError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     async def clear(self) -> int:
         """Remove every fault; returns how many there were."""
         body = await self._call("DELETE", "/faults")
@@ -83,3 +97,10 @@ class ControlClient(ControlAPIClient):
     async def observations(self, after: int, limit: int = 10_000) -> dict[str, Any]:
         """The edge's logged observations from sequence number ``after`` (see the control API)."""
         return await self._call("GET", f"/observations?after={after}&limit={limit}")
+
+
+def _hits(body: dict[str, Any]) -> dict[str, int]:
+    hits = body.get("hits")
+    if not isinstance(hits, dict) or not all(isinstance(v, int) for v in hits.values()):
+        raise ControlAPIError("the proxy's answer has no per-arm 'hits' counts")
+    return {str(k): v for k, v in hits.items()}

@@ -121,9 +121,8 @@ def control_app(
         return _json(_lease_answer(faults.renew(request.match_info["id"], body.lease)))
 
     async def remove(request: web.Request) -> web.Response:
-        fault_id = request.match_info["id"]
-        faults.remove(fault_id)
-        return _json({"removed": fault_id})
+        last = faults.remove(request.match_info["id"])
+        return _json({"removed": last.id, "applied": last.applied, "hits": last.hits})
 
     async def clear(request: web.Request) -> web.Response:
         return _json({"removed": faults.clear()})
@@ -158,7 +157,13 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
 
 
 def _lease_answer(fault: ActiveFault) -> dict[str, Any]:
-    return {"id": fault.id, "lease": str(fault.lease), "expires_in": fault.expires_in}
+    return {
+        "id": fault.id,
+        "lease": str(fault.lease),
+        "expires_in": fault.expires_in,
+        "applied": fault.applied,
+        "hits": fault.hits,
+    }
 
 
 def _json(data: object, status: int = 200) -> web.Response:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlchaos.arms import ArmCode
 from mlchaos.errors import ConfigError
@@ -33,6 +33,7 @@ from mlchaos.proxy._rules import (
     LatencyRule,
     Rule,
 )
+from mlchaos.proxy._stats import ARM_NAMES
 from mlchaos.units import Duration
 
 __all__ = ["ActiveFault", "FaultTable", "HttpPlan", "UnknownFaultError"]
@@ -57,7 +58,8 @@ class ActiveFault(BaseModel):
     rule: Rule
     lease: Duration
     expires_in: float
-    applied: int = 0
+    applied: int = Field(0, description="requests (http) or connections (tcp) it changed")
+    hits: dict[str, int] = Field({}, description="the same, per arm (none/experiment/control)")
 
 
 @dataclass(eq=False, slots=True)
@@ -71,7 +73,7 @@ class FaultEntry:
     seq: int
     probability: float
     handle: asyncio.TimerHandle | None = None
-    applied: int = 0
+    hits: list[int] = field(default_factory=lambda: [0, 0, 0])  # per ArmCode
     arms: frozenset[int] = field(default_factory=frozenset)
     delay: float = 0.0
     jitter: float = 0.0
@@ -177,10 +179,12 @@ class FaultTable:
         entry.handle = loop.call_at(entry.expires_at, self._expire, entry)
         return self._snapshot(entry, loop.time())
 
-    def remove(self, fault_id: str) -> None:
-        """Deactivate a fault now; raises :class:`UnknownFaultError` if it is not active."""
+    def remove(self, fault_id: str) -> ActiveFault:
+        """Deactivate a fault now; its last snapshot (what it changed, in total). Raises
+        :class:`UnknownFaultError` if it is not active."""
         entry = self._get(fault_id)
         self._drop(entry)
+        return self._snapshot(entry, asyncio.get_running_loop().time())
 
     def clear(self) -> int:
         """Deactivate every fault; returns how many there were."""
@@ -271,5 +275,6 @@ class FaultTable:
             rule=entry.rule,
             lease=entry.lease,
             expires_in=max(0.0, round(entry.expires_at - now, 3)),
-            applied=entry.applied,
+            applied=sum(entry.hits),
+            hits=dict(zip(ARM_NAMES, entry.hits, strict=True)),
         )

@@ -28,7 +28,13 @@ from typing import cast
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from mlchaos.observations import ErrorKind
-from mlchaos.proxy._answers import bad_request_message, error_body, own_response, reset_transport
+from mlchaos.proxy._answers import (
+    FAULT_LINE,
+    bad_request_message,
+    error_body,
+    own_response,
+    reset_transport,
+)
 from mlchaos.proxy._assign import ARM_LINES, ArmAssigner
 from mlchaos.proxy._config import ProxyConfig
 from mlchaos.proxy._faults import FaultEntry, FaultTable
@@ -81,6 +87,7 @@ class _Request:
         "drop",
         "expect",
         "fault",
+        "fired",
         "hang",
         "has_body",
         "has_host",
@@ -116,12 +123,13 @@ class _Request:
         self.expect = False
         self.http10 = False
         self.keep_alive = True
-        self.fault = 0
+        self.fault = 0  # a fault changed it, here or (by the answer's mark) further on
+        self.fired: list[FaultEntry] | None = None  # this proxy's faults that changed it
         self.hang = False
         self.head_sent = False
         self.retried = False
         self.status = 0
-        self.rewrites: list[RewriteRule] | None = None  # data faults drawn
+        self.rewrites: list[FaultEntry] | None = None  # data faults drawn (hit if they change)
         self.buffer: list[bytes] = []  # a response held back to be rewritten
         self.capture: list[bytes] | None = None  # a copy of the answer, for the live log
 
@@ -385,24 +393,22 @@ class ClientConn(asyncio.Protocol):
         rnd = plane.random
         for entry in data:
             if rnd() < entry.probability:
+                req.rewrites = [*(req.rewrites or ()), entry]
                 rule = entry.rule
                 assert isinstance(rule, RewriteRule)
-                req.rewrites = [*(req.rewrites or ()), rule]
-                entry.applied += 1
-                req.fault = 1
+                if rule.status is not None:  # a new status changes every answer
+                    _fired(req, entry)
         chosen: FaultEntry | None = None
         for entry in terminal:
             if rnd() < entry.probability:
                 chosen = entry
-                entry.applied += 1
-                req.fault = 1
+                _fired(req, entry)
                 break
         delay = 0.0
         for entry in latencies:
             if rnd() < entry.probability:
                 delay += entry.delay + (rnd() * entry.jitter if entry.jitter else 0.0)
-                entry.applied += 1
-                req.fault = 1
+                _fired(req, entry)
         if delay > 0.0:
             self._timer = self._loop.call_later(delay, self._act, req, chosen)
         else:
@@ -469,7 +475,7 @@ class ClientConn(asyncio.Protocol):
         if req.has_body:
             body = b"".join(req.body)
             if req.rewrites:
-                body = rewrite_json(body, req.rewrites, "request") or body
+                body = _rewrite(req, body, "request")
             parts.append(b"content-length: %d\r\n\r\n" % len(body))
             parts.append(body)
         else:
@@ -479,17 +485,25 @@ class ClientConn(asyncio.Protocol):
     # -- ResponseSink: called by the upstream connection -----------------------------------------
 
     def response_head(
-        self, status: int, status_line: bytes, lines: bytes, has_length: bool, chunked: bool
+        self,
+        status: int,
+        status_line: bytes,
+        lines: bytes,
+        has_length: bool,
+        chunked: bool,
+        faulted: bool,
     ) -> None:
         req = self._cur
         assert req is not None
         req.status = status
+        if faulted:
+            req.fault = 1
         req.head_sent = True
         if _rewrites_response(req) and req.method != b"HEAD" and status not in {204, 304}:
             self._mode = _BUFFER  # held back until complete, then rewritten (response_end)
             req.buffer = [status_line, _CONTENT_LENGTH.sub(b"", lines)]
             return
-        tail = ARM_LINES[req.arm]
+        tail = ARM_LINES[req.arm] + FAULT_LINE if req.fault else ARM_LINES[req.arm]
         if req.method == b"HEAD" or status in {204, 304}:
             self._mode = _NO_BODY
             if chunked and not has_length and not req.http10:
@@ -616,6 +630,7 @@ class ClientConn(asyncio.Protocol):
                 keep_alive=req.keep_alive,
                 http10=req.http10,
                 head_only=req.method == b"HEAD",
+                fault=bool(req.fault),
             )
         )
         self._finish(req, status, error)
@@ -647,6 +662,9 @@ class ClientConn(asyncio.Protocol):
     def _record(self, req: _Request, status: int, error: ErrorKind) -> None:
         latency = time.perf_counter() - req.t0
         plane = self._plane
+        if req.fired is not None:
+            for entry in req.fired:
+                entry.hits[req.arm] += 1
         plane.recorder.record(req.arm, req.start, latency, status, error, req.fault)
         if req.capture is not None and plane.live is not None and plane.live.log is not None:
             body = b"".join(req.capture) if error == _OK and 200 <= status < 300 else None
@@ -658,8 +676,30 @@ class ClientConn(asyncio.Protocol):
             self._transport.pause_reading()
 
 
+def _fired(req: _Request, entry: FaultEntry) -> None:
+    """``entry`` changed ``req``: counted (per arm) when the request ends, and marked."""
+    if req.fired is None:
+        req.fired = [entry]
+    elif entry not in req.fired:
+        req.fired.append(entry)
+    req.fault = 1
+
+
+def _rewrite(req: _Request, body: bytes, which: str) -> bytes:
+    """``body`` after the request's data faults; those that changed it count as fired."""
+    entries = req.rewrites or []
+    body, changed = rewrite_json(body, [cast("RewriteRule", e.rule) for e in entries], which)
+    for entry, hit in zip(entries, changed, strict=True):
+        if hit:
+            _fired(req, entry)
+    return body
+
+
 def _rewrites_response(req: _Request) -> bool:
-    return any(r.response or r.status is not None for r in req.rewrites or ())
+    return any(
+        cast("RewriteRule", e.rule).response or cast("RewriteRule", e.rule).status is not None
+        for e in req.rewrites or ()
+    )
 
 
 def _rewritten(req: _Request) -> bytes:
@@ -668,15 +708,18 @@ def _rewritten(req: _Request) -> bytes:
     req.buffer = []
     assert req.rewrites is not None
     body = b"".join(chunks)
-    body = rewrite_json(body, req.rewrites, "response") or body
+    body = _rewrite(req, body, "response")
     if req.capture is not None:
         req.capture = [body]  # the live log reads the answer the client got
-    for rule in req.rewrites:
+    for entry in req.rewrites:
+        rule = entry.rule
         if isinstance(rule, RewriteRule) and rule.status is not None:
             req.status = rule.status
             reason = HTTPStatus(rule.status).phrase.encode() if rule.status in _KNOWN else b""
             status_line = b"HTTP/1.1 %d %s\r\n" % (rule.status, reason)
     tail = ARM_LINES[req.arm] + b"content-length: %d\r\n" % len(body)
+    if req.fault:
+        tail += FAULT_LINE
     if not req.keep_alive:
         tail += b"connection: close\r\n"
     elif req.http10:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.jsonpath import locate, parse_path
@@ -52,18 +53,21 @@ def apply_edits(document: Any, edits: list[Edit]) -> int:
     return changed
 
 
-def rewrite_json(body: bytes, rules: list[RewriteRule], which: str) -> bytes | None:
-    """The body after the rules' ``which`` (``request``/``response``) edits, or None when it is
-    not JSON, too large, or nothing changed (then it passes as it was)."""
+def rewrite_json(body: bytes, rules: Sequence[RewriteRule], which: str) -> tuple[bytes, list[bool]]:
+    """The body after the rules' ``which`` (``request``/``response``) edits, and which rules
+    changed it. A body that is not JSON, is too large, or that no rule changed, passes as it
+    was (and counts as not hit)."""
+    untouched = (body, [False] * len(rules))
     if not body or len(body) > MAX_BODY:
-        return None
+        return untouched
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return None
-    changed = 0
-    for rule in rules:
-        changed += apply_edits(document, rule.request if which == "request" else rule.response)
-    if not changed:
-        return None
-    return json.dumps(document, separators=(",", ":")).encode()
+        return untouched
+    changed = [
+        apply_edits(document, rule.request if which == "request" else rule.response) > 0
+        for rule in rules
+    ]
+    if not any(changed):
+        return untouched
+    return json.dumps(document, separators=(",", ":")).encode(), changed

@@ -344,7 +344,7 @@ class _Relay:
             if coin is None:
                 coin = self.coins[entry.seq] = rnd() < entry.probability
                 if coin:
-                    entry.applied += 1
+                    entry.hits[self.arm] += 1
                     self.fault = 1
             if not coin:
                 continue

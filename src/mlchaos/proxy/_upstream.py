@@ -24,12 +24,12 @@ from mlchaos.observations import ErrorKind
 
 __all__ = ["ResponseSink", "UpstreamConn", "UpstreamPool"]
 
-# Response headers the proxy does not pass on: hop-by-hop ones (it frames the body itself) and
-# an arm header set by a proxy further upstream (this proxy writes its own). Matched on the
-# lower-cased head, at the start of a line (llhttp rejects a space before the colon).
+# Response headers the proxy does not pass on: hop-by-hop ones (it frames the body itself), and
+# the arm header and fault mark of a proxy further upstream (this proxy writes its own).
+# Matched on the lower-cased head, at the start of a line (llhttp rejects a space before ':').
 _HOP = re.compile(
     rb"\n(?:connection|keep-alive|proxy-connection|te|trailer|transfer-encoding|upgrade"
-    rb"|x-mlchaos-arm):"
+    rb"|x-mlchaos-arm|x-mlchaos-fault):"
 )
 
 
@@ -41,7 +41,7 @@ class _Head:
     very same bytes reuses it instead of scanning its headers again.
     """
 
-    __slots__ = ("chunked", "has_length", "head", "lines", "status_line")
+    __slots__ = ("chunked", "faulted", "has_length", "head", "lines", "status_line")
 
     def __init__(self, raw: bytes) -> None:
         end = raw.find(b"\r\n\r\n") + 2  # the head is all in raw: the parser just read it
@@ -54,6 +54,7 @@ class _Head:
         low = block.lower()
         self.has_length = b"\ncontent-length:" in low
         self.chunked = b"\ntransfer-encoding:" in low
+        self.faulted = b"\nx-mlchaos-fault:" in low  # a proxy further on changed the answer
         hop = _HOP.search(low)
         while hop is not None:
             start = hop.start()
@@ -68,7 +69,13 @@ class ResponseSink(Protocol):
     """Where an upstream connection delivers the response it parses."""
 
     def response_head(
-        self, status: int, status_line: bytes, lines: bytes, has_length: bool, chunked: bool
+        self,
+        status: int,
+        status_line: bytes,
+        lines: bytes,
+        has_length: bool,
+        chunked: bool,
+        faulted: bool,
     ) -> None: ...
 
     def response_body(self, data: bytes) -> None: ...
@@ -221,7 +228,9 @@ class UpstreamConn(asyncio.Protocol):
             head = pool.last_head = _Head(raw)
         self._has_length = head.has_length
         self._chunked = head.chunked
-        sink.response_head(status, head.status_line, head.lines, head.has_length, head.chunked)
+        sink.response_head(
+            status, head.status_line, head.lines, head.has_length, head.chunked, head.faulted
+        )
         if self._no_body:  # HEAD: the parser cannot know the body is absent; end here
             self._stale_parser = True
             self.sink = None

@@ -95,6 +95,8 @@ class FakeInjector:
     """
 
     label: str = "fake fault"
+    hits: dict[str, int] | None = None
+    unit: str = "requests"
     check_error: BaseException | None = None
     inject_error: BaseException | None = None
     renew_error: BaseException | None = None
