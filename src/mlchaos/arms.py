@@ -17,9 +17,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from mlchaos.jsonpath import parse_path
 from mlchaos.units import Share
 
-__all__ = ["ARM_HEADER", "Arm", "ArmCode", "ArmKey", "ArmSplit", "arm_for_key", "arm_for_unit"]
+__all__ = [
+    "ARM_HEADER",
+    "FAULT_HEADER",
+    "Arm",
+    "ArmCode",
+    "ArmKey",
+    "ArmSplit",
+    "arm_for_key",
+    "arm_for_unit",
+]
 
 ARM_HEADER = "x-mlchaos-arm"
+# A proxy marks an answer one of its faults changed with this header (value ``1``), and proxies
+# pass it on: the client at the edge learns that a fault touched the request on its path.
+FAULT_HEADER = "x-mlchaos-fault"
 
 
 class Arm(StrEnum):

@@ -48,6 +48,17 @@ def test_abort_example_raises_experiment_errors_only_and_holds(
     assert ctrl_rate == 0.0
     assert summary["verdict"] == "held"
     assert "HELD" in output
+    # The proxy marks the answers its fault made; the traffic fills the fault column from it.
+    rows = [
+        r["columns"]
+        for r in map(json.loads, (tmp_path / "out" / "journal.jsonl").read_text().splitlines())
+        if r["kind"] == "observations"
+    ]
+    status = [s for cols in rows for s in cols["status"]]
+    fault = [f for cols in rows for f in cols["fault"]]
+    assert sum(fault) > 50
+    assert [s for s, f in zip(status, fault, strict=True) if f] == [503] * sum(fault)
+    assert 503 not in [s for s, f in zip(status, fault, strict=True) if not f]
 
 
 def test_violated_example_exits_1_and_names_the_failed_check(tmp_path: Path, upstream: int) -> None:

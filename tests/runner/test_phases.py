@@ -16,7 +16,8 @@ import pytest
 
 from mlchaos.errors import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_OK, ControlAPIError
 from mlchaos.journal import FaultRecord, Journal, read_journal
-from mlchaos.runner import Runner
+from mlchaos.report import summarize
+from mlchaos.runner import FaultSilent, Runner
 from mlchaos.spec import Experiment, PromqlProbe, validate_data
 from mlchaos.testing import (
     FakeInjector,
@@ -319,3 +320,37 @@ async def test_a_failed_recovery_names_each_probe_and_its_last_answer_everywhere
     assert f"did not hold: service health: {url}: status 503" in out.getvalue()
     assert "**Did not hold:** service health:" in render_markdown([run])
     assert f"service health: {url}: status 503" in render_junit([run])
+
+
+@pytest.mark.asyncio
+async def test_a_fault_that_never_fired_makes_the_hypothesis_unsure_and_is_told_at_once(
+    tmp_path: Path,
+) -> None:
+    silent = FakeInjector(label="abort on p", hits={"none": 0, "experiment": 0, "control": 0})
+    seen: list[object] = []
+    runner = fake_runner(experiment(tmp_path), tmp_path, [silent], listeners=(seen.append,))
+    await runner.run()
+    records = read_journal(tmp_path / "journal.jsonl")
+    (warning,) = [e for e in seen if isinstance(e, FaultSilent)]
+    assert warning.label == "abort on p" and warning.requests >= 20
+    (removed,) = [r for r in records if r.get("event") == "removed"]
+    assert removed["hits"] == {"none": 0, "experiment": 0, "control": 0}
+    assert removed["unit"] == "requests"
+    (check,) = runner.outcome.checks
+    assert check.status.value == "unsure"
+    assert "fault never fired (abort on p: hit 0 requests" in check.detail
+    assert runner.outcome.verdict == "failed"
+    summary = summarize(records)
+    assert [r["never_fired"] for r in summary.reach] == [True]
+    assert summary.mismatches == [], "the report recomputes the same unsure verdict"
+
+
+@pytest.mark.asyncio
+async def test_a_fault_that_fired_reports_its_hits_and_the_verdict_stands(tmp_path: Path) -> None:
+    fired = FakeInjector(label="abort on p", hits={"none": 0, "experiment": 290, "control": 0})
+    runner, records = await run(experiment(tmp_path), tmp_path, [fired])
+    assert runner.outcome.verdict == "held"
+    (reach,) = summarize(records).reach
+    assert reach["hits"] == 290 and not reach["never_fired"]
+    assert reach["text"].startswith("abort on p: hit 290 requests (")
+    assert "of the experiment arm's" in reach["text"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -329,11 +330,14 @@ def judge_hypothesis(
     store: ObservationStore,
     windows: list[tuple[float, float]],
     analysis: Analysis,
+    never_fired: Sequence[str] = (),
 ) -> list[CheckResult]:
     """The verdict of each hypothesis check, the one way runner and report both compute it.
 
     With ``window: faults`` (and any fault injected) a check sees the requests that lived inside
     a fault window, less those sent in the first ``settle`` of each; otherwise it sees them all.
+    ``never_fired`` names faults that changed no request while their arm had traffic: the
+    hypothesis was not put to the test, so every check that judged anything is unsure.
     """
     results = []
     for check in checks:
@@ -341,13 +345,19 @@ def judge_hypothesis(
         if analysis.window == "faults" and windows:
             settle = check.settle.seconds
             mask = fault_window_mask(store, [(lo + settle, hi) for lo, hi in windows])
-        results.append(
-            evaluate(
-                check,
-                store,
-                mask=mask,
-                confidence=analysis.confidence.fraction,
-                threshold=analysis.threshold,
-            )
+        result = evaluate(
+            check,
+            store,
+            mask=mask,
+            confidence=analysis.confidence.fraction,
+            threshold=analysis.threshold,
         )
+        if never_fired and result.status is not CheckStatus.NO_DATA:
+            why = "; ".join(never_fired)
+            result = replace(
+                result,
+                status=CheckStatus.UNSURE,
+                detail=f"fault never fired ({why}); measured: {result.detail}",
+            )
+        results.append(result)
     return results

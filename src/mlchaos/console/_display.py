@@ -18,6 +18,7 @@ from mlchaos.journal import (
     RollbackActionRecord,
 )
 from mlchaos.runner import (
+    FaultSilent,
     MeasuringRate,
     MetricsServing,
     Prepared,
@@ -98,6 +99,12 @@ def event_line(event: Event) -> str | None:
         return event.message
     if isinstance(event, MeasuringRate):
         return f"measuring the request rate at the edge for {event.window}"
+    if isinstance(event, FaultSilent):
+        return (
+            f"[bold yellow]warning:[/] {event.label} has changed nothing while the {event.arm} "
+            f"arm sent {event.requests} requests: it is not firing (does every hop pass the "
+            "x-mlchaos-arm header on?)"
+        )
     return None
 
 
@@ -106,7 +113,11 @@ def _fault_line(event: FaultRecord) -> str | None:
     if event.event == "injected":
         return f"injected {label}"
     if event.event == "removed":
-        return f"removed {label}"
+        if event.hits is None:
+            return f"removed {label}"
+        hits = sum(event.hits.values())
+        note = " [bold yellow](it never fired)[/]" if hits == 0 else ""
+        return f"removed {label} (hit {hits} {event.unit or 'requests'}){note}"
     if event.event == "inject_failed":
         return f"[red]could not inject {label}:[/] {event.error} (it is removed at rollback)"
     if event.event == "remove_failed":

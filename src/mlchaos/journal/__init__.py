@@ -29,7 +29,7 @@ from mlchaos.journal._records import (
     TrafficRecord,
     VerdictRecord,
 )
-from mlchaos.journal._windows import FaultWindow, fault_windows
+from mlchaos.journal._windows import FaultReach, FaultWindow, fault_reach, fault_windows
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -39,6 +39,7 @@ __all__ = [
     "AlertRecord",
     "CheckRecord",
     "EstimateRecord",
+    "FaultReach",
     "FaultRecord",
     "FaultWindow",
     "GuardrailRecord",
@@ -58,6 +59,7 @@ __all__ = [
     "TrafficRateRecord",
     "TrafficRecord",
     "VerdictRecord",
+    "fault_reach",
     "fault_windows",
     "read_journal",
 ]

@@ -125,6 +125,10 @@ class FaultRecord(_Record):
     ok: bool | None = None
     error: str | None = None
     note: str | None = None
+    hits: dict[str, int] | None = Field(
+        None, description="on removal: what the fault changed, per arm (faults on traffic)"
+    )
+    unit: str | None = Field(None, description="what ``hits`` counts: requests or connections")
 
 
 class TrafficRecord(_Record):

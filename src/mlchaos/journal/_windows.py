@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["FaultWindow", "fault_windows"]
+from mlchaos.arms import ArmCode
+
+if TYPE_CHECKING:
+    from mlchaos.observations import ObservationStore
+
+__all__ = ["FaultReach", "FaultWindow", "fault_reach", "fault_windows"]
+
+_ARMS = {"experiment": ("experiment",), "control": ("control",)}
+_ALL = ("none", "experiment", "control")
+_ON_PROCESSES = frozenset({"kill", "pause"})
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,7 @@ class FaultWindow:
     start: float
     end: float
     injected: Mapping[str, Any]
+    removed: Mapping[str, Any] | None = None
 
 
 def fault_windows(records: Iterable[Mapping[str, Any]], end: float) -> list[FaultWindow]:
@@ -38,7 +48,7 @@ def fault_windows(records: Iterable[Mapping[str, Any]], end: float) -> list[Faul
             open_[r["index"]] = r
         elif r["event"] == "removed" and r["index"] in open_:
             injected = open_.pop(r["index"])
-            windows.append(FaultWindow(r["index"], _at(injected), _at(r), injected))
+            windows.append(FaultWindow(r["index"], _at(injected), _at(r), injected, r))
     windows += [FaultWindow(i, _at(r), end, r) for i, r in open_.items()]
     return windows
 
@@ -46,3 +56,62 @@ def fault_windows(records: Iterable[Mapping[str, Any]], end: float) -> list[Faul
 def _at(record: Mapping[str, Any]) -> float:
     at = record.get("at")
     return float(at if at is not None else record["t"])
+
+
+@dataclass(frozen=True)
+class FaultReach:
+    """What fault ``index`` changed (``hits``, in ``unit``, over the arms it targets; None when
+    it does not act on traffic or its proxy's count was lost) against the requests of those
+    arms sent while it was in place."""
+
+    index: int
+    label: str
+    arm: str
+    hits: int | None
+    unit: str
+    requests: int
+
+    @property
+    def never_fired(self) -> bool:
+        """It changed nothing while its arm had traffic: it tested nothing."""
+        return self.hits == 0 and self.requests > 0
+
+    def describe(self) -> str:
+        arm = "all arms'" if self.arm == "all" else f"the {self.arm} arm's"
+        if self.hits is None:
+            return f"{self.label}: hits unknown"
+        share = f" ({self.hits / self.requests:.1%} of" if self.requests else " (of"
+        return (
+            f"{self.label}: hit {self.hits} {self.unit}{share} {arm} {self.requests} "
+            "requests in its window)"
+        )
+
+
+def fault_reach(windows: Iterable[FaultWindow], store: ObservationStore) -> list[FaultReach]:
+    """Each window's fault on traffic (not a killed or paused process) against its arms'
+    traffic in the window, by send time."""
+    import numpy as np  # noqa: PLC0415
+
+    start, arm = store.column("start"), store.column("arm")
+    out = []
+    for w in windows:
+        fault = w.injected.get("fault") or {}
+        if fault.get("type") in _ON_PROCESSES:
+            continue
+        name = str(fault.get("arm", "experiment"))
+        names = _ARMS.get(name, _ALL)
+        codes = [ArmCode[n.upper()] for n in names]
+        inside = (start >= w.start) & (start <= w.end) & np.isin(arm, codes)
+        counts = (w.removed or {}).get("hits")
+        hits = None if counts is None else sum(int(counts.get(n, 0)) for n in names)
+        out.append(
+            FaultReach(
+                index=w.index,
+                label=str(w.injected.get("label") or f"fault {w.index}"),
+                arm=name,
+                hits=hits,
+                unit=str((w.removed or {}).get("unit") or "requests"),
+                requests=int(inside.sum()),
+            )
+        )
+    return out

@@ -12,6 +12,7 @@ import socket
 import struct
 from http import HTTPStatus
 
+from mlchaos.arms import FAULT_HEADER
 from mlchaos.proxy._assign import ARM_LINES
 
 __all__ = ["FAULT_LINE", "bad_request_message", "error_body", "own_response", "reset_transport"]
@@ -19,7 +20,7 @@ __all__ = ["FAULT_LINE", "bad_request_message", "error_body", "own_response", "r
 # The header a proxy adds to an answer one of its faults changed. Proxies pass it on, so the
 # client at the edge (traffic, or the edge proxy's log) learns a fault touched the request
 # anywhere on its path, as long as the services between pass response headers on.
-FAULT_LINE = b"x-mlchaos-fault: 1\r\n"
+FAULT_LINE = FAULT_HEADER.encode() + b": 1\r\n"
 
 _LINGER_RST = struct.pack("ii", 1, 0)
 _BAD_REQUEST = {

@@ -162,6 +162,7 @@ def _banner(r: _Run) -> str:
     if s.recovered is not None:
         rows.append(("recovery", _recovery_text(s.recovered, s.recovery_seconds)))
         rows += [("did not hold", failing) for failing in s.recovery_failing]
+    rows += [("fault never fired" if r["never_fired"] else "fault", r["text"]) for r in s.reach]
     rows += [("journal mismatch", m) for m in s.mismatches]
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in rows)
     return (

@@ -72,6 +72,9 @@ def _suite(run: RunJournal, sweep: Mapping[str, Any] | None) -> Element:
     ):
         if value is not None:
             ET.SubElement(props, "property", name=key, value=_text(str(value)))
+    for r in s.reach:
+        never = " (it never fired)" if r["never_fired"] else ""
+        ET.SubElement(props, "property", name=f"fault_{r['index']}", value=_text(r["text"] + never))
     classname = _text(s.title)
     inject = next((p.get("seconds") for p in s.phases if p["phase"] == "inject"), None) or 0.0
     failures = errors = 0

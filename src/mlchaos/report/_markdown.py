@@ -44,6 +44,10 @@ def _run(run: RunJournal, *, level: int, label: str) -> list[str]:
         facts.append(f"**Kill switch:** faults removed {s.kill_switch_ms:.1f} ms after the trip")
     if s.error:
         facts.append(f"**Error:** {_md(s.error)}")
+    facts += [
+        f"**Fault:** {_md(r['text'])}" + (" — **it never fired**" if r["never_fired"] else "")
+        for r in s.reach
+    ]
     if s.recovered is not None:
         took = "" if s.recovery_seconds is None else f" in {s.recovery_seconds:.2f} s"
         facts.append(

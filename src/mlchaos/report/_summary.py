@@ -7,13 +7,13 @@ check whose recomputed status differs from the one the runner recorded is flagge
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.analysis import fault_window_mask, judge_hypothesis
 from mlchaos.arms import ArmCode
 from mlchaos.errors import ConfigError
-from mlchaos.journal import fault_windows
+from mlchaos.journal import fault_reach, fault_windows
 from mlchaos.observations import ObservationStore
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ class Summary:
     comparison: dict[str, Any] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
     faults: list[dict[str, Any]] = field(default_factory=list)
+    reach: list[dict[str, Any]] = field(default_factory=list)  # what each traffic fault hit
     phases: list[dict[str, Any]] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
     staleness: list[dict[str, Any]] = field(default_factory=list)
@@ -63,6 +64,7 @@ class Summary:
             "comparison": self.comparison,
             "checks": self.checks,
             "faults": self.faults,
+            "reach": self.reach,
             "phases": self.phases,
             "mismatches": self.mismatches,
             "staleness": self.staleness,
@@ -117,8 +119,12 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
             recorded_checks[r["name"]] = {k: v for k, v in r.items() if k not in ("kind", "t")}
         elif kind == "alert":
             s.alerts.append({k: v for k, v in r.items() if k != "kind"})
-    windows = [(w.start, w.end) for w in fault_windows(records, records[-1]["t"])]
+    full = fault_windows(records, records[-1]["t"])
+    windows = [(w.start, w.end) for w in full]
     s.observations = len(store)
+    reach = fault_reach(full, store)
+    s.reach = [{**asdict(r), "never_fired": r.never_fired, "text": r.describe()} for r in reach]
+    silent = [r.describe() for r in reach if r.never_fired]
 
     conf = exp.analysis.confidence.fraction
     mask = None
@@ -135,7 +141,7 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
     _staleness_curve(s, exp, store)
     s.quality = _quality(store, mask, conf)
     if verdict is not None and verdict.get("verdict") != "error":
-        for result in judge_hypothesis(exp.metric_checks, store, windows, exp.analysis):
+        for result in judge_hypothesis(exp.metric_checks, store, windows, exp.analysis, silent):
             s.checks.append(result.to_dict())
             was = recorded_checks.pop(result.name, {}).get("status")
             if was is not None and was != result.status.value:

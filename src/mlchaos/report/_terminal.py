@@ -65,6 +65,9 @@ def render_terminal(s: Summary, console: Console) -> None:
             console.print(f"  [red]did not hold:[/] {markup_escape(failing)}")
     if s.kill_switch_ms is not None:
         console.print(f"kill switch: faults removed {s.kill_switch_ms:.0f}ms after the trip")
+    for r in s.reach:
+        never = " [bold yellow]— it never fired[/]" if r["never_fired"] else ""
+        console.print(f"fault {markup_escape(r['text'])}{never}")
     for m in s.mismatches:
         console.print(f"[red]journal mismatch:[/] {m}")
 

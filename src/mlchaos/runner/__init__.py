@@ -10,6 +10,7 @@ from mlchaos.runner._endpoints import Endpoints, OpenEndpoints, open_endpoints
 from mlchaos.runner._events import (
     ArmProgress,
     Event,
+    FaultSilent,
     JournalSink,
     Listener,
     MeasuringRate,
@@ -29,6 +30,7 @@ __all__ = [
     "Clock",
     "Endpoints",
     "Event",
+    "FaultSilent",
     "HaltReport",
     "JournalSink",
     "Listener",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ArmProgress",
     "Event",
+    "FaultSilent",
     "JournalSink",
     "Listener",
     "MeasuringRate",
@@ -83,8 +84,26 @@ class SteadyStateHeld:
     probes: int
 
 
+@dataclass(frozen=True)
+class FaultSilent:
+    """A fault has changed nothing while ``requests`` of its arm were sent (told once)."""
+
+    label: str
+    arm: str
+    requests: int
+
+
 # A journal record (a pydantic model of mlchaos.journal) or one of the events above.
-Event = BaseModel | Progress | MetricsServing | Waiting | MeasuringRate | Prepared | SteadyStateHeld
+Event = (
+    BaseModel
+    | Progress
+    | MetricsServing
+    | Waiting
+    | MeasuringRate
+    | Prepared
+    | SteadyStateHeld
+    | FaultSilent
+)
 Listener = Callable[[Event], None]
 
 

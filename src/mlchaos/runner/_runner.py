@@ -63,6 +63,7 @@ from mlchaos.journal import (
     TrafficRateRecord,
     TrafficRecord,
     VerdictRecord,
+    fault_reach,
     fault_windows,
 )
 from mlchaos.observations import ObservationStore
@@ -74,6 +75,7 @@ from mlchaos.runner._endpoints import Endpoints, OpenEndpoints, open_endpoints
 from mlchaos.runner._events import (
     ArmProgress,
     Event,
+    FaultSilent,
     JournalSink,
     Listener,
     MeasuringRate,
@@ -131,6 +133,7 @@ class _Scheduled:
     attempted: bool = False  # inject() was called: it may be in place even if it raised
     injected_at: float | None = None  # wall clock, once inject() returned
     removed_at: float | None = None
+    silent_told: bool = False  # the display was told it changes nothing
 
 
 def new_run_id() -> str:
@@ -546,9 +549,16 @@ class Runner:
         )
 
     def _removed(self, s: _Scheduled) -> None:
+        hits = s.injector.hits
         self.emit(
             FaultRecord(
-                event="removed", index=s.index, at=s.removed_at, id=s.id, label=s.injector.label
+                event="removed",
+                index=s.index,
+                at=s.removed_at,
+                id=s.id,
+                label=s.injector.label,
+                hits=hits,
+                unit=None if hits is None else s.injector.unit,
             )
         )
 
@@ -566,6 +576,27 @@ class Runner:
                     raise ExperimentAborted(
                         f"could not renew the lease of {s.injector.label}: {exc}"
                     ) from None
+                self._tell_if_silent(s)
+
+    def _tell_if_silent(self, s: _Scheduled, at_least: int = 20) -> None:
+        """Warn, once, about a fault that has changed nothing while its arm sent ``at_least``
+        requests (the verdict then says so too: see :meth:`_verdict_checks`)."""
+        hits = s.injector.hits
+        if s.silent_told or hits is None or s.injected_at is None or any(hits.values()):
+            return
+        import numpy as np  # noqa: PLC0415
+
+        arm = str(getattr(s.fault, "arm", "experiment"))
+        codes = {"experiment": [ArmCode.EXPERIMENT], "control": [ArmCode.CONTROL]}.get(
+            arm, list(ArmCode)
+        )
+        sent = (self.store.column("start") >= s.injected_at) & np.isin(
+            self.store.column("arm"), codes
+        )
+        requests = int(sent.sum())
+        if requests >= at_least:
+            s.silent_told = True
+            self.emit(FaultSilent(s.injector.label, arm, requests))
 
     async def _flush_loop(self) -> None:
         while True:
@@ -708,8 +739,14 @@ class Runner:
         )
 
     def _verdict_checks(self) -> list[CheckResult]:
+        windows = fault_windows(self._fault_log, self.clock.time())
+        silent = [r.describe() for r in fault_reach(windows, self.store) if r.never_fired]
         judged = judge_hypothesis(
-            self.exp.metric_checks, self.store, self.fault_windows(), self.exp.analysis
+            self.exp.metric_checks,
+            self.store,
+            [(w.start, w.end) for w in windows],
+            self.exp.analysis,
+            silent,
         )
         queried = {r.name: r for r in self._promql}
         for check in self.exp.promql_checks:
@@ -719,10 +756,6 @@ class Runner:
                     check.name, CheckStatus.NO_DATA, None, check.describe(), Judge.POINT, why
                 )
         return judged + list(queried.values())
-
-    def fault_windows(self) -> list[tuple[float, float]]:
-        """From the fault records, by the one function the reports use too."""
-        return [(w.start, w.end) for w in fault_windows(self._fault_log, self.clock.time())]
 
 
 def _probe_record(phase: str, result: ProbeResult) -> ProbeRecord:

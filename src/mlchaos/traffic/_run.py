@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlchaos.arms import ARM_HEADER, Arm, arm_for_key, arm_for_unit
+from mlchaos.arms import ARM_HEADER, FAULT_HEADER, Arm, arm_for_key, arm_for_unit
 from mlchaos.errors import ConfigError
 from mlchaos.jsonpath import PathPart, extract, parse_path
 from mlchaos.observations import ErrorKind, Observation, ObservationStore
@@ -234,6 +234,7 @@ class _Replay:
         self.sent += 1
         status = 0
         error = ErrorKind.OK
+        fault = False
         answer = _Answer()
         # Building the request is our code: a bug there is a crash (with its traceback in the
         # run's error), never an error observation in both arms.
@@ -246,6 +247,7 @@ class _Replay:
             ) as response:
                 payload = await response.read()
                 status = response.status
+                fault = FAULT_HEADER in response.headers
             latency = _now() - origin
         except self.failures as exc:
             latency = _now() - origin
@@ -272,6 +274,7 @@ class _Replay:
                 model=answer.model,
                 prediction=answer.prediction,
                 label=label,
+                fault=fault,
                 degradation=answer.degradation,
                 feature_age=answer.feature_age,
             )
