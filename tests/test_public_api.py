@@ -97,6 +97,8 @@ PUBLIC = {
         "VerdictRecord",
         "fault_reach",
         "fault_windows",
+        "judged_horizon",
+        "judged_windows",
         "read_journal",
     ],
     "mlchaos.jsonpath": [

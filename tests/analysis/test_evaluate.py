@@ -106,17 +106,39 @@ def test_latency_bound_in_time() -> None:
     assert evaluate(check(metric="latency_p99", max="100ms"), s).status is CheckStatus.VIOLATED
 
 
-def test_fault_window_mask_selects_rows_sent_and_answered_inside_a_window() -> None:
-    """Rows sent at 0..9 s taking 10 ms: the window [2, 4.005] holds those sent at 2 and 3; the
-    one sent at 4 is still in flight at the removal (it may have met the dependency unfaulted)."""
-    s = store_with(0, 10)
-    assert (
-        fault_window_mask(s, [(2.0, 4.005)]).tolist()
-        == [False, False, True, True, False] + [False] * 5
+def test_fault_window_mask_selects_rows_by_send_time_whatever_their_outcome() -> None:
+    """Rows sent at 0..9 s: the window [2, 6] with a 1 s client timeout judges those sent at 2..5,
+    whose whole life lies inside it, however long they took (a 4 s timeout sent at 5 included)."""
+    s = ObservationStore()
+    for i in range(10):
+        slow = i == 5
+        s.add(arm=ArmCode.EXPERIMENT, start=float(i), latency=4.0 if slow else 0.01, error=slow)
+    assert fault_window_mask(s, [(2.0, 6.0)], horizon=1.0).tolist() == (
+        [False, False, True, True, True, True, False, False, False, False]
     )
     assert fault_window_mask(s, [(2.0, 4.5), (8.0, 9.5)]).tolist() == (
         [False, False, True, True, True, False, False, False, True, True]
     )
+
+
+def test_judging_by_send_time_keeps_slow_failures_an_answered_window_would_drop() -> None:
+    """A fault that makes half the requests time out (1 s) and half fail at once: chosen by send
+    time the judged error rate is the true 100%, whatever the order within the window."""
+    s = ObservationStore()
+    for i in range(200):
+        timeout = i % 2 == 0
+        s.add(
+            arm=ArmCode.EXPERIMENT,
+            start=10.0 + i * 0.05,
+            latency=1.0 if timeout else 0.001,
+            status=0 if timeout else 503,
+            error=1 if timeout else 0,
+        )
+    (result,) = judge_hypothesis(
+        [check(arm="experiment", min="99%")], s, [(10.0, 20.0)], Analysis(), horizon=1.0
+    )
+    assert result.estimate is not None and result.estimate.value == 1.0
+    assert result.estimate.n == 181  # sent in [10, 19]
 
 
 def test_holding_at_the_bound_is_rare_and_holding_well_inside_is_likely() -> None:

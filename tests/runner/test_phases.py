@@ -45,6 +45,7 @@ def experiment(
             "dataset": str(tmp_path / "data.csv"),
             "rate": "100/s",
             "duration": duration,
+            "timeout": "1s",
             "request": {"protocol": "v2", "model": "toy"},
             "arms": {"experiment": "50%", "control": "50%"},
         },

@@ -306,19 +306,22 @@ def guardrail_confidence(guardrails: list[MetricCheck], confidence: float) -> fl
 
 
 def fault_window_mask(
-    store: ObservationStore, windows: list[tuple[float, float]]
+    store: ObservationStore, windows: list[tuple[float, float]], horizon: float | None = 0.0
 ) -> npt.NDArray[np.bool_]:
-    """Rows that lived wholly inside a (wall-clock) fault window: sent at or after its start,
-    answered by its end.
+    """Rows chosen by send time alone: sent at or after a (wall-clock) window's start and at
+    least ``horizon`` (the client's timeout: the longest a request lives) before its end.
 
-    A request still in flight when a fault is removed may have met the dependency in either
-    state (it reaches a replica a few milliseconds after it was sent), so it is left out rather
-    than counted as faulted.
+    Every such request lived wholly inside the window whatever its outcome. Choosing by when
+    requests were *answered* instead would select by outcome: a timeout sent late in the window
+    ends after it and would drop out while an instant injected error stays in.
+
+    ``horizon=None`` is that older rule (sent and answered inside), kept only to rebuild the
+    verdicts of journals written under it.
     """
     import numpy as np  # noqa: PLC0415
 
     start = store.column("start")
-    end = start + store.column("latency")
+    end = start + store.column("latency") if horizon is None else start + horizon
     mask = np.zeros(len(store), dtype=bool)
     for lo, hi in windows:
         mask |= (start >= lo) & (end <= hi)
@@ -331,11 +334,13 @@ def judge_hypothesis(
     windows: list[tuple[float, float]],
     analysis: Analysis,
     never_fired: Sequence[str] = (),
+    horizon: float | None = 0.0,
 ) -> list[CheckResult]:
     """The verdict of each hypothesis check, the one way runner and report both compute it.
 
-    With ``window: faults`` (and any fault injected) a check sees the requests that lived inside
-    a fault window, less those sent in the first ``settle`` of each; otherwise it sees them all.
+    With ``window: faults`` (and any fault injected) a check sees the requests sent inside a
+    fault window, less those sent in the first ``settle`` of each and in the last ``horizon``
+    (the client's timeout: see :func:`fault_window_mask`); otherwise it sees them all.
     ``never_fired`` names faults that changed no request while their arm had traffic: the
     hypothesis was not put to the test, so every check that judged anything is unsure.
     """
@@ -344,7 +349,7 @@ def judge_hypothesis(
         mask = None
         if analysis.window == "faults" and windows:
             settle = check.settle.seconds
-            mask = fault_window_mask(store, [(lo + settle, hi) for lo, hi in windows])
+            mask = fault_window_mask(store, [(lo + settle, hi) for lo, hi in windows], horizon)
         result = evaluate(
             check,
             store,

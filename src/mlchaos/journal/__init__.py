@@ -29,7 +29,14 @@ from mlchaos.journal._records import (
     TrafficRecord,
     VerdictRecord,
 )
-from mlchaos.journal._windows import FaultReach, FaultWindow, fault_reach, fault_windows
+from mlchaos.journal._windows import (
+    FaultReach,
+    FaultWindow,
+    fault_reach,
+    fault_windows,
+    judged_horizon,
+    judged_windows,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -61,5 +68,7 @@ __all__ = [
     "VerdictRecord",
     "fault_reach",
     "fault_windows",
+    "judged_horizon",
+    "judged_windows",
     "read_journal",
 ]

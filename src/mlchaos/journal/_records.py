@@ -2,7 +2,9 @@
 
 The first record of a journal is the ``run`` header and carries the journal's ``schema``
 version. Version 1 (mlchaos before the typed journal) wrote no ``schema`` field and is read as
-is: every later field is optional or defaulted. A journal of a newer version is refused.
+is: every later field is optional or defaulted. Version 3 judges fault windows by send time
+(:func:`mlchaos.journal.judged_horizon`) and journals each fault's hits. A journal of a newer
+version is refused.
 
 The runner emits these records to its listeners as they happen (the journal writes them, the
 display and the metrics read them); the writer stamps each with the wall time ``t``.
@@ -43,7 +45,7 @@ __all__ = [
     "VerdictRecord",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class _Record(BaseModel):

@@ -16,7 +16,14 @@ from mlchaos.arms import ArmCode
 if TYPE_CHECKING:
     from mlchaos.observations import ObservationStore
 
-__all__ = ["FaultReach", "FaultWindow", "fault_reach", "fault_windows"]
+__all__ = [
+    "FaultReach",
+    "FaultWindow",
+    "fault_reach",
+    "fault_windows",
+    "judged_horizon",
+    "judged_windows",
+]
 
 _ARMS = {"experiment": ("experiment",), "control": ("control",)}
 _ALL = ("none", "experiment", "control")
@@ -114,4 +121,26 @@ def fault_reach(windows: Iterable[FaultWindow], store: ObservationStore) -> list
                 requests=int(inside.sum()),
             )
         )
+    return out
+
+
+def judged_horizon(header: Mapping[str, Any], timeout: float) -> float | None:
+    """How the run's fault windows choose the requests they judge: by send time, less the last
+    ``timeout`` of each window (journal schema 3 on); None for an older journal, judged as it
+    was written, on the requests sent *and answered* inside a window."""
+    return timeout if int(header.get("schema", 1)) >= 3 else None
+
+
+def judged_windows(
+    windows: Iterable[FaultWindow], horizon: float | None, traffic_end: float | None
+) -> list[tuple[float, float]]:
+    """The windows as the judged mask takes them: a fault removed only after the traffic had
+    ended (every request answered or timed out) held for the whole life of every request sent
+    in it, so none of its end is cut: its end moves out by the horizon the mask takes off."""
+    out = []
+    for w in windows:
+        end = w.end
+        if horizon is not None and traffic_end is not None and w.end >= traffic_end:
+            end += horizon
+        out.append((w.start, end))
     return out

@@ -281,6 +281,7 @@ def _judged_mask(r: _Run) -> npt.NDArray[np.bool_] | None:
     from pydantic import TypeAdapter  # noqa: PLC0415
 
     from mlchaos.analysis import fault_window_mask  # noqa: PLC0415
+    from mlchaos.journal import fault_windows, judged_horizon, judged_windows  # noqa: PLC0415
     from mlchaos.units import Duration  # noqa: PLC0415
 
     window = (r.run.spec.get("analysis") or {}).get("window", "faults")
@@ -293,9 +294,12 @@ def _judged_mask(r: _Run) -> npt.NDArray[np.bool_] | None:
     ]
     parse = TypeAdapter(Duration).validate_python
     settle = max((parse(c.get("settle") or "0s").seconds for c in latency), default=0.0)
-    return fault_window_mask(
-        r.store, [(r.t0 + a + settle, r.t0 + b) for a, b, _ in r.events.faults]
-    )
+    timeout = parse((r.run.spec.get("traffic") or {}).get("timeout") or "0s").seconds
+    records = r.run.records
+    horizon = judged_horizon(records[0], timeout)
+    traffic_end = next((float(x["t"]) for x in records if x["kind"] == "traffic"), None)
+    windows = judged_windows(fault_windows(records, records[-1]["t"]), horizon, traffic_end)
+    return fault_window_mask(r.store, [(lo + settle, hi) for lo, hi in windows], horizon)
 
 
 def _threshold(r: _Run) -> float | None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from mlchaos.analysis import fault_window_mask, judge_hypothesis
 from mlchaos.arms import ArmCode
 from mlchaos.errors import ConfigError
-from mlchaos.journal import fault_reach, fault_windows
+from mlchaos.journal import fault_reach, fault_windows, judged_horizon, judged_windows
 from mlchaos.observations import ObservationStore
 
 if TYPE_CHECKING:
@@ -120,7 +120,9 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
         elif kind == "alert":
             s.alerts.append({k: v for k, v in r.items() if k != "kind"})
     full = fault_windows(records, records[-1]["t"])
-    windows = [(w.start, w.end) for w in full]
+    horizon = judged_horizon(header, exp.traffic.timeout.seconds)
+    traffic_end = next((float(r["t"]) for r in records if r["kind"] == "traffic"), None)
+    windows = judged_windows(full, horizon, traffic_end)
     s.observations = len(store)
     reach = fault_reach(full, store)
     s.reach = [{**asdict(r), "never_fired": r.never_fired, "text": r.describe()} for r in reach]
@@ -129,7 +131,7 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
     conf = exp.analysis.confidence.fraction
     mask = None
     if exp.analysis.window == "faults" and windows:
-        mask = fault_window_mask(store, windows)
+        mask = fault_window_mask(store, windows, horizon)
     per_arm = {
         name: stats.arm_stats(
             store, code, mask=mask, confidence=conf, threshold=exp.analysis.threshold
@@ -141,7 +143,8 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
     _staleness_curve(s, exp, store)
     s.quality = _quality(store, mask, conf)
     if verdict is not None and verdict.get("verdict") != "error":
-        for result in judge_hypothesis(exp.metric_checks, store, windows, exp.analysis, silent):
+        judged = judge_hypothesis(exp.metric_checks, store, windows, exp.analysis, silent, horizon)
+        for result in judged:
             s.checks.append(result.to_dict())
             was = recorded_checks.pop(result.name, {}).get("status")
             if was is not None and was != result.status.value:

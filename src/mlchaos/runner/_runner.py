@@ -65,6 +65,7 @@ from mlchaos.journal import (
     VerdictRecord,
     fault_reach,
     fault_windows,
+    judged_windows,
 )
 from mlchaos.observations import ObservationStore
 from mlchaos.observe import probe_all, reach_target
@@ -182,6 +183,7 @@ class Runner:
         self._traffic_source = traffic or self._traffic
         self._scheduled: list[_Scheduled] = []
         self._fault_log: list[dict[str, Any]] = []  # the fault records, for the windows
+        self._traffic_end: float | None = None  # wall clock, once every request had ended
         self._flushed = 0
         self._trip_at: float | None = None  # monotonic
         self._last_guard: dict[str, str] = {}
@@ -461,6 +463,7 @@ class Runner:
                     if finished is not traffic and failure is not None:
                         raise failure
             result = traffic.result()
+            self._traffic_end = self.clock.time()
             self.emit(TrafficRecord.model_validate(result.to_dict()))
             self._promql = await self._judge_promql()  # while the faults are still in place
         except asyncio.CancelledError:
@@ -741,12 +744,14 @@ class Runner:
     def _verdict_checks(self) -> list[CheckResult]:
         windows = fault_windows(self._fault_log, self.clock.time())
         silent = [r.describe() for r in fault_reach(windows, self.store) if r.never_fired]
+        horizon = self.exp.traffic.timeout.seconds
         judged = judge_hypothesis(
             self.exp.metric_checks,
             self.store,
-            [(w.start, w.end) for w in windows],
+            judged_windows(windows, horizon, self._traffic_end),
             self.exp.analysis,
             silent,
+            horizon,
         )
         queried = {r.name: r for r in self._promql}
         for check in self.exp.promql_checks:

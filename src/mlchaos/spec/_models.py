@@ -325,7 +325,8 @@ class Analysis(_Model):
     )
     window: Literal["faults", "all"] = Field(
         "faults",
-        description="judge the hypothesis on requests sent and answered while faults were active",
+        description="judge the hypothesis on requests sent while faults were active (at least "
+        "traffic.timeout before each removal), or on all",
     )
 
 

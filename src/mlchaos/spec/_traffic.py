@@ -151,6 +151,11 @@ class LiveTraffic(_Model):
         {}, description="per dependency proxy: where its requests carry the same key"
     )
     extract: Extract = Extract()
+    timeout: PositiveDuration = Field(
+        Duration(2.0),
+        description="the longest the service's callers wait for an answer: requests sent within "
+        "this long of a fault's removal are not judged (their life would straddle it)",
+    )
     poll: PositiveDuration = Field(
         Duration(0.1), description="how often the edge's observations are read"
     )
