@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["COLUMNS", "ErrorKind", "Observation", "ObservationStore"]
+__all__ = ["COLUMNS", "ErrorKind", "Observation", "ObservationStore", "error_cause"]
 
 
 class ErrorKind(IntEnum):
@@ -31,6 +31,28 @@ class ErrorKind(IntEnum):
     RESET = 3
     PROTOCOL = 4
     OTHER = 5
+
+
+_CAUSES = {
+    ErrorKind.TIMEOUT: "client timeout",
+    ErrorKind.CONNECT: "connection refused",
+    ErrorKind.RESET: "connection reset",
+    ErrorKind.PROTOCOL: "malformed answer",
+    ErrorKind.OTHER: "other error",
+}
+INJECTED = "injected by mlchaos"
+
+
+def error_cause(status: int, error: int, fault: int) -> str | None:
+    """Why a request failed, in words (None: it did not). A failure whose answer carried a
+    proxy's fault mark was injected; otherwise it is its transport error or its HTTP status."""
+    if error == ErrorKind.OK and 200 <= status < 400:
+        return None
+    if fault:
+        return INJECTED
+    if error != ErrorKind.OK:
+        return _CAUSES[ErrorKind(error)]
+    return f"HTTP {status}"
 
 
 # name → array typecode; the single place a new column is declared.

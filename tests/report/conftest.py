@@ -42,10 +42,12 @@ def _specs(upstream: int) -> dict[str, str]:
         .replace("probability: 20%", "probability: 100%")
         .replace("name: most experiment calls fail", f"name: '{HOSTILE_GUARDRAIL}'")
         .replace("max: 80%", "max: 20%")
+        .replace("  timeout: 1s", "  timeout: 0.25s")  # tripped soon after injection
     )
     sweep = (
         example.replace("duration: 10s", "duration: 4s")
         .replace("duration: 8s", "duration: 2s")
+        .replace("  timeout: 1s", "  timeout: 0.25s")  # a short window: judge most of it
         .replace("metric: latency_p99", "metric: latency_p95")
         .replace("name: experiment p99 latency", "name: experiment p95 latency")
         # ~150 control requests in a 2 s window bound an error-free control below 2.5%, not

@@ -24,7 +24,10 @@ def test_the_summary_has_the_verdict_and_a_row_per_check(
     text, (run,) = markdown(real_runs[name])
     assert text.startswith("## ") and text.splitlines()[0].endswith(f": {word}")
     assert f"**Verdict: {word}**" in text
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "|---" not in line]
+    lines = text.splitlines()
+    first = lines.index("| check | status | estimate [interval] | bound |")
+    table = lines[first : lines.index("", first)]
+    rows = [line for line in table if "|---" not in line]
     assert len(rows) == 1 + len(run.summary.checks)  # the header and one row per check
     for check in run.summary.checks:
         assert any(check["name"] in r and check["status"] in r for r in rows), check["name"]
@@ -70,3 +73,12 @@ def test_a_pipe_in_a_check_name_does_not_break_the_table(real_runs: dict[str, Pa
     text = render_markdown([RunJournal.from_records(records)])
     row = next(r for r in text.splitlines() if "a \\| b c" in r)
     assert len(re.split(r"(?<!\\)\|", row)) == 6  # still four cells
+
+
+def test_errors_are_broken_down_by_cause_with_sample_answers(real_runs: dict[str, Path]) -> None:
+    text, (run,) = markdown(real_runs["failed"])
+    (cause,) = run.summary.errors["experiment"]
+    assert cause["cause"] == "injected by mlchaos" and cause["count"] > 10
+    assert len(cause["samples"]) == 3
+    assert run.summary.errors["control"] == []
+    assert f"| experiment | injected by mlchaos | {cause['count']} | `" in text

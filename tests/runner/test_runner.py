@@ -313,3 +313,74 @@ def _huge_lease() -> Any:
     from mlchaos.units import Duration
 
     return Duration(1e300)
+
+
+@pytest.mark.asyncio
+async def test_a_model_that_answers_400_shows_its_errors_by_cause_with_the_sample_body(
+    tmp_path: Path,
+) -> None:
+    """A model server that refuses every third request with 400 (the preflight's request
+    passes): the summary breaks the failures down by cause per arm, with the body."""
+    from aiohttp import web
+
+    from mlchaos.report import RunJournal, render_markdown, summarize
+
+    async def infer(request: web.Request) -> web.Response:
+        seq = (await request.json()).get("id", "")
+        if seq.isdigit() and int(seq) % 3 == 0:
+            return web.json_response(
+                {"error": "input 'x' has shape [1, 3], expected [1, 4]"}, status=400
+            )
+        return web.json_response({"model_name": "toy", "outputs": [{"data": [1.0]}]})
+
+    app = web.Application()
+    app.router.add_post("/v2/models/toy/infer", infer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        exp = experiment(
+            port,
+            free_port(),
+            traffic={"duration": "2s", "timeout": "1s"},
+            steady_state=[],
+            faults=[],
+        )
+        outcome, records = await run(exp, tmp_path)
+    finally:
+        await runner.cleanup()
+    (first,) = [r for r in kinds(records, "probe") if r["name"] == "test request"]
+    assert first["ok"] is True and "every extract path present" in first["detail"]
+    summary = summarize(records)
+    for arm in ("experiment", "control"):
+        (cause,) = summary.errors[arm]
+        assert cause["cause"] == "HTTP 400"
+        assert cause["count"] > 10
+        assert cause["samples"][0] == '{"error": "input \'x\' has shape [1, 3], expected [1, 4]"}'
+        assert len(cause["samples"]) == 3
+    markdown = render_markdown([RunJournal.from_records(records)])
+    assert "| experiment | HTTP 400 |" in markdown and "expected [1, 4]" in markdown
+    assert outcome.verdict == "failed"
+
+
+@pytest.mark.asyncio
+async def test_a_run_whose_first_request_fails_is_refused_at_preflight_naming_the_status(
+    toy: Upstream, tmp_path: Path
+) -> None:
+    exp = experiment(
+        toy.port, free_port(), traffic={"request": {"protocol": "v2", "model": "no-such-model"}}
+    )
+    outcome, records = await run(exp, tmp_path)
+    assert outcome.exit_code == EXIT_CANNOT_RUN
+    assert "answered HTTP 404" in (outcome.error or ""), outcome.error
+    assert "no-such-model" in (outcome.error or "")
+    assert kinds(records, "fault") == [], "nothing was injected"
+    # And an extract path the answer lacks is named at preflight too.
+    exp = experiment(
+        toy.port, free_port(), traffic={"extract": {"prediction": "outputs[0].nothing"}}
+    )
+    outcome, _ = await run(exp, tmp_path / "again")
+    assert outcome.exit_code == EXIT_CANNOT_RUN
+    assert "traffic.extract.prediction: the path 'outputs[0].nothing'" in (outcome.error or "")

@@ -28,6 +28,7 @@ def test_public_names_are_pinned() -> None:
         "compare",
         "correct",
         "degradation_mask",
+        "error_causes",
         "failed",
         "ks",
         "largest_holding",

@@ -15,6 +15,7 @@ def test_the_exported_names_are_pinned() -> None:
         "TrafficResult",
         "classify_error",
         "fill_template",
+        "first_request",
         "input_columns",
         "load_dataset",
         "run_live",

@@ -144,6 +144,9 @@ class TrafficRecord(_Record):
     achieved_rate: float
     max_lateness: float = 0.0
     notes: list[str] = []
+    samples: dict[str, dict[str, list[str]]] = Field(
+        {}, description="per arm, per cause of failure: the first few answers, truncated"
+    )
 
 
 class ObservationsRecord(_Record):

@@ -127,6 +127,7 @@ def _run_body(run: RunJournal, *, sweep: Mapping[str, Any] | None, level: int, p
         _banner(r),
         _hypothesis(r),
         _arms(r),
+        _errors(r),
         _timelines(r),
         _latency(r),
         _staleness(r),
@@ -251,6 +252,28 @@ def _arms(r: _Run) -> str:
         + "\n".join(rows)
         + "</tbody></table>"
         + (f'<p class="note">AUC: {escape(auc)}</p>' if auc else "")
+    )
+
+
+def _errors(r: _Run) -> str:
+    """Each arm's failures by cause over the whole run, with the sample answers kept."""
+    rows = [
+        f"<tr><td>{escape(arm)}</td><td>{escape(e['cause'])}</td><td>{e['count']}</td><td>"
+        + "".join(f'<div class="sample">{escape(x)}</div>' for x in e["samples"])
+        + "</td></tr>"
+        for arm, causes in r.run.summary.errors.items()
+        for e in causes
+    ]
+    if not rows:
+        return ""
+    return (
+        r.h("Errors by cause")
+        + '<p class="note">Every failed request of the run, by why it failed; sample answers '
+        "as the traffic received them (truncated).</p>"
+        + "<table><thead><tr><th>arm</th><th>cause</th><th>requests</th><th>sample answers</th>"
+        + "</tr></thead><tbody>"
+        + "\n".join(rows)
+        + "</tbody></table>"
     )
 
 

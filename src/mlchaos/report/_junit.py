@@ -124,6 +124,15 @@ def _suite(run: RunJournal, sweep: Mapping[str, Any] | None) -> Element:
             failure.text = _text("\n".join(s.recovery_failing))
         elif s.recovered is None:
             ET.SubElement(tc, "skipped", message="the run did not reach recovery")
+    causes = [
+        f"{arm}: {e['cause']}: {e['count']} requests"
+        + "".join(f"\n    sample: {x}" for x in e["samples"])
+        for arm, errors in s.errors.items()
+        for e in errors
+    ]
+    if causes:
+        log = ET.SubElement(suite, "system-out")
+        log.text = _text("errors by cause (whole run):\n" + "\n".join(causes))
     if s.mismatches:
         out = ET.SubElement(suite, "system-err")
         out.text = _text("\n".join(f"journal mismatch: {m}" for m in s.mismatches))

@@ -75,6 +75,17 @@ def _run(run: RunJournal, *, level: int, label: str) -> list[str]:
         )
     if arms:
         out += [f"{line}  " for line in arms[:-1]] + arms[-1:] + [""]
+    causes = [(arm, e) for arm, errors in s.errors.items() for e in errors]
+    if causes:
+        out += [
+            "| arm | cause of errors (whole run) | requests | sample answers |",
+            "|---|---|---|---|",
+        ]
+        for arm, e in causes:
+            samples = "<br>".join(f"`{_code(x)}`".replace("|", "\\|") for x in e["samples"])
+            samples = samples or "-"
+            out.append(f"| {arm} | {_md(e['cause'])} | {e['count']} | {samples} |")
+        out.append("")
     return out
 
 

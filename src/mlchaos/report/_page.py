@@ -69,6 +69,7 @@ main { max-width: 1100px; margin: 0 auto; padding: 24px; background: var(--bg); 
 h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 19px; margin: 28px 0 8px; }
 h3 { font-size: 16px; margin: 22px 0 8px; }
 .meta, .note { color: var(--muted); margin: 4px 0 10px; } .desc { max-width: 80ch; }
+.sample { font-family: ui-monospace, monospace; font-size: 12px; overflow-wrap: anywhere; }
 table { border-collapse: collapse; margin: 8px 0 12px; width: 100%; }
 th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: left;
   vertical-align: top; }

@@ -40,6 +40,8 @@ class Summary:
     checks: list[dict[str, Any]] = field(default_factory=list)
     faults: list[dict[str, Any]] = field(default_factory=list)
     reach: list[dict[str, Any]] = field(default_factory=list)  # what each traffic fault hit
+    # per arm: each cause of failure over the whole run, with its count and sample answers
+    errors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     phases: list[dict[str, Any]] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
     staleness: list[dict[str, Any]] = field(default_factory=list)
@@ -65,6 +67,7 @@ class Summary:
             "checks": self.checks,
             "faults": self.faults,
             "reach": self.reach,
+            "errors": self.errors,
             "phases": self.phases,
             "mismatches": self.mismatches,
             "staleness": self.staleness,
@@ -139,6 +142,7 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
         for name, code in (("experiment", ArmCode.EXPERIMENT), ("control", ArmCode.CONTROL))
     }
     s.arms = {name: a.to_dict() for name, a in per_arm.items()}
+    s.errors = _errors(store, next((r for r in records if r["kind"] == "traffic"), None))
     s.comparison = stats.compare(per_arm["experiment"], per_arm["control"]).to_dict()
     _staleness_curve(s, exp, store)
     s.quality = _quality(store, mask, conf)
@@ -154,6 +158,29 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
         # PromQL and alert checks ask a live Prometheus: their recorded results stand.
         s.checks.extend(recorded_checks.values())
     return s
+
+
+def _errors(
+    store: ObservationStore, traffic: dict[str, Any] | None
+) -> dict[str, list[dict[str, Any]]]:
+    """Each arm's failures by cause over the whole run, with the sample answers the traffic
+    kept for that cause (replay traffic keeps up to three per arm and cause)."""
+    from mlchaos import stats  # noqa: PLC0415
+
+    samples = (traffic or {}).get("samples") or {}
+    arm = store.column("arm")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, code in (("experiment", ArmCode.EXPERIMENT), ("control", ArmCode.CONTROL)):
+        mine = arm == code
+        causes = stats.error_causes(
+            store.column("status")[mine], store.column("error")[mine], store.column("fault")[mine]
+        )
+        kept = samples.get(name) or {}
+        out[name] = [
+            {"cause": cause, "count": n, "samples": list(kept.get(cause) or [])}
+            for cause, n in causes.items()
+        ]
+    return out
 
 
 def _staleness_curve(s: Summary, exp: Experiment, store: ObservationStore) -> None:

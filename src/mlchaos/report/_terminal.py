@@ -45,6 +45,7 @@ def render_terminal(s: Summary, console: Console) -> None:
             ),
         )
     console.print(arms)
+    _errors_table(s, console)
     _degradation_table(s, console)
     _staleness_table(s, console)
     _quality_lines(s, console)
@@ -70,6 +71,24 @@ def render_terminal(s: Summary, console: Console) -> None:
         console.print(f"fault {markup_escape(r['text'])}{never}")
     for m in s.mismatches:
         console.print(f"[red]journal mismatch:[/] {m}")
+
+
+def _errors_table(s: Summary, console: Console) -> None:
+    """Each arm's failures by cause, with the first sample answer (printed when any failed)."""
+    from rich.markup import escape as markup_escape  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    rows = [(arm, e) for arm, causes in s.errors.items() for e in causes]
+    if not rows:
+        return
+    table = Table(title="errors by cause (whole run)", title_justify="left")
+    for col in ("arm", "cause", "requests", "sample answer"):
+        table.add_column(col)
+    for arm, e in rows:
+        sample = e["samples"][0] if e["samples"] else "-"
+        short = sample if len(sample) <= 80 else sample[:79] + "…"
+        table.add_row(arm, e["cause"], str(e["count"]), markup_escape(short))
+    console.print(table)
 
 
 def _degradation_table(s: Summary, console: Console) -> None:

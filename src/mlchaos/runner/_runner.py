@@ -181,6 +181,7 @@ class Runner:
         self._open_endpoints = endpoints
         self._build_injector = injector or self._injector
         self._traffic_source = traffic or self._traffic
+        self._own_traffic = traffic is None  # it sends the spec's requests (not a test's)
         self._scheduled: list[_Scheduled] = []
         self._fault_log: list[dict[str, Any]] = []  # the fault records, for the windows
         self._traffic_end: float | None = None  # wall clock, once every request had ended
@@ -389,12 +390,29 @@ class Runner:
             self.emit(_probe_record("preflight", result))
             if not result.ok:
                 raise PreflightError(f"target '{t.name}' is not reachable: {result.detail}")
+        if isinstance(exp.traffic, TrafficConfig) and self._own_traffic:
+            await self._first_request(exp.traffic)
         for i, fault in enumerate(exp.faults):
             fault_id = f"{self.run_id}-{i}"
             injector = self._build_injector(fault, fault_id, self.endpoints)
             await injector.check()
             self._scheduled.append(_Scheduled(i, fault, injector, fault_id))
         self.emit(Prepared(len(exp.proxies), len(exp.targets), len(exp.faults)))
+
+    async def _first_request(self, traffic: TrafficConfig) -> None:
+        """One real request before anything is injected: a service that cannot answer the
+        run's requests (a wrong model name, input shape or extract path) is named now, not
+        found in an error rate of 100% later."""
+        from mlchaos.traffic import first_request  # noqa: PLC0415
+
+        try:
+            detail = await first_request(traffic, base_dir=self.base_dir)
+        except PreflightError as exc:
+            self.emit(
+                ProbeRecord(phase="preflight", name="test request", ok=False, detail=str(exc))
+            )
+            raise
+        self.emit(ProbeRecord(phase="preflight", name="test request", ok=True, detail=detail))
 
     def _injector(self, fault: Fault, fault_id: str, endpoints: Endpoints) -> Injector:
         return build_injector(

@@ -6,7 +6,7 @@ statistic is an :class:`Estimate` (value, interval, sample size, confidence):
 - one proportion: :func:`proportion` (Wilson); two: :func:`proportion_difference` (Newcombe);
 - quantiles: :func:`quantile` (distribution-free order-statistic interval) and
   :func:`ratio_of_quantiles`;
-- request outcomes: :func:`failed`, :func:`correct`, :func:`accuracy`;
+- request outcomes: :func:`failed`, :func:`error_causes`, :func:`correct`, :func:`accuracy`;
 - ML quality: :func:`auc` and :func:`auc_difference` (DeLong), prediction drift :func:`psi`
   (against its no-change distribution) and :func:`ks` → :class:`DriftTest`;
 - per arm and between arms: :func:`arm_stats` → :class:`ArmStats`, :func:`compare` →
@@ -21,7 +21,7 @@ from mlchaos.stats._auc import auc, auc_difference
 from mlchaos.stats._curves import AGE_EDGES, CurvePoint, accuracy_by, largest_holding
 from mlchaos.stats._drift import DriftTest, ks, psi
 from mlchaos.stats._estimate import Estimate
-from mlchaos.stats._outcomes import accuracy, correct, failed
+from mlchaos.stats._outcomes import accuracy, correct, error_causes, failed
 from mlchaos.stats._proportion import proportion, proportion_difference
 from mlchaos.stats._quantile import quantile, ratio_of_quantiles
 from mlchaos.stats._sequential import SequentialTest, msprt_difference
@@ -42,6 +42,7 @@ __all__ = [
     "compare",
     "correct",
     "degradation_mask",
+    "error_causes",
     "failed",
     "ks",
     "largest_holding",

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["accuracy", "correct", "failed"]
+__all__ = ["accuracy", "correct", "error_causes", "failed"]
 
 
 def failed(status: npt.ArrayLike, error: npt.ArrayLike) -> npt.NDArray[np.bool_]:
@@ -25,6 +25,28 @@ def failed(status: npt.ArrayLike, error: npt.ArrayLike) -> npt.NDArray[np.bool_]
     s = np.asarray(status)
     out: npt.NDArray[np.bool_] = (np.asarray(error) != 0) | (s < 200) | (s >= 400)
     return out
+
+
+def error_causes(
+    status: npt.ArrayLike, error: npt.ArrayLike, fault: npt.ArrayLike
+) -> dict[str, int]:
+    """How many of these requests failed for each cause (:func:`error_cause`), most first."""
+    import numpy as np  # noqa: PLC0415
+
+    from mlchaos.observations import error_cause  # noqa: PLC0415
+
+    s, e, f = np.asarray(status), np.asarray(error), np.asarray(fault)
+    bad = failed(s, e)
+    if not bad.any():
+        return {}
+    combos, counts = np.unique(
+        np.stack([s[bad], e[bad], f[bad]], axis=1), axis=0, return_counts=True
+    )
+    out: dict[str, int] = {}
+    for (st, er, fa), n in zip(combos.tolist(), counts.tolist(), strict=True):
+        cause = error_cause(int(st), int(er), int(fa)) or "other error"
+        out[cause] = out.get(cause, 0) + int(n)
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def correct(

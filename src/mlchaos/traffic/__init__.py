@@ -11,7 +11,7 @@ from mlchaos.traffic._dataset import Dataset, input_columns, load_dataset
 from mlchaos.traffic._extract import to_degradation, to_model, to_prediction
 from mlchaos.traffic._live import run_live
 from mlchaos.traffic._requests import RequestBuilder, fill_template
-from mlchaos.traffic._run import TrafficResult, classify_error, run_traffic
+from mlchaos.traffic._run import TrafficResult, classify_error, first_request, run_traffic
 
 __all__ = [
     "Dataset",
@@ -19,6 +19,7 @@ __all__ = [
     "TrafficResult",
     "classify_error",
     "fill_template",
+    "first_request",
     "input_columns",
     "load_dataset",
     "run_live",

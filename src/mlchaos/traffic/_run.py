@@ -20,14 +20,14 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.arms import ARM_HEADER, FAULT_HEADER, Arm, arm_for_key, arm_for_unit
-from mlchaos.errors import ConfigError
-from mlchaos.jsonpath import PathPart, extract, parse_path
-from mlchaos.observations import ErrorKind, Observation, ObservationStore
+from mlchaos.errors import ConfigError, PreflightError
+from mlchaos.jsonpath import PathPart, extract, locate, parse_path
+from mlchaos.observations import ErrorKind, Observation, ObservationStore, error_cause
 from mlchaos.spec._traffic import TrafficConfig
 from mlchaos.traffic._dataset import Dataset, load_dataset
 from mlchaos.traffic._extract import to_degradation, to_model, to_prediction
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TrafficResult", "classify_error", "run_traffic"]
 
+SAMPLES_PER_CAUSE = 3
+SAMPLE_CHARS = 300
 _RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 _LATE_NOTE_S = 0.05
 # Timers of some event loops (uvloop: whole milliseconds) wake a little early; a request this
@@ -66,6 +68,8 @@ class TrafficResult:
     max_lateness: float
     """largest delay, in seconds, between a request's due time and its sending"""
     notes: tuple[str, ...] = ()
+    samples: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """per arm, per cause of failure: the first few answers (or client errors), truncated"""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -93,6 +97,60 @@ async def run_traffic(
     dataset = load_dataset(path, config)
     replay = _Replay(config, store, dataset, clock)
     return await replay.run()
+
+
+async def first_request(config: TrafficConfig, *, base_dir: str | Path = ".") -> str:
+    """One real request, built from the dataset's first row the way the run builds them all,
+    before anything is injected: PreflightError naming the status and body when it fails, or
+    the extraction path its answer lacks. What it found, on success."""
+    import aiohttp  # noqa: PLC0415
+
+    path = Path(config.dataset)
+    dataset = load_dataset(path if path.is_absolute() else Path(base_dir) / path, config)
+    builder = RequestBuilder.for_config(config, dataset)
+    data = json.dumps(builder.body(0, "mlchaos-preflight"), default=str).encode()
+    headers = {"content-type": "application/json"}
+    headers |= {k: v for k, v in config.headers.items() if k.lower() != ARM_HEADER}
+    timeout = aiohttp.ClientTimeout(total=config.timeout.seconds)
+    t0 = _now()
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.request(builder.method, builder.url, data=data, headers=headers) as response,
+        ):
+            payload = await response.read()
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        cause = error_cause(0, classify_error(exc), 0)
+        raise PreflightError(
+            f"the test request to {builder.url} failed ({cause}): {sample_text(str(exc).encode())}"
+        ) from None
+    ms = (_now() - t0) * 1000
+    if not 200 <= status < 300:
+        raise PreflightError(
+            f"the test request to {builder.url} (the dataset's first row) answered HTTP "
+            f"{status}: {sample_text(payload) or '(empty body)'}"
+        )
+    extract_paths = config.extract.model_dump()
+    wanted = {k: v for k, v in extract_paths.items() if v is not None}
+    if not wanted:
+        return f"{builder.url} answered {status} in {ms:.0f} ms"
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        raise PreflightError(
+            f"the test request to {builder.url} answered {status} but not with JSON, so "
+            f"traffic.extract ({', '.join(wanted)}) cannot read it: {sample_text(payload)}"
+        ) from None
+    for name, text in wanted.items():
+        parsed = _path(text, name)
+        if parsed is not None and next(locate(document, parsed), None) is None:
+            raise PreflightError(
+                f"traffic.extract.{name}: the path {text!r} is not in the answer to the test "
+                f"request (set it to the right path, or to null to read no {name}): "
+                f"{sample_text(payload)}"
+            )
+    return f"{builder.url} answered {status} in {ms:.0f} ms with every extract path present"
 
 
 def classify_error(exc: BaseException) -> ErrorKind:
@@ -157,6 +215,7 @@ class _Replay:
             self.headers[arm] = base | {ARM_HEADER: arm.value}
         self.sent = self.completed = self.dropped = self.in_flight = 0
         self.max_lateness = 0.0
+        self.samples: dict[str, dict[str, list[str]]] = {}
         self.join: LabelJoin | None = None
         self.failures: tuple[type[BaseException], ...] = (TimeoutError, OSError)
 
@@ -235,6 +294,7 @@ class _Replay:
         status = 0
         error = ErrorKind.OK
         fault = False
+        payload = b""
         answer = _Answer()
         # Building the request is our code: a bug there is a crash (with its traceback in the
         # run's error), never an error observation in both arms.
@@ -252,8 +312,12 @@ class _Replay:
         except self.failures as exc:
             latency = _now() - origin
             error = classify_error(exc)
+            payload = (str(exc) or type(exc).__name__).encode()
         finally:
             self.in_flight -= 1
+        cause = error_cause(status, error, fault)
+        if cause is not None:
+            self._sample(arm, cause, payload)
         label = self.labels[row]
         if error is ErrorKind.OK:
             self.completed += 1
@@ -279,6 +343,13 @@ class _Replay:
                 feature_age=answer.feature_age,
             )
         )
+
+    def _sample(self, arm: Arm | None, cause: str, payload: bytes) -> None:
+        kept = self.samples.setdefault("none" if arm is None else arm.value, {}).setdefault(
+            cause, []
+        )
+        if len(kept) < SAMPLES_PER_CAUSE:
+            kept.append(sample_text(payload))
 
     def _read(self, payload: bytes) -> _Answer:
         paths = (self.prediction_path, self.model_path, self.degradation_path)
@@ -323,6 +394,7 @@ class _Replay:
             achieved_rate=achieved,
             max_lateness=self.max_lateness,
             notes=tuple(notes),
+            samples=self.samples,
         )
 
 
@@ -335,6 +407,12 @@ async def _sleep_until(due: float) -> None:
 def _now() -> float:
     """The monotonic clock at full resolution (some event loops' own clocks tick in ms)."""
     return time.monotonic()
+
+
+def sample_text(payload: bytes, limit: int = SAMPLE_CHARS) -> str:
+    """An answer body (or a client error) as a short line for people."""
+    text = " ".join(payload.decode("utf-8", errors="replace").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _path(text: str | None, what: str) -> tuple[PathPart, ...] | None:
