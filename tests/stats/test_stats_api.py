@@ -33,6 +33,7 @@ def test_public_names_are_pinned() -> None:
         "ks",
         "largest_holding",
         "msprt_difference",
+        "msprt_rate",
         "proportion",
         "proportion_difference",
         "psi",

@@ -102,9 +102,10 @@ def evaluate(
 ) -> CheckResult:
     """Estimate the check's metric with its interval and judge it against the bounds.
 
-    ``sequential`` (guardrails, checked every tick): a rate compared with control is violated
-    only when the mixture SPRT finds the bound crossed, so repeated looks keep the false-abort
-    rate at most 1 - confidence.
+    ``sequential`` (guardrails, checked every tick): a rate compared with control, an absolute
+    rate or an absolute quantile is violated only when a mixture SPRT finds the bound crossed, so
+    repeated looks keep the false-abort rate at most 1 - confidence. (A latency ratio against
+    control is still judged on its fixed-sample interval.)
     """
     import numpy as np  # noqa: PLC0415
 
@@ -121,7 +122,56 @@ def evaluate(
     result = _result(check, estimate, "")
     if sequential and ctrl is not None and not check.metric.is_latency:
         return _sequential(check, store, mine, ctrl, result, confidence, threshold)
+    if sequential and ctrl is None:
+        return _always_valid(check, store, mine, result, confidence, threshold)
     return result
+
+
+def _always_valid(
+    check: MetricCheck,
+    store: ObservationStore,
+    mine: npt.NDArray[np.bool_],
+    result: CheckResult,
+    confidence: float,
+    threshold: float | None,
+) -> CheckResult:
+    """An absolute bound checked continuously: violated only when the mixture SPRT of one rate
+    (:func:`mlchaos.stats.msprt_rate`) says it is crossed. A quantile bound is a rate bound:
+    "p99 <= Y" is "at most 1% of answers take longer than Y"."""
+    from mlchaos import stats  # noqa: PLC0415
+
+    alpha = 1 - confidence
+    tests: list[tuple[int, int, float]] = []  # (k, n, bound) of rates that must stay below it
+    if check.metric.is_latency or check.metric.is_feature_age:
+        values = _quantile_values(check, store, mine)
+        q, n = check.metric.quantile, int(values.size)
+        if check.max is not None:
+            tests.append((int((values > check.max.value).sum()), n, 1.0 - q))
+        if check.min is not None:
+            tests.append((int((values < check.min.value).sum()), n, q))
+    else:
+        parts = _rate_parts(check, store, mine, None, threshold)
+        assert parts is not None
+        hits, den, _ = parts
+        k, n = int((hits & den).sum()), int(den.sum())
+        if check.max is not None:
+            tests.append((k, n, check.max.value))
+        if check.min is not None:
+            tests.append((n - k, n, 1.0 - check.min.value))
+    crossed = []
+    for k, n, bound in tests:
+        test = stats.msprt_rate(k, n, bound=bound, side="max", alpha=alpha)
+        if test.crossed:
+            crossed.append(f"mSPRT {test.statistic:.3g} >= {test.threshold:.3g}")
+    status = (
+        CheckStatus.VIOLATED
+        if crossed
+        else (CheckStatus.HELD if result.status is CheckStatus.HELD else CheckStatus.UNSURE)
+    )
+    detail = result.detail + (
+        "; " + ", ".join(crossed) if crossed else "; mSPRT: bound not crossed"
+    )
+    return replace(result, status=status, detail=detail)
 
 
 def _sequential(
@@ -177,28 +227,40 @@ def _estimate(
 ) -> Estimate | None:
     from mlchaos import stats  # noqa: PLC0415
 
-    if check.metric.is_latency:
-        latency = store.column("latency")
-        answered = store.column("error") == 0
+    if check.metric.is_latency or check.metric.is_feature_age:
         q = check.metric.quantile
         if ctrl is None:
-            return stats.quantile(latency[mine & answered], q, confidence)
+            return stats.quantile(_quantile_values(check, store, mine), q, confidence)
         # Two independent intervals at sqrt(c) give the ratio's interval jointly at c.
         each = math.sqrt(confidence)
-        est = stats.quantile(latency[mine & answered], q, each)
-        base = stats.quantile(latency[ctrl & answered], q, each)
+        est = stats.quantile(_quantile_values(check, store, mine), q, each)
+        base = stats.quantile(_quantile_values(check, store, ctrl), q, each)
         return stats.ratio_of_quantiles(est, base)
-    if check.metric.is_feature_age:
-        import numpy as np  # noqa: PLC0415
-
-        ages = store.column("feature_age")
-        ok = ~stats.failed(store.column("status"), store.column("error"))
-        return stats.quantile(ages[mine & ok & ~np.isnan(ages)], check.metric.quantile, confidence)
     parts = _rate_parts(check, store, mine, ctrl, threshold)
     if parts is None:
         return None
     hits, mine, ctrl = parts
     return _rate(hits, mine, ctrl, confidence)
+
+
+def _quantile_values(
+    check: MetricCheck, store: ObservationStore, rows: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float64]:
+    """The values a quantile metric is taken over: latencies of answered requests, or the
+    feature ages of successful answers that carry one."""
+    import numpy as np  # noqa: PLC0415
+
+    from mlchaos import stats  # noqa: PLC0415
+
+    if check.metric.is_latency:
+        values: npt.NDArray[np.float64] = store.column("latency")[
+            rows & (store.column("error") == 0)
+        ]
+        return values
+    ages = store.column("feature_age")
+    ok = ~stats.failed(store.column("status"), store.column("error"))
+    kept: npt.NDArray[np.float64] = ages[rows & ok & ~np.isnan(ages)]
+    return kept
 
 
 def _rate_parts(

@@ -24,7 +24,7 @@ from mlchaos.stats._estimate import Estimate
 from mlchaos.stats._outcomes import accuracy, correct, error_causes, failed
 from mlchaos.stats._proportion import proportion, proportion_difference
 from mlchaos.stats._quantile import quantile, ratio_of_quantiles
-from mlchaos.stats._sequential import SequentialTest, msprt_difference
+from mlchaos.stats._sequential import SequentialTest, msprt_difference, msprt_rate
 
 __all__ = [
     "AGE_EDGES",
@@ -47,6 +47,7 @@ __all__ = [
     "ks",
     "largest_holding",
     "msprt_difference",
+    "msprt_rate",
     "proportion",
     "proportion_difference",
     "psi",
