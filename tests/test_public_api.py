@@ -116,6 +116,8 @@ PUBLIC = {
         "ErrorKind",
         "Observation",
         "ObservationStore",
+        "error_cause",
+        "key_code",
     ],
     "mlchaos.observe": [
         "ProbeResult",

@@ -6,6 +6,7 @@ numpy arrays without copying. One million records take about 40 bytes each.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from array import array
 from collections.abc import Iterable, Mapping
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["COLUMNS", "ErrorKind", "Observation", "ObservationStore", "error_cause"]
+__all__ = ["COLUMNS", "ErrorKind", "Observation", "ObservationStore", "error_cause", "key_code"]
 
 
 class ErrorKind(IntEnum):
@@ -68,7 +69,19 @@ COLUMNS: dict[str, str] = {
     "fault": "b",  # 1 when a proxy applied a fault to this request
     "degradation": "h",  # index into ObservationStore.degradations, -1 when none
     "feature_age": "d",  # seconds, age of the features the answer used; NaN when unknown
+    "key": "q",  # key_code() of the key that chose the arm (a user, an entity); -1 when none
 }
+# What a column holds for a record that lacks it (an older journal): "none".
+_MISSING: dict[str, float] = {"model": -1, "degradation": -1, "key": -1}
+
+
+def key_code(key: str | None) -> int:
+    """A key as a stable non-negative 63-bit code (the same in every process); -1 for None.
+    Requests with the same key are not independent: the statistics cluster on this code."""
+    if key is None:
+        return -1
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +99,7 @@ class Observation:
     fault: bool = False
     degradation: str | None = None  # e.g. "cached_features,fallback_model"; None: not degraded
     feature_age: float = math.nan
+    key: str | None = None
 
 
 class ObservationStore:
@@ -132,6 +146,7 @@ class ObservationStore:
             fault=int(obs.fault),
             degradation=self.degradation_code(obs.degradation),
             feature_age=obs.feature_age,
+            key=key_code(obs.key),
         )
 
     def add(
@@ -148,6 +163,7 @@ class ObservationStore:
         fault: int = 0,
         degradation: int = -1,
         feature_age: float = math.nan,
+        key: int = -1,
     ) -> None:
         """Append one record from already-encoded values (the hot-path form)."""
         c = self._cols
@@ -162,6 +178,7 @@ class ObservationStore:
         c["fault"].append(fault)
         c["degradation"].append(degradation)
         c["feature_age"].append(feature_age)
+        c["key"].append(key)
 
     def column(self, name: str) -> npt.NDArray[Any]:
         """A read-only numpy view of one column (no copy)."""
@@ -202,7 +219,7 @@ class ObservationStore:
                 self._cols[name].extend(_nan_safe(name, values))
         added = len(self._cols["arm"]) - size
         for name in COLUMNS.keys() - data.keys():
-            missing = math.nan if COLUMNS[name] == "d" else -1 if name in recode else 0
+            missing = math.nan if COLUMNS[name] == "d" else _MISSING.get(name, 0)
             self._cols[name].extend([missing] * added)
         lengths = {len(a) for a in self._cols.values()}
         if len(lengths) != 1:

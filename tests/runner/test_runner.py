@@ -362,7 +362,7 @@ async def test_a_model_that_answers_400_shows_its_errors_by_cause_with_the_sampl
         assert len(cause["samples"]) == 3
     markdown = render_markdown([RunJournal.from_records(records)])
     assert "| experiment | HTTP 400 |" in markdown and "expected [1, 4]" in markdown
-    assert outcome.verdict == "failed"
+    assert outcome.verdict == "failed", outcome.error
 
 
 @pytest.mark.asyncio

@@ -28,6 +28,8 @@ def test_public_names_are_pinned() -> None:
         "compare",
         "correct",
         "degradation_mask",
+        "design_effect",
+        "distinct_keys",
         "error_causes",
         "failed",
         "ks",

@@ -141,26 +141,27 @@ def _always_valid(
     from mlchaos import stats  # noqa: PLC0415
 
     alpha = 1 - confidence
-    tests: list[tuple[int, int, float]] = []  # (k, n, bound) of rates that must stay below it
+    tests: list[tuple[float, float, float]] = []  # (k, n, bound): rates that must stay below
     if check.metric.is_latency or check.metric.is_feature_age:
         values = _quantile_values(check, store, mine)
-        q, n = check.metric.quantile, int(values.size)
+        q, size = check.metric.quantile, float(values.size)
         if check.max is not None:
-            tests.append((int((values > check.max.value).sum()), n, 1.0 - q))
+            tests.append((float((values > check.max.value).sum()), size, 1.0 - q))
         if check.min is not None:
-            tests.append((int((values < check.min.value).sum()), n, q))
+            tests.append((float((values < check.min.value).sum()), size, q))
     else:
         parts = _rate_parts(check, store, mine, None, threshold)
         assert parts is not None
         hits, den, _ = parts
-        k, n = int((hits & den).sum()), int(den.sum())
+        design = _design(store, hits, den)
+        k, size = int((hits & den).sum()) / design, int(den.sum()) / design  # effective counts
         if check.max is not None:
-            tests.append((k, n, check.max.value))
+            tests.append((k, size, check.max.value))
         if check.min is not None:
-            tests.append((n - k, n, 1.0 - check.min.value))
+            tests.append((size - k, size, 1.0 - check.min.value))
     crossed = []
-    for k, n, bound in tests:
-        test = stats.msprt_rate(k, n, bound=bound, side="max", alpha=alpha)
+    for events, total, bound in tests:
+        test = stats.msprt_rate(events, total, bound=bound, side="max", alpha=alpha)
         if test.crossed:
             crossed.append(f"mSPRT {test.statistic:.3g} >= {test.threshold:.3g}")
     status = (
@@ -191,8 +192,9 @@ def _sequential(
     assert parts is not None
     hits, den1, den2 = parts
     assert den2 is not None
-    k1, n1 = int((hits & den1).sum()), int(den1.sum())
-    k2, n2 = int((hits & den2).sum()), int(den2.sum())
+    d1, d2 = _design(store, hits, den1), _design(store, hits, den2)
+    k1, n1 = int((hits & den1).sum()) / d1, int(den1.sum()) / d1  # effective counts
+    k2, n2 = int((hits & den2).sum()) / d2, int(den2.sum()) / d2
     alpha = 1 - confidence
     crossed = []
     sides: tuple[tuple[Literal["max", "min"], Bound | None], ...] = (
@@ -240,7 +242,7 @@ def _estimate(
     if parts is None:
         return None
     hits, mine, ctrl = parts
-    return _rate(hits, mine, ctrl, confidence)
+    return _rate(store, hits, mine, ctrl, confidence)
 
 
 def _quantile_values(
@@ -295,19 +297,31 @@ def _rate_parts(
 
 
 def _rate(
+    store: ObservationStore,
     hits: npt.NDArray[np.bool_],
     mine: npt.NDArray[np.bool_],
     ctrl: npt.NDArray[np.bool_] | None,
     confidence: float,
 ) -> Estimate:
+    """A share (or a difference of shares), its interval widened by each arm's design effect
+    when its requests cluster by key."""
     from mlchaos import stats  # noqa: PLC0415
 
     k1, n1 = int((hits & mine).sum()), int(mine.sum())
     if ctrl is None:
-        return stats.proportion(k1, n1, confidence)
-    return stats.proportion_difference(
-        k1, n1, int((hits & ctrl).sum()), int(ctrl.sum()), confidence
-    )
+        return stats.proportion(k1, n1, confidence, _design(store, hits, mine))
+    k2, n2 = int((hits & ctrl).sum()), int(ctrl.sum())
+    d1, d2 = _design(store, hits, mine), _design(store, hits, ctrl)
+    return stats.proportion_difference(k1, n1, k2, n2, confidence, d1, d2)
+
+
+def _design(
+    store: ObservationStore, hits: npt.NDArray[np.bool_], rows: npt.NDArray[np.bool_]
+) -> float:
+    """The design effect of the share of ``hits`` among ``rows``, clustered by key."""
+    from mlchaos import stats  # noqa: PLC0415
+
+    return stats.design_effect(hits[rows], store.column("key")[rows])
 
 
 def _result(check: MetricCheck, est: Estimate | None, why: str) -> CheckResult:

@@ -180,6 +180,7 @@ class EstimateRecord(BaseModel):
     n: int
     confidence: float
     count: int | None = None
+    design: float | None = Field(None, description="design effect of clustered rows, when > 1")
 
 
 class _CheckFields(_Record):

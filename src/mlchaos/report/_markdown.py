@@ -70,7 +70,9 @@ def _run(run: RunJournal, *, level: int, label: str) -> list[str]:
             continue
         p99 = (a.get("latency") or {}).get("p99")
         arms.append(
-            f"**{name}** ({a['requests']} requests): errors {pct(a.get('errors'), interval=False)}"
+            f"**{name}** ({a['requests']} requests"
+            + (f" from {a['keys']} keys" if a.get("keys") else "")
+            + f"): errors {pct(a.get('errors'), interval=False)}"
             f" · p99 {ms(p99, interval=False)} · accuracy {pct(a.get('accuracy'), interval=False)}"
         )
     if arms:

@@ -31,9 +31,10 @@ def render_terminal(s: Summary, console: Console) -> None:
         arms.add_column(col, justify="left" if col in ("arm", "models") else "right")
     for name, a in s.arms.items():
         lat = a.get("latency", {})
+        keys = a.get("keys") or 0
         arms.add_row(
             name,
-            str(a.get("requests", 0)),
+            f"{a.get('requests', 0)} ({keys} keys)" if keys else str(a.get("requests", 0)),
             _pct(a.get("errors")),
             _ms(lat.get("p50"), interval=False),
             _ms(lat.get("p99")),

@@ -18,6 +18,7 @@ is cheap.
 
 from mlchaos.stats._arms import ArmStats, Comparison, arm_stats, compare, degradation_mask
 from mlchaos.stats._auc import auc, auc_difference
+from mlchaos.stats._cluster import design_effect, distinct_keys
 from mlchaos.stats._curves import AGE_EDGES, CurvePoint, accuracy_by, largest_holding
 from mlchaos.stats._drift import DriftTest, ks, psi
 from mlchaos.stats._estimate import Estimate
@@ -42,6 +43,8 @@ __all__ = [
     "compare",
     "correct",
     "degradation_mask",
+    "design_effect",
+    "distinct_keys",
     "error_causes",
     "failed",
     "ks",

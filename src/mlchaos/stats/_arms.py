@@ -19,6 +19,8 @@ Which rows count for what:
   naming several kinds counting for each; both ``None``/empty unless the run extracts them.
 - ``feature_age``: quantiles (p50, p99) of the age of the features answers used, over the
   answers that report one; empty otherwise.
+- ``keys``: how many distinct keys (users, entities) the arm's requests came from. When they
+  cluster, the error rate's interval is that of the effective sample (see ``design_effect``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.arms import ArmCode
+from mlchaos.stats._cluster import design_effect, distinct_keys
 from mlchaos.stats._estimate import Estimate
 from mlchaos.stats._outcomes import accuracy, failed
 from mlchaos.stats._proportion import proportion, proportion_difference
@@ -64,11 +67,13 @@ class ArmStats:
     silent: Estimate | None = None
     degraded: dict[str, Estimate] = field(default_factory=dict)
     feature_age: dict[str, Estimate] = field(default_factory=dict)
+    keys: int = 0  # distinct keys (users, entities) its requests came from; 0: not keyed
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "arm": self.arm.name.lower(),
             "requests": self.requests,
+            "keys": self.keys,
             "errors": self.errors.to_dict(),
             "latency": {k: e.to_dict() for k, e in self.latency.items()},
             "accuracy": None if self.accuracy is None else self.accuracy.to_dict(),
@@ -122,7 +127,9 @@ def arm_stats(
     error = store.column("error")
     bad = failed(store.column("status"), error)
     n = int(np.count_nonzero(rows))
-    errors = proportion(int(np.count_nonzero(bad & rows)), n, confidence)
+    keys = store.column("key")
+    design = design_effect(bad[rows], keys[rows])
+    errors = proportion(int(np.count_nonzero(bad & rows)), n, confidence, design)
 
     answered = rows & (error == 0)
     latency = dict(
@@ -161,7 +168,18 @@ def arm_stats(
         feature_age = dict(
             zip(("p50", "p99"), quantiles(aged, [0.5, 0.99], confidence), strict=True)
         )
-    return ArmStats(arm, n, errors, latency, acc, share, silent, degraded, feature_age)
+    return ArmStats(
+        arm,
+        n,
+        errors,
+        latency,
+        acc,
+        share,
+        silent,
+        degraded,
+        feature_age,
+        distinct_keys(keys[rows]),
+    )
 
 
 def degradation_mask(store: ObservationStore, kind: str | None = None) -> npt.NDArray[np.bool_]:
@@ -215,4 +233,4 @@ def compare(experiment: ArmStats, control: ArmStats) -> Comparison:
 def _difference(a: Estimate, b: Estimate) -> Estimate:
     if a.count is None or b.count is None:
         raise ValueError("a difference of proportions needs the counts behind both estimates")
-    return proportion_difference(a.count, a.n, b.count, b.n, a.confidence)
+    return proportion_difference(a.count, a.n, b.count, b.n, a.confidence, a.design, b.design)

@@ -17,6 +17,8 @@ class Estimate:
     two-sample statistic). ``count`` is the number of hits for a single proportion (so that a
     difference can be recomputed from two estimates) and ``None`` otherwise. ``value`` is NaN
     when there is no data; a bound is infinite when the data do not bound the quantity.
+    ``design`` is a proportion's design effect (above 1 when its rows cluster by key: the
+    interval is that of ``n / design`` independent rows).
     """
 
     value: float
@@ -25,10 +27,12 @@ class Estimate:
     n: int
     confidence: float
     count: int | None = None
+    design: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form; JSON has neither NaN nor infinity, so those become ``None``."""
-        return {
+        """Plain JSON-ready form; JSON has neither NaN nor infinity, so those become ``None``.
+        ``design`` is written only when it is not 1."""
+        out: dict[str, Any] = {
             "value": _finite_or_none(self.value),
             "low": _finite_or_none(self.low),
             "high": _finite_or_none(self.high),
@@ -36,6 +40,9 @@ class Estimate:
             "confidence": self.confidence,
             "count": self.count,
         }
+        if self.design != 1.0:
+            out["design"] = round(self.design, 4)
+        return out
 
 
 def _finite_or_none(x: float) -> float | None:

@@ -18,25 +18,34 @@ from mlchaos.stats._estimate import Estimate, check_confidence
 __all__ = ["proportion", "proportion_difference"]
 
 
-def proportion(successes: int, n: int, confidence: float = 0.95) -> Estimate:
+def proportion(successes: int, n: int, confidence: float = 0.95, design: float = 1.0) -> Estimate:
     """The share ``successes / n`` with Wilson's score interval.
 
-    With ``n = 0`` the value is NaN and the interval is the whole of ``[0, 1]``.
+    With ``n = 0`` the value is NaN and the interval is the whole of ``[0, 1]``. ``design``
+    (a design effect, :func:`design_effect`) widens it for clustered rows: the interval is
+    Wilson's at the effective sample size ``n / design``.
     """
     alpha = check_confidence(confidence)
     successes, n = _check_counts(successes, n)
-    low, high = _wilson(successes, n, _z(alpha))
+    low, high = _wilson(successes / design, n / design, _z(alpha))
     value = successes / n if n else math.nan
-    return Estimate(value, low, high, n, confidence, count=successes)
+    return Estimate(value, low, high, n, confidence, count=successes, design=design)
 
 
 def proportion_difference(
-    successes1: int, n1: int, successes2: int, n2: int, confidence: float = 0.95
+    successes1: int,
+    n1: int,
+    successes2: int,
+    n2: int,
+    confidence: float = 0.95,
+    design1: float = 1.0,
+    design2: float = 1.0,
 ) -> Estimate:
     """``p1 - p2`` of two independent samples with Newcombe's hybrid score interval.
 
     When either sample is empty the value is NaN and the interval is ``[-1, 1]``. ``n`` of the
-    result is ``n1 + n2``.
+    result is ``n1 + n2``. ``design1``/``design2``: each sample's design effect (see
+    :func:`proportion`).
     """
     alpha = check_confidence(confidence)
     successes1, n1 = _check_counts(successes1, n1)
@@ -45,8 +54,8 @@ def proportion_difference(
         return Estimate(math.nan, -1.0, 1.0, n1 + n2, confidence)
     z = _z(alpha)
     p1, p2 = successes1 / n1, successes2 / n2
-    l1, u1 = _wilson(successes1, n1, z)
-    l2, u2 = _wilson(successes2, n2, z)
+    l1, u1 = _wilson(successes1 / design1, n1 / design1, z)
+    l2, u2 = _wilson(successes2 / design2, n2 / design2, z)
     diff = p1 - p2
     low = diff - math.hypot(p1 - l1, u2 - p2)
     high = diff + math.hypot(u1 - p1, p2 - l2)
@@ -57,7 +66,7 @@ def _z(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - alpha / 2.0)
 
 
-def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
+def _wilson(k: float, n: float, z: float) -> tuple[float, float]:
     if n == 0:
         return 0.0, 1.0
     p = k / n

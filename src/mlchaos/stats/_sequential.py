@@ -49,10 +49,10 @@ class SequentialTest:
 
 
 def msprt_difference(
-    k1: int,
-    n1: int,
-    k2: int,
-    n2: int,
+    k1: float,
+    n1: float,
+    k2: float,
+    n2: float,
     *,
     bound: float,
     side: Literal["max", "min"],
@@ -62,7 +62,7 @@ def msprt_difference(
     """Has rate k1/n1 - rate k2/n2 crossed ``bound`` (above it for ``max``, below for ``min``)?
 
     ``tau``: the spread of differences the test is tuned to find; default the bound's size,
-    at least 0.02 (two points).
+    at least 0.02 (two points). Clustered samples pass effective counts (k / deff, n / deff).
     """
     threshold = 1 / alpha
     if n1 == 0 or n2 == 0:
@@ -80,15 +80,16 @@ def msprt_difference(
 
 
 def msprt_rate(
-    k: int,
-    n: int,
+    k: float,
+    n: float,
     *,
     bound: float,
     side: Literal["max", "min"],
     alpha: float = 0.05,
 ) -> SequentialTest:
     """Has the rate k/n crossed ``bound`` (above it for ``max``, below for ``min``), in a test
-    that may be repeated after every request? (``difference`` is the rate minus the bound.)"""
+    that may be repeated after every request? (``difference`` is the rate minus the bound;
+    clustered samples pass effective counts k / deff, n / deff.)"""
     from scipy.special import betaincc, betaln  # noqa: PLC0415
 
     threshold = 1 / alpha

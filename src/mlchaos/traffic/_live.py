@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.errors import ExperimentAborted, MlchaosError
+from mlchaos.observations import key_code
 from mlchaos.traffic._extract import to_degradation, to_model, to_prediction
 from mlchaos.traffic._run import TrafficResult
 
@@ -137,6 +138,7 @@ class _Reader:
             prediction=to_prediction(r.get("prediction")),
             degradation=store.degradation_code(to_degradation(r.get("degradation"))),
             feature_age=to_prediction(r.get("feature_age")),
+            key=key_code(r.get("key")),
         )
 
     def result(self, elapsed: float) -> TrafficResult:

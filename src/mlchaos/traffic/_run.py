@@ -219,6 +219,11 @@ class _Replay:
         self.join: LabelJoin | None = None
         self.failures: tuple[type[BaseException], ...] = (TimeoutError, OSError)
 
+    def key_of(self, row: int) -> str | None:
+        """The row's key as text (what chose its arm), or None."""
+        key = None if self.keys is None else self.keys[row]
+        return None if key is None else _key_text(key)
+
     def arm(self, row: int) -> Arm | None:
         shares = self.config.arms
         exp, ctrl = shares.experiment.fraction, shares.control.fraction
@@ -270,6 +275,7 @@ class _Replay:
                         latency=math.nan,
                         error=ErrorKind.OTHER,
                         label=self.labels[row],
+                        key=self.key_of(row),
                     )
                 )
             else:
@@ -341,6 +347,7 @@ class _Replay:
                 fault=fault,
                 degradation=answer.degradation,
                 feature_age=answer.feature_age,
+                key=self.key_of(row),
             )
         )
 
