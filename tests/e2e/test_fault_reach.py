@@ -37,6 +37,7 @@ traffic:
   timeout: 1s
   request: {{protocol: v2, model: toy}}
   label: label
+  key: entity_id
 faults:
   - {{type: abort, target: model-proxy, status: 503, arm: experiment, start: 0.5s, duration: 4s}}
 hypothesis:

@@ -93,6 +93,8 @@ traffic:
   rate: 5/s
   duration: 60s
   request: {{protocol: v2, model: toy}}
+  label: label
+  key: entity_id
 faults:
   - {{type: pause, target: a, process: {{pidfile: victim.pid}}}}
 hypothesis:

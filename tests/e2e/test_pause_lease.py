@@ -83,6 +83,8 @@ traffic:
   rate: 20/s
   duration: 60s
   request: {{protocol: v2, model: toy}}
+  label: label
+  key: entity_id
 faults:
   - {{type: pause, target: a, process: {{pidfile: pipeline.pid}}, start: 0s}}
 hypothesis:

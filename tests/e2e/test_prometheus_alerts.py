@@ -133,6 +133,7 @@ traffic:
   dataset: {ROOT / "examples" / "data" / "toy.csv"}
   rate: 40/s
   duration: {seconds}s
+  timeout: 0.5s
   request: {{protocol: v2, model: toy}}
   label: label
   key: entity_id

@@ -67,6 +67,8 @@ traffic:
   rate: 20/s
   duration: 60s
   request: {{protocol: v2, model: toy}}
+  label: label
+  key: entity_id
 faults:
   - {{type: abort, target: p, status: 503}}
 hypothesis:

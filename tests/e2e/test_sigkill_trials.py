@@ -228,6 +228,8 @@ traffic:
   rate: 20/s
   duration: {TRAFFIC_S:g}s
   request: {{protocol: v2, model: toy}}
+  label: label
+  key: entity_id
 faults:
 {faults}hypothesis:
   - {{metric: error_rate, arm: control, max: 5%}}

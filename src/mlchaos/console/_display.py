@@ -75,10 +75,17 @@ class RichDisplay:
             self._live = None
 
 
+def esc(text: str) -> str:
+    """Text from the run (labels, reasons, answers) made safe inside Rich markup."""
+    from rich.markup import escape  # noqa: PLC0415
+
+    return escape(text)
+
+
 def event_line(event: Event) -> str | None:
     """The line (Rich markup) an event reads as; None for events shown otherwise or not at all."""
     if isinstance(event, ProxyRecord) and event.listen is not None:
-        return f"proxy {event.name}: listening on {event.listen}"
+        return f"proxy {esc(event.name)}: listening on {esc(str(event.listen))}"
     if isinstance(event, Prepared):
         return f"{event.proxies} proxies, {event.targets} targets, {event.faults} faults ready"
     if isinstance(event, SteadyStateHeld):
@@ -86,24 +93,24 @@ def event_line(event: Event) -> str | None:
     if isinstance(event, FaultRecord):
         return _fault_line(event)
     if isinstance(event, AbortRecord):
-        return f"[bold red]aborted:[/] {event.reason}"
+        return f"[bold red]aborted:[/] {esc(event.reason)}"
     if isinstance(event, KillSwitchRecord):
         return f"faults removed {event.trip_to_removed_ms:.0f}ms after the guardrail tripped"
     if isinstance(event, RollbackActionRecord):
-        return f"rollback {event.name}: {'ok' if event.ok else 'FAILED'} ({event.detail})"
+        return f"rollback {esc(event.name)}: {'ok' if event.ok else 'FAILED'} ({esc(event.detail)})"
     if isinstance(event, RecoveryRecord):
         return _recovery_line(event)
     if isinstance(event, MetricsServing):
-        return f"metrics: {event.url}"
+        return f"metrics: {esc(event.url)}"
     if isinstance(event, Waiting):
         return event.message
     if isinstance(event, MeasuringRate):
         return f"measuring the request rate at the edge for {event.window}"
     if isinstance(event, FaultSilent):
         return (
-            f"[bold yellow]warning:[/] {event.label} has changed nothing while the {event.arm} "
-            f"arm sent {event.requests} requests: it is not firing (does every hop pass the "
-            "x-mlchaos-arm header on?)"
+            f"[bold yellow]warning:[/] {esc(event.label)} has changed nothing while the "
+            f"{event.arm} arm sent {event.requests} requests: it is not firing (does every hop "
+            "pass the x-mlchaos-arm header on?)"
         )
     return None
 
@@ -111,19 +118,20 @@ def event_line(event: Event) -> str | None:
 def _fault_line(event: FaultRecord) -> str | None:
     label = event.label or f"fault {event.index}"
     if event.event == "injected":
-        return f"injected {label}"
+        return f"injected {esc(label)}"
     if event.event == "removed":
         if event.hits is None:
-            return f"removed {label}"
+            return f"removed {esc(label)}"
         hits = sum(event.hits.values())
         note = " [bold yellow](it never fired)[/]" if hits == 0 else ""
-        return f"removed {label} (hit {hits} {event.unit or 'requests'}){note}"
+        return f"removed {esc(label)} (hit {hits} {event.unit or 'requests'}){note}"
     if event.event == "inject_failed":
-        return f"[red]could not inject {label}:[/] {event.error} (it is removed at rollback)"
+        error = esc(str(event.error))
+        return f"[red]could not inject {esc(label)}:[/] {error} (it is removed at rollback)"
     if event.event == "remove_failed":
-        return f"[red]could not remove {label}:[/] {event.error}"
+        return f"[red]could not remove {esc(label)}:[/] {esc(str(event.error))}"
     if event.event == "verified_removed" and not event.ok:
-        why = f": {event.error}" if event.error else ""
+        why = f": {esc(str(event.error))}" if event.error else ""
         return f"[red]fault {event.index} may still be active{why}[/]"
     return None
 
@@ -131,10 +139,10 @@ def _fault_line(event: FaultRecord) -> str | None:
 def _recovery_line(event: RecoveryRecord) -> str:
     if event.recovered:
         if event.note:
-            return f"recovery: {event.note}"
+            return f"recovery: {esc(str(event.note))}"
         return f"steady state holds again {event.seconds or 0:.2f}s after rollback began"
     failing = "; ".join(event.failing) or "no probe answered"
-    return f"[red]steady state did not return ({event.note}):[/] {failing}"
+    return f"[red]steady state did not return ({esc(str(event.note))}):[/] {esc(failing)}"
 
 
 # a guardrail's check status, in the words of a kill switch

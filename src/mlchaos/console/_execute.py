@@ -14,7 +14,7 @@ import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlchaos.console._display import RichDisplay
+from mlchaos.console._display import RichDisplay, esc
 from mlchaos.errors import ConfigError
 from mlchaos.journal import Journal, read_journal
 from mlchaos.runner import Runner, RunOutcome, new_run_id
@@ -103,7 +103,7 @@ async def execute(
             while main.cancelling():  # our cancellation has become a rollback: it is done
                 main.uncancel()
     if outcome.verdict == "error" and outcome.error:
-        console.print(f"[bold red]could not run the experiment:[/] {outcome.error}")
+        console.print(f"[bold red]could not run the experiment:[/] {esc(outcome.error)}")
         console.print(f"journal: {journal.path}")
         write_reports(out_dir, read_journal(journal.path), formats, console)
         return Executed(outcome, None, interrupted)
@@ -140,7 +140,7 @@ def write_reports(
             else report.RunJournal.from_records(records)
         )
     except ConfigError as exc:  # a journal that cannot be summarised has no report
-        console.print(f"[yellow]no report written:[/] {exc}")
+        console.print(f"[yellow]no report written:[/] {esc(str(exc))}")
         return
     renderers = {
         "html": report.render_html,
