@@ -17,7 +17,7 @@ import pytest
 from mlchaos.errors import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_OK, ControlAPIError
 from mlchaos.journal import FaultRecord, Journal, read_journal
 from mlchaos.report import summarize
-from mlchaos.runner import FaultSilent, Runner
+from mlchaos.runner import FaultSilent, Runner, SplitMismatch
 from mlchaos.spec import Experiment, PromqlProbe, validate_data
 from mlchaos.testing import (
     FakeInjector,
@@ -65,11 +65,17 @@ def fake_runner(
     listeners: tuple[Callable[[object], None], ...] = (),
     rate: float = 100.0,
     traffic_error: BaseException | None = None,
+    control_lost: int = 0,
 ) -> Runner:
     """A runner of ``exp`` on fakes: virtual time, no endpoints, fake traffic and injectors."""
     clock = ManualClock()
     traffic = FakeTraffic(
-        clock, fakes, duration=exp.traffic.duration.seconds, rate=rate, error=traffic_error
+        clock,
+        fakes,
+        duration=exp.traffic.duration.seconds,
+        rate=rate,
+        error=traffic_error,
+        control_lost=control_lost,
     )
     return Runner(
         exp,
@@ -337,9 +343,10 @@ async def test_a_fault_that_never_fired_makes_the_hypothesis_unsure_and_is_told_
     (removed,) = [r for r in records if r.get("event") == "removed"]
     assert removed["hits"] == {"none": 0, "experiment": 0, "control": 0}
     assert removed["unit"] == "requests"
-    (check,) = runner.outcome.checks
+    check, split = runner.outcome.checks
     assert check.status.value == "unsure"
     assert "fault never fired (abort on p: hit 0 requests" in check.detail
+    assert split.name == "arms got their configured split" and split.status.value == "held"
     assert runner.outcome.verdict == "failed"
     summary = summarize(records)
     assert [r["never_fired"] for r in summary.reach] == [True]
@@ -355,3 +362,27 @@ async def test_a_fault_that_fired_reports_its_hits_and_the_verdict_stands(tmp_pa
     assert reach["hits"] == 290 and not reach["never_fired"]
     assert reach["text"].startswith("abort on p: hit 290 requests (")
     assert "of the experiment arm's" in reach["text"]
+
+
+@pytest.mark.asyncio
+async def test_a_sample_ratio_mismatch_is_told_live_and_makes_the_hypothesis_unsure(
+    tmp_path: Path,
+) -> None:
+    """A third of the control arm's requests never arrive (60:40 instead of 50:50): the live
+    display is told while it runs, the split check fails and the other checks are unsure."""
+    seen: list[object] = []
+    fired = FakeInjector(hits={"none": 0, "experiment": 300, "control": 0})
+    runner = fake_runner(
+        experiment(tmp_path), tmp_path, [fired], listeners=(seen.append,), control_lost=3
+    )
+    await runner.run()
+    (told,) = [e for e in seen if isinstance(e, SplitMismatch)]
+    assert told.unit == "requests" and told.expected == 0.5
+    assert told.experiment > told.control
+    check, split = runner.outcome.checks
+    assert split.status.value == "violated"
+    assert "experiment 500 and control 333 requests: 60.0% against 50.0%" in split.detail
+    assert check.status.value == "unsure" and "sample-ratio mismatch" in check.detail
+    assert runner.outcome.verdict == "failed"
+    summary = summarize(read_journal(tmp_path / "journal.jsonl"))
+    assert summary.mismatches == []

@@ -14,11 +14,13 @@ from mlchaos.stats import Estimate
 def test_public_names_are_pinned() -> None:
     assert mlchaos.stats.__all__ == [
         "AGE_EDGES",
+        "SRM_ALPHA",
         "ArmStats",
         "Comparison",
         "CurvePoint",
         "DriftTest",
         "Estimate",
+        "RatioTest",
         "SequentialTest",
         "accuracy",
         "accuracy_by",
@@ -41,6 +43,8 @@ def test_public_names_are_pinned() -> None:
         "psi",
         "quantile",
         "ratio_of_quantiles",
+        "sample_ratio",
+        "sample_ratio_sequential",
     ]
 
 

@@ -14,14 +14,19 @@ from mlchaos.analysis._evaluate import (
     guardrail_confidence,
     judge_hypothesis,
 )
+from mlchaos.analysis._ratio import SRM_NAME, arm_counts, doubts, sample_ratio_check
 
 __all__ = [
+    "SRM_NAME",
     "CheckResult",
     "CheckStatus",
     "Unit",
+    "arm_counts",
+    "doubts",
     "evaluate",
     "fault_window_mask",
     "format_value",
     "guardrail_confidence",
     "judge_hypothesis",
+    "sample_ratio_check",
 ]

@@ -409,7 +409,7 @@ def judge_hypothesis(
     store: ObservationStore,
     windows: list[tuple[float, float]],
     analysis: Analysis,
-    never_fired: Sequence[str] = (),
+    doubts: Sequence[str] = (),
     horizon: float | None = 0.0,
 ) -> list[CheckResult]:
     """The verdict of each hypothesis check, the one way runner and report both compute it.
@@ -417,8 +417,8 @@ def judge_hypothesis(
     With ``window: faults`` (and any fault injected) a check sees the requests sent inside a
     fault window, less those sent in the first ``settle`` of each and in the last ``horizon``
     (the client's timeout: see :func:`fault_window_mask`); otherwise it sees them all.
-    ``never_fired`` names faults that changed no request while their arm had traffic: the
-    hypothesis was not put to the test, so every check that judged anything is unsure.
+    ``doubts`` are reasons the hypothesis was not put to the test (a fault that never fired, arms
+    that did not get their split): every check that judged anything is then unsure.
     """
     results = []
     for check in checks:
@@ -433,12 +433,11 @@ def judge_hypothesis(
             confidence=analysis.confidence.fraction,
             threshold=analysis.threshold,
         )
-        if never_fired and result.status is not CheckStatus.NO_DATA:
-            why = "; ".join(never_fired)
+        if doubts and result.status is not CheckStatus.NO_DATA:
             result = replace(
                 result,
                 status=CheckStatus.UNSURE,
-                detail=f"fault never fired ({why}); measured: {result.detail}",
+                detail=f"{'; '.join(doubts)}; measured: {result.detail}",
             )
         results.append(result)
     return results

@@ -23,6 +23,7 @@ from mlchaos.runner import (
     MetricsServing,
     Prepared,
     Progress,
+    SplitMismatch,
     SteadyStateHeld,
     Waiting,
 )
@@ -106,6 +107,13 @@ def event_line(event: Event) -> str | None:
         return event.message
     if isinstance(event, MeasuringRate):
         return f"measuring the request rate at the edge for {event.window}"
+    if isinstance(event, SplitMismatch):
+        total = event.experiment + event.control
+        return (
+            f"[bold yellow]warning:[/] sample-ratio mismatch: the experiment arm has "
+            f"{event.experiment} of {total} {event.unit} ({event.experiment / total:.1%}), "
+            f"configured {event.expected:.1%} (does every hop keep the arm header?)"
+        )
     if isinstance(event, FaultSilent):
         return (
             f"[bold yellow]warning:[/] {esc(event.label)} has changed nothing while the "

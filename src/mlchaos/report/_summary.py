@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlchaos.analysis import fault_window_mask, judge_hypothesis
+from mlchaos.analysis import doubts, fault_window_mask, judge_hypothesis, sample_ratio_check
 from mlchaos.arms import ArmCode
 from mlchaos.errors import ConfigError
 from mlchaos.journal import fault_reach, fault_windows, judged_horizon, judged_windows
@@ -129,7 +129,8 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
     s.observations = len(store)
     reach = fault_reach(full, store)
     s.reach = [{**asdict(r), "never_fired": r.never_fired, "text": r.describe()} for r in reach]
-    silent = [r.describe() for r in reach if r.never_fired]
+    # (journals before schema 3 had no sample-ratio check: their verdicts are rebuilt as written)
+    srm = sample_ratio_check(store, exp.traffic.arms) if horizon is not None else None
 
     conf = exp.analysis.confidence.fraction
     mask = None
@@ -147,8 +148,10 @@ def summarize(records: list[dict[str, Any]]) -> Summary:
     _staleness_curve(s, exp, store)
     s.quality = _quality(store, mask, conf)
     if verdict is not None and verdict.get("verdict") != "error":
-        judged = judge_hypothesis(exp.metric_checks, store, windows, exp.analysis, silent, horizon)
-        for result in judged:
+        judged = judge_hypothesis(
+            exp.metric_checks, store, windows, exp.analysis, doubts(reach, srm), horizon
+        )
+        for result in judged + ([] if srm is None else [srm]):
             s.checks.append(result.to_dict())
             was = recorded_checks.pop(result.name, {}).get("status")
             if was is not None and was != result.status.value:

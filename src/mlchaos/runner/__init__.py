@@ -17,6 +17,7 @@ from mlchaos.runner._events import (
     MetricsServing,
     Prepared,
     Progress,
+    SplitMismatch,
     SteadyStateHeld,
     Waiting,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "RehearsalStep",
     "RunOutcome",
     "Runner",
+    "SplitMismatch",
     "SteadyStateHeld",
     "SystemClock",
     "TrafficSource",

@@ -28,6 +28,7 @@ __all__ = [
     "MetricsServing",
     "Prepared",
     "Progress",
+    "SplitMismatch",
     "SteadyStateHeld",
     "Waiting",
 ]
@@ -93,6 +94,17 @@ class FaultSilent:
     requests: int
 
 
+@dataclass(frozen=True)
+class SplitMismatch:
+    """The arms are not getting their configured split (told once, when a test valid under
+    continuous monitoring finds it)."""
+
+    experiment: int
+    control: int
+    unit: str
+    expected: float
+
+
 # A journal record (a pydantic model of mlchaos.journal) or one of the events above.
 Event = (
     BaseModel
@@ -103,6 +115,7 @@ Event = (
     | Prepared
     | SteadyStateHeld
     | FaultSilent
+    | SplitMismatch
 )
 Listener = Callable[[Event], None]
 

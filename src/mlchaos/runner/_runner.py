@@ -29,9 +29,11 @@ from mlchaos import __version__
 from mlchaos.analysis import (
     CheckResult,
     CheckStatus,
+    doubts,
     evaluate,
     guardrail_confidence,
     judge_hypothesis,
+    sample_ratio_check,
 )
 from mlchaos.arms import ArmCode
 from mlchaos.errors import (
@@ -83,6 +85,7 @@ from mlchaos.runner._events import (
     MetricsServing,
     Prepared,
     Progress,
+    SplitMismatch,
     SteadyStateHeld,
     Waiting,
 )
@@ -185,6 +188,7 @@ class Runner:
         self._scheduled: list[_Scheduled] = []
         self._fault_log: list[dict[str, Any]] = []  # the fault records, for the windows
         self._traffic_end: float | None = None  # wall clock, once every request had ended
+        self._split_told = False
         self._flushed = 0
         self._trip_at: float | None = None  # monotonic
         self._last_guard: dict[str, str] = {}
@@ -641,7 +645,7 @@ class Runner:
         total = exp.traffic.duration.seconds
         # Every guardrail is a chance to abort a harmless run: split alpha across them.
         conf = guardrail_confidence(exp.guardrails, exp.analysis.confidence.fraction)
-        last_progress = 0.0
+        last_progress = last_split = 0.0
         while True:
             await self.clock.sleep(exp.tick.seconds)
             now = datetime.fromtimestamp(self.clock.time(), UTC)
@@ -668,6 +672,24 @@ class Runner:
             if elapsed - last_progress >= 0.25:
                 last_progress = elapsed
                 self.emit(self._progress(elapsed, total))
+            if elapsed - last_split >= 1.0:
+                last_split = elapsed
+                self._check_split()
+
+    def _check_split(self) -> None:
+        """Tell, once, when the arms are not getting their configured split (the verdict's
+        sample-ratio check says so too)."""
+        from mlchaos import stats  # noqa: PLC0415
+        from mlchaos.analysis import arm_counts  # noqa: PLC0415
+
+        split = self.exp.traffic.arms
+        if self._split_told:
+            return
+        first, second, unit = arm_counts(self.store)
+        share_e, share_c = split.experiment.fraction, split.control.fraction
+        if stats.sample_ratio_sequential(first, second, share_e, share_c):
+            self._split_told = True
+            self.emit(SplitMismatch(first, second, unit, share_e / (share_e + share_c)))
 
     def _progress(self, elapsed: float, total: float) -> Progress:
         import numpy as np  # noqa: PLC0415
@@ -761,16 +783,18 @@ class Runner:
 
     def _verdict_checks(self) -> list[CheckResult]:
         windows = fault_windows(self._fault_log, self.clock.time())
-        silent = [r.describe() for r in fault_reach(windows, self.store) if r.never_fired]
+        srm = sample_ratio_check(self.store, self.exp.traffic.arms)
         horizon = self.exp.traffic.timeout.seconds
         judged = judge_hypothesis(
             self.exp.metric_checks,
             self.store,
             judged_windows(windows, horizon, self._traffic_end),
             self.exp.analysis,
-            silent,
+            doubts(fault_reach(windows, self.store), srm),
             horizon,
         )
+        if srm is not None:
+            judged.append(srm)
         queried = {r.name: r for r in self._promql}
         for check in self.exp.promql_checks:
             if check.name not in queried:  # the run ended before the traffic did

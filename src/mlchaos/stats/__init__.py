@@ -25,15 +25,18 @@ from mlchaos.stats._estimate import Estimate
 from mlchaos.stats._outcomes import accuracy, correct, error_causes, failed
 from mlchaos.stats._proportion import proportion, proportion_difference
 from mlchaos.stats._quantile import quantile, ratio_of_quantiles
+from mlchaos.stats._ratio import SRM_ALPHA, RatioTest, sample_ratio, sample_ratio_sequential
 from mlchaos.stats._sequential import SequentialTest, msprt_difference, msprt_rate
 
 __all__ = [
     "AGE_EDGES",
+    "SRM_ALPHA",
     "ArmStats",
     "Comparison",
     "CurvePoint",
     "DriftTest",
     "Estimate",
+    "RatioTest",
     "SequentialTest",
     "accuracy",
     "accuracy_by",
@@ -56,4 +59,6 @@ __all__ = [
     "psi",
     "quantile",
     "ratio_of_quantiles",
+    "sample_ratio",
+    "sample_ratio_sequential",
 ]

@@ -138,7 +138,8 @@ class FakeInjector:
 @dataclass
 class FakeTraffic:
     """``rate`` requests a second for ``duration`` seconds of the clock, alternating arms;
-    while any of ``faults`` is active, the experiment arm's requests fail (HTTP 503)."""
+    while any of ``faults`` is active, the experiment arm's requests fail (HTTP 503). With
+    ``control_lost`` = n, every n-th control request never arrives (a split gone wrong)."""
 
     clock: ManualClock
     faults: Sequence[FakeInjector]
@@ -146,6 +147,7 @@ class FakeTraffic:
     rate: float = 100.0
     latency: float = 0.005
     error: BaseException | None = None  # raised half way through: a bug in traffic
+    control_lost: int = 0
 
     async def __call__(self, store: ObservationStore) -> TrafficResult:
         start = self.clock.monotonic()
@@ -155,6 +157,8 @@ class FakeTraffic:
             if self.error is not None and i >= sent // 2:
                 raise self.error
             arm = ArmCode.EXPERIMENT if i % 2 == 0 else ArmCode.CONTROL
+            if arm == ArmCode.CONTROL and self.control_lost and (i // 2) % self.control_lost == 0:
+                continue
             failing = arm == ArmCode.EXPERIMENT and any(f.active for f in self.faults)
             store.add(
                 arm=arm,
