@@ -19,6 +19,7 @@ PUBLIC = {
     ],
     "mlchaos.analysis": [
         "SRM_NAME",
+        "CheckPlan",
         "CheckResult",
         "CheckStatus",
         "Unit",
@@ -29,6 +30,8 @@ PUBLIC = {
         "format_value",
         "guardrail_confidence",
         "judge_hypothesis",
+        "plan",
+        "requests_needed",
         "sample_ratio_check",
     ],
     "mlchaos.arms": [
@@ -169,6 +172,7 @@ PUBLIC = {
         "RehearsalStep",
         "RunOutcome",
         "Runner",
+        "SampleTooSmall",
         "SplitMismatch",
         "SteadyStateHeld",
         "SystemClock",

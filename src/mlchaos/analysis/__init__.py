@@ -14,10 +14,12 @@ from mlchaos.analysis._evaluate import (
     guardrail_confidence,
     judge_hypothesis,
 )
+from mlchaos.analysis._plan import CheckPlan, plan, requests_needed
 from mlchaos.analysis._ratio import SRM_NAME, arm_counts, doubts, sample_ratio_check
 
 __all__ = [
     "SRM_NAME",
+    "CheckPlan",
     "CheckResult",
     "CheckStatus",
     "Unit",
@@ -28,5 +30,7 @@ __all__ = [
     "format_value",
     "guardrail_confidence",
     "judge_hypothesis",
+    "plan",
+    "requests_needed",
     "sample_ratio_check",
 ]

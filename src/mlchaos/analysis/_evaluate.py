@@ -124,7 +124,28 @@ def evaluate(
         return _sequential(check, store, mine, ctrl, result, confidence, threshold)
     if sequential and ctrl is None:
         return _always_valid(check, store, mine, result, confidence, threshold)
+    more = _more_needed(check, estimate) if result.status is CheckStatus.UNSURE else None
+    if more is not None:
+        arms = " (both arms together)" if check.relative_to else ""
+        return replace(
+            result, detail=f"{result.detail}; ≈ {more} more requests{arms} would likely decide it"
+        )
     return result
+
+
+def _more_needed(check: MetricCheck, est: Estimate) -> int | None:
+    """About how many more requests would narrow an unsure check's interval to clear the bound
+    it straddles, if the estimate stays where it is (intervals narrow as 1/sqrt(n))."""
+    value = est.value
+    for bound in (check.max, check.min):
+        if bound is None or not est.low <= bound.value <= est.high:
+            continue
+        gap = abs(value - bound.value)
+        half = est.high - value if bound.value >= value else value - est.low
+        if gap <= 0 or not math.isfinite(half) or half <= 0:
+            return None  # on the bound, or unbounded: no amount can be promised
+        return max(math.ceil(est.n * ((half / gap) ** 2 - 1)), 1)
+    return None
 
 
 def _always_valid(

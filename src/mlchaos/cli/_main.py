@@ -221,13 +221,30 @@ def _run_async(make: Callable[[], Coroutine[Any, Any, int]]) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from mlchaos.spec import load_experiment  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from mlchaos.analysis import plan  # noqa: PLC0415
+    from mlchaos.spec import TrafficConfig, load_experiment  # noqa: PLC0415
 
     exp = load_experiment(args.file)
+    if isinstance(exp.traffic, TrafficConfig):  # the dataset, its label and key, offline
+        from mlchaos.traffic import load_dataset  # noqa: PLC0415
+
+        dataset = Path(exp.traffic.dataset)
+        base = Path(args.file).resolve().parent
+        load_dataset(dataset if dataset.is_absolute() else base / dataset, exp.traffic)
     print(
         f"{args.file}: valid — '{exp.title}': {len(exp.faults)} faults, "
         f"{len(exp.hypothesis)} hypothesis checks, {len(exp.guardrails)} guardrails"
     )
+    lines = plan(exp)
+    if lines:
+        print(
+            f"sample size (at {exp.analysis.confidence} confidence, the fewest requests with "
+            "which each check can hold):"
+        )
+    for line in lines:
+        print(f"  {'warning: ' if line.short else ''}{line.describe()}")
     return 0
 
 

@@ -23,6 +23,7 @@ from mlchaos.runner import (
     MetricsServing,
     Prepared,
     Progress,
+    SampleTooSmall,
     SplitMismatch,
     SteadyStateHeld,
     Waiting,
@@ -107,6 +108,8 @@ def event_line(event: Event) -> str | None:
         return event.message
     if isinstance(event, MeasuringRate):
         return f"measuring the request rate at the edge for {event.window}"
+    if isinstance(event, SampleTooSmall):
+        return f"[bold yellow]warning:[/] {esc(event.text)}"
     if isinstance(event, SplitMismatch):
         total = event.experiment + event.control
         return (

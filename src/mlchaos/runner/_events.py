@@ -28,6 +28,7 @@ __all__ = [
     "MetricsServing",
     "Prepared",
     "Progress",
+    "SampleTooSmall",
     "SplitMismatch",
     "SteadyStateHeld",
     "Waiting",
@@ -95,6 +96,13 @@ class FaultSilent:
 
 
 @dataclass(frozen=True)
+class SampleTooSmall:
+    """Before injection: a check that the run will likely leave unsure (its plan, in words)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class SplitMismatch:
     """The arms are not getting their configured split (told once, when a test valid under
     continuous monitoring finds it)."""
@@ -116,6 +124,7 @@ Event = (
     | SteadyStateHeld
     | FaultSilent
     | SplitMismatch
+    | SampleTooSmall
 )
 Listener = Callable[[Event], None]
 

@@ -33,6 +33,7 @@ from mlchaos.analysis import (
     evaluate,
     guardrail_confidence,
     judge_hypothesis,
+    plan,
     sample_ratio_check,
 )
 from mlchaos.arms import ArmCode
@@ -85,6 +86,7 @@ from mlchaos.runner._events import (
     MetricsServing,
     Prepared,
     Progress,
+    SampleTooSmall,
     SplitMismatch,
     SteadyStateHeld,
     Waiting,
@@ -402,6 +404,9 @@ class Runner:
             await injector.check()
             self._scheduled.append(_Scheduled(i, fault, injector, fault_id))
         self.emit(Prepared(len(exp.proxies), len(exp.targets), len(exp.faults)))
+        for line in plan(exp):
+            if line.short:
+                self.emit(SampleTooSmall(line.describe()))
 
     async def _first_request(self, traffic: TrafficConfig) -> None:
         """One real request before anything is injected: a service that cannot answer the
