@@ -5,6 +5,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+# Real Feast, for the tests that run mlchaos against it: its own environment, so its many
+# dependencies never meet mlchaos's.
+FEAST_VENV  = .venv-feast
+FEAST_STAMP = $(FEAST_VENV)/.installed
+FEAST_PIN   = feast==0.67.0
 
 .PHONY: demo test lint typecheck unit bench clean
 
@@ -13,6 +18,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
 	touch $(STAMP)
+
+$(FEAST_STAMP):
+	$(PYTHON) -m venv $(FEAST_VENV)
+	$(FEAST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FEAST_VENV)/bin/python -m pip install --quiet '$(FEAST_PIN)'
+	touch $(FEAST_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/mlchaos demo
@@ -25,7 +36,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-unit: $(STAMP)
+unit: $(STAMP) $(FEAST_STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit
@@ -37,4 +48,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/kill_switch.py
 
 clean:
-	rm -rf $(VENV) reports .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(FEAST_VENV) reports .mypy_cache .ruff_cache .pytest_cache

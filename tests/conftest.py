@@ -123,7 +123,12 @@ def start_proxy(
 
 
 # Whole services or experiments run end to end through the CLI: minutes in all.
-_SLOW_PATHS = ("tests/e2e/", "tests/demo/test_demo.py", "tests/demo/test_redis.py")
+_SLOW_PATHS = (
+    "tests/e2e/",
+    "tests/demo/test_demo.py",
+    "tests/demo/test_redis.py",
+    "tests/feast/",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from mlchaos.arms import Arm, arm_for_key, arm_for_unit
 
 
@@ -29,3 +31,14 @@ def test_unit_interval_boundaries() -> None:
     assert arm_for_unit(0.0, 0.1, 0.1) is Arm.EXPERIMENT
     assert arm_for_unit(0.1, 0.1, 0.1) is Arm.CONTROL
     assert arm_for_unit(0.2, 0.1, 0.1) is None
+
+
+def test_an_arm_key_may_name_the_rows_of_a_batch_with_one_wildcard() -> None:
+    from pydantic import ValidationError
+
+    from mlchaos.arms import ArmKey
+
+    assert ArmKey(json_field="entities.user_id[*]").json_field == "entities.user_id[*]"
+    for bad in ("a[*].b[*]", "a[?]", "a[#]"):
+        with pytest.raises(ValidationError, match="at most one"):
+            ArmKey(json_field=bad)

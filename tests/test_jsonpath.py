@@ -119,3 +119,15 @@ def test_locating_any_path_never_raises_and_finds_what_extract_finds(
     if parts and WILDCARD not in parts:
         value = extract(document, parts)
         assert [c[k] for c, k in found] == ([] if not found else [value])
+
+
+def test_rows_take_the_given_indices_of_a_list_and_every_one_without_rows() -> None:
+    from mlchaos.jsonpath import ROWS, locate, parse_path
+
+    doc = {"results": [{"values": [10, 11, 12, 13]}]}
+    path = parse_path("results[0].values[#]")
+    assert path[-1] is ROWS
+    assert [k for _, k in locate(doc, path, rows=frozenset({3, 1, 9}))] == [1, 3]
+    assert [k for _, k in locate(doc, path)] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match=r"'\[#\]' is not allowed here"):
+        parse_path("a[#]", wildcards=False)

@@ -14,7 +14,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mlchaos.jsonpath import parse_path
+from mlchaos.jsonpath import WILDCARD, Wildcard, parse_path
 from mlchaos.units import Share
 
 __all__ = [
@@ -77,14 +77,20 @@ class ArmKey(BaseModel):
 
     header: str | None = None
     json_field: str | None = Field(
-        None, description="path into a JSON request body, e.g. 'id' or 'inputs[0].data[0]'"
+        None,
+        description="path into a JSON request body, e.g. 'id' or 'inputs[0].data[0]'; one "
+        "'[*]' names the keys of a batched request's rows, each with its own arm (e.g. "
+        "'entities.user_id[*]' for a Feast lookup of several users)",
     )
 
     @field_validator("json_field")
     @classmethod
     def _valid_path(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_path(v, wildcards=False)
+            parts = parse_path(v)
+            wild = [p for p in parts if isinstance(p, Wildcard)]
+            if wild and (len(wild) > 1 or wild[0] is not WILDCARD):
+                raise ValueError(f"path {v!r}: at most one '[*]' (the rows of a batch)")
         return v
 
     @model_validator(mode="after")

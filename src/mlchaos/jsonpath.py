@@ -4,7 +4,9 @@ A path is a dotted list of keys with ``[index]`` steps: ``outputs[0].data[0]``, 
 A key that is not a plain word is quoted in brackets (``["a.b"]``); ``$`` alone is the whole
 document; ``[*]`` is every element of a list or every value of an object (for edits that touch
 many values, e.g. ``results[*].values``); ``[?]`` is the elements of a list at the indices the
-caller selects (an edit's ``where``: the columns whose name matches). A key of digits also
+caller selects (an edit's ``where``: the columns whose name matches); ``[#]`` is the elements
+of a list at the *rows* of a batched request that belong to the faulted arm (every element when
+the request is not batched by key). A key of digits also
 indexes a list, so the dotted form ``inputs.0.data.0`` names the same value as
 ``inputs[0].data[0]``.
 
@@ -23,6 +25,7 @@ from enum import Enum
 from typing import Any
 
 __all__ = [
+    "ROWS",
     "SELECTED",
     "WILDCARD",
     "PathPart",
@@ -36,19 +39,22 @@ __all__ = [
 
 class Wildcard(Enum):
     """``[*]``: every element of a list, every value of an object; ``[?]``: the elements of a
-    list at the indices the caller selected."""
+    list at the indices the caller selected; ``[#]``: those at the rows the caller gave (all
+    when it gave none)."""
 
     ALL = "*"
     SELECTED = "?"
+    ROWS = "#"
 
 
 WILDCARD = Wildcard.ALL
 SELECTED = Wildcard.SELECTED
+ROWS = Wildcard.ROWS
 PathPart = str | int | Wildcard
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _BARE_KEY = re.compile(r"[^.\[\]\s]+")
-_INDEX = re.compile(r"\[\s*(-?\d+|\*|\?)\s*\]")
+_INDEX = re.compile(r"\[\s*(-?\d+|\*|\?|#)\s*\]")
 _DECODER = json.JSONDecoder()
 
 
@@ -77,8 +83,10 @@ def parse_path(text: str, *, wildcards: bool = True) -> tuple[PathPart, ...]:
             pos = _parse_key(s, pos + 1, parts, text)
         else:
             raise ValueError(f"path {text!r}: expected '.' or '[' at position {pos}")
-    if not wildcards and (WILDCARD in parts or SELECTED in parts):
-        raise ValueError(f"path {text!r}: '[*]' or '[?]' is not allowed here (it names one value)")
+    if not wildcards and any(isinstance(p, Wildcard) for p in parts):
+        raise ValueError(
+            f"path {text!r}: '[*]', '[?]' or '[#]' is not allowed here (it names one value)"
+        )
     return tuple(parts)
 
 
@@ -94,7 +102,7 @@ def _parse_bracket(s: str, pos: int, parts: list[PathPart], text: str) -> int:
     m = _INDEX.match(s, pos)
     if m is not None:
         index = m.group(1)
-        parts.append(Wildcard(index) if index in "*?" else int(index))
+        parts.append(Wildcard(index) if index in "*?#" else int(index))
         return m.end()
     start = pos + 1
     while start < len(s) and s[start] == " ":
@@ -129,8 +137,19 @@ def format_path(parts: Sequence[PathPart]) -> str:
     return "".join(out)
 
 
-def _keys(node: Any, part: PathPart, selected: frozenset[int] = frozenset()) -> list[Any]:
+def _keys(
+    node: Any,
+    part: PathPart,
+    selected: frozenset[int] = frozenset(),
+    rows: frozenset[int] | None = None,
+) -> list[Any]:
     """The keys (or indices) of ``node`` that one step names; none when it names nothing."""
+    if part is ROWS:
+        if not isinstance(node, list):
+            return []
+        return (
+            list(range(len(node))) if rows is None else [i for i in sorted(rows) if i < len(node)]
+        )
     if part is WILDCARD:
         if isinstance(node, dict):
             return list(node)
@@ -161,15 +180,19 @@ def extract(document: Any, path: Sequence[PathPart]) -> Any:
 
 
 def locate(
-    document: Any, path: Sequence[PathPart], selected: frozenset[int] = frozenset()
+    document: Any,
+    path: Sequence[PathPart],
+    selected: frozenset[int] = frozenset(),
+    rows: frozenset[int] | None = None,
 ) -> Iterator[tuple[Any, Any]]:
     """Every ``(container, key)`` whose value the path names, following wildcards (``[?]``:
-    the ``selected`` indices); the empty path (the whole document) has none."""
+    the ``selected`` indices, ``[#]``: the ``rows``, all when None); the empty path (the whole
+    document) has none."""
     if not path:
         return
     head, rest = path[0], path[1:]
-    for key in _keys(document, head, selected):
+    for key in _keys(document, head, selected, rows):
         if rest:
-            yield from locate(document[key], rest, selected)
+            yield from locate(document[key], rest, selected, rows)
         else:
             yield document, key

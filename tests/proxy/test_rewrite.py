@@ -123,10 +123,10 @@ async def test_the_feast_preset_compiled_to_a_rewrite_makes_named_features_missi
         await runner.cleanup()
     results = doc["results"]
     assert results[0]["values"] == [7, 8]  # the entity key is never touched
-    assert results[1] == {
-        **FEAST["results"][1],
+    assert results[1] == {  # as real Feast answers a value it did not find
         "values": [None, None],
         "statuses": ["NOT_FOUND"] * 2,
+        "event_timestamps": ["1970-01-01T00:00:00Z"] * 2,
     }
     assert results[2] == FEAST["results"][2]
     assert results[3]["statuses"] == ["NOT_FOUND"] * 2
@@ -183,3 +183,60 @@ def test_a_where_needs_a_selecting_step_and_a_valid_pattern() -> None:
         Edit(path="results[?].values", set=None)
     with pytest.raises(ValidationError, match="pattern"):
         Edit(path="results[?]", set=None, where=where | {"pattern": "("})
+
+
+@pytest.mark.asyncio
+async def test_a_batched_lookup_is_faulted_only_in_the_rows_of_the_faulted_arm(
+    make_proxy: MakeProxy,
+) -> None:
+    """Four users, two join keys (user and item), the arm keyed on each row's user: the preset
+    nulls f1 only for the experiment arm's users, and never a join key column, whatever its
+    position."""
+    from mlchaos.arms import Arm, arm_for_key
+
+    users, items = [11, 12, 13, 14, 15, 16], [1, 1, 2, 2, 3, 3]
+    answer = {
+        "metadata": {"feature_names": ["user_id", "item_id", "v__f1", "v__f2"]},
+        "results": [
+            {"values": users, "statuses": ["PRESENT"] * 6, "event_timestamps": ["t0"] * 6},
+            {"values": items, "statuses": ["PRESENT"] * 6, "event_timestamps": ["t0"] * 6},
+            {"values": [0.5] * 6, "statuses": ["PRESENT"] * 6, "event_timestamps": ["t1"] * 6},
+            {"values": [2.5] * 6, "statuses": ["PRESENT"] * 6, "event_timestamps": ["t1"] * 6},
+        ],
+    }
+
+    async def feast(request: web.Request) -> web.Response:
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_post("/get-online-features", feast)
+    runner, port = await _serve_app(app)
+    split = {"experiment": "50%", "control": "50%", "salt": "s"}
+    key = {"json_field": "entities.user_id[*]"}
+    try:
+        proxy = await make_proxy(f"127.0.0.1:{port}", arms={**split, "key": key})
+        preset = {"type": "feast_missing", "target": "p", "features": ["f1"]}
+        proxy.faults.add(FeastMissingFault.model_validate(preset).rule())
+        # (a preset for every feature must still leave both join keys alone)
+        every = {"type": "feast_missing", "target": "p", "arm": "control"}
+        proxy.faults.add(FeastMissingFault.model_validate(every).rule())
+        request = {"features": ["v:f1", "v:f2"], "entities": {"user_id": users, "item_id": items}}
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(f"http://{proxy.listen_address}/get-online-features", json=request) as r,
+        ):
+            doc = await r.json()
+    finally:
+        await runner.cleanup()
+    arms = [arm_for_key(str(u), 0.5, 0.5, "s") for u in users]
+    assert Arm.EXPERIMENT in arms and Arm.CONTROL in arms
+    results = doc["results"]
+    assert results[0]["values"] == users and results[1]["values"] == items
+    # f1 is missing for the experiment's users (its fault) and the control's (every feature is
+    # missing for them); f2 only for the control's users.
+    assert results[2]["values"] == [None] * 6
+    assert results[2]["event_timestamps"] == ["1970-01-01T00:00:00Z"] * 6
+    assert results[3]["values"] == [2.5 if a is Arm.EXPERIMENT else None for a in arms]
+    assert results[3]["statuses"] == [
+        "PRESENT" if a is Arm.EXPERIMENT else "NOT_FOUND" for a in arms
+    ]

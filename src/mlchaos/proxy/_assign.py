@@ -7,7 +7,11 @@ Order for one HTTP request:
    which never trusts a client's header;
 2. else, when ``arms.key`` names a header or a JSON body field that the request carries, the
    salted stable hash of its value decides (:func:`mlchaos.arms.arm_for_key`), so the edge and
-   a dependency agree without header propagation;
+   a dependency agree without header propagation. A JSON field with one ``[*]`` names the keys
+   of a batched request's rows (a Feast lookup of several entities): each row gets its own arm
+   (:meth:`ArmAssigner.row_arms`), data faults change only the rows of their arm (``[#]`` in
+   an edit's path), and the request counts in the experiment arm if any row does (else in
+   control if any row does): other faults (aborts, latency) follow that arm;
 3. else the configured shares decide at random — except under live cohorts
    (:mod:`mlchaos.proxy._live`), where such a request is in no arm.
 
@@ -20,7 +24,7 @@ import json
 import random
 
 from mlchaos.arms import ArmCode, ArmKey, ArmSplit, arm_for_key
-from mlchaos.jsonpath import PathPart, extract, parse_path
+from mlchaos.jsonpath import WILDCARD, PathPart, extract, locate, parse_path
 
 __all__ = ["ARM_LINES", "ArmAssigner"]
 
@@ -44,6 +48,7 @@ class ArmAssigner:
         "_experiment",
         "_random",
         "_salt",
+        "batched",
         "json_path",
         "key_header",
         "live",
@@ -85,10 +90,9 @@ class ArmAssigner:
             key.header.lower().encode("latin-1") if key is not None and key.header else None
         )
         self.json_path: tuple[PathPart, ...] | None = (
-            parse_path(key.json_field, wildcards=False)
-            if key is not None and key.json_field
-            else None
+            parse_path(key.json_field) if key is not None and key.json_field else None
         )
+        self.batched = self.json_path is not None and WILDCARD in self.json_path
 
     def from_header(self, value: bytes) -> int:
         """The arm named by an ``x-mlchaos-arm`` header value (no arm for unknown values)."""
@@ -112,6 +116,20 @@ class ArmAssigner:
         """The configured JSON field of ``body``; None when it is absent or not JSON."""
         return json_key(body, self.json_path or ())
 
+    def row_arms(self, body: bytes) -> list[int] | None:
+        """Each row's arm in a batched request (its key at the ``[*]``), None when the body
+        has no such rows; a row without a key is in no arm."""
+        if not self.batched or not body or self.json_path is None:
+            return None
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        keys = [_key_bytes(c[k]) for c, k in locate(document, self.json_path)]
+        if not keys:
+            return None
+        return [ArmCode.NONE if k is None else self.for_key(k) for k in keys]
+
 
 def json_key(body: bytes, path: tuple[PathPart, ...]) -> bytes | None:
     """The value at ``path`` in a JSON body, as the bytes to hash; None when absent.
@@ -125,6 +143,10 @@ def json_key(body: bytes, path: tuple[PathPart, ...]) -> bytes | None:
         value: object = extract(json.loads(body), path)
     except (ValueError, UnicodeDecodeError):
         return None
+    return _key_bytes(value)
+
+
+def _key_bytes(value: object) -> bytes | None:
     if value is None or isinstance(value, dict | list):
         return None
     if isinstance(value, bool):

@@ -18,6 +18,7 @@ request ends in exactly one call to :meth:`Recorder.record`.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import time
@@ -99,6 +100,7 @@ class _Request:
         "method",
         "retried",
         "rewrites",
+        "row_arms",
         "size",
         "start",
         "status",
@@ -130,6 +132,7 @@ class _Request:
         self.retried = False
         self.status = 0
         self.rewrites: list[FaultEntry] | None = None  # data faults drawn (hit if they change)
+        self.row_arms: list[int] | None = None  # a batched request: each row's arm
         self.buffer: list[bytes] = []  # a response held back to be rewritten
         self.capture: list[bytes] | None = None  # a copy of the answer, for the live log
 
@@ -379,6 +382,9 @@ class ClientConn(asyncio.Protocol):
         assigner = plane.assigner
         if req.arm_value is not None and assigner.trust_header:
             req.arm = assigner.from_header(req.arm_value)
+        elif assigner.batched and (rows := assigner.row_arms(b"".join(req.body))) is not None:
+            req.row_arms = rows  # each row its arm; the request is in the first arm any row is
+            req.arm = next((a for a in (1, 2) if a in rows), 0)
         else:
             if req.key is None and assigner.json_path is not None:
                 req.key = assigner.body_key(b"".join(req.body))
@@ -390,6 +396,10 @@ class ClientConn(asyncio.Protocol):
             self._forward(req)
             return
         terminal, latencies, data = faults.http_plan(req.arm)
+        if req.row_arms is not None:  # a batch: each row meets its own arm's data faults
+            data = tuple(
+                {e.id: e for a in set(req.row_arms) for e in faults.http_plan(a).data}.values()
+            )
         rnd = plane.random
         for entry in data:
             if rnd() < entry.probability:
@@ -686,13 +696,34 @@ def _fired(req: _Request, entry: FaultEntry) -> None:
 
 
 def _rewrite(req: _Request, body: bytes, which: str) -> bytes:
-    """``body`` after the request's data faults; those that changed it count as fired."""
+    """``body`` after the request's data faults; those that changed it count as fired. In a
+    batched request each fault changes only the rows of its arms (``[#]``)."""
     entries = req.rewrites or []
-    body, changed = rewrite_json(body, [cast("RewriteRule", e.rule) for e in entries], which)
+    rules = [cast("RewriteRule", e.rule) for e in entries]
+    row_arms = req.row_arms
+    rows = (
+        None
+        if row_arms is None
+        else [frozenset(i for i, a in enumerate(row_arms) if a in e.arms) for e in entries]
+    )
+    request = _request_document(req) if which == "response" and _reads_request(rules) else None
+    body, changed = rewrite_json(body, rules, which, rows, request)
     for entry, hit in zip(entries, changed, strict=True):
         if hit:
             _fired(req, entry)
     return body
+
+
+def _reads_request(rules: list[RewriteRule]) -> bool:
+    return any(e.where is not None and e.where.not_keys_of for r in rules for e in r.response)
+
+
+def _request_document(req: _Request) -> object:
+    """The request's JSON body, decoded (None when it is not JSON)."""
+    try:
+        return json.loads(b"".join(req.body))
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _rewrites_response(req: _Request) -> bool:

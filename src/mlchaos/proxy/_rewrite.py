@@ -23,13 +23,20 @@ __all__ = ["apply_edits", "rewrite_json"]
 MAX_BODY = 16 * 1024 * 1024  # larger bodies pass unchanged
 
 
-def apply_edits(document: Any, edits: list[Edit]) -> int:
-    """Apply ``edits`` in place; the number of values changed."""
+def apply_edits(
+    document: Any,
+    edits: Sequence[Edit],
+    rows: frozenset[int] | None = None,
+    request: Any = None,
+) -> int:
+    """Apply ``edits`` in place; the number of values changed. ``rows``: what ``[#]`` takes
+    (the batched request's rows in the faulted arm; all when None); ``request``: the decoded
+    request, for a ``where`` that leaves its keys alone."""
     changed = 0
     for edit in edits:
         path = parse_path(edit.path)
-        selected = frozenset() if edit.where is None else edit.where.indices(document)
-        targets = list(locate(document, path, selected))
+        selected = frozenset() if edit.where is None else edit.where.indices(document, request)
+        targets = list(locate(document, path, selected, rows))
         if edit.drop:  # remove list items from the end, so earlier indices stay valid
             by_index = sorted(targets, key=lambda t: t[1] if isinstance(t[1], int) else 0)
             for container, key in reversed(by_index):
@@ -53,10 +60,16 @@ def apply_edits(document: Any, edits: list[Edit]) -> int:
     return changed
 
 
-def rewrite_json(body: bytes, rules: Sequence[RewriteRule], which: str) -> tuple[bytes, list[bool]]:
+def rewrite_json(
+    body: bytes,
+    rules: Sequence[RewriteRule],
+    which: str,
+    rows: Sequence[frozenset[int] | None] | None = None,
+    request: Any = None,
+) -> tuple[bytes, list[bool]]:
     """The body after the rules' ``which`` (``request``/``response``) edits, and which rules
-    changed it. A body that is not JSON, is too large, or that no rule changed, passes as it
-    was (and counts as not hit)."""
+    changed it. ``rows``: each rule's ``[#]`` rows (see :func:`apply_edits`). A body that is not
+    JSON, is too large, or that no rule changed, passes as it was (and counts as not hit)."""
     untouched = (body, [False] * len(rules))
     if not body or len(body) > MAX_BODY:
         return untouched
@@ -64,9 +77,11 @@ def rewrite_json(body: bytes, rules: Sequence[RewriteRule], which: str) -> tuple
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return untouched
+    per_rule = rows if rows is not None else [None] * len(rules)
     changed = [
-        apply_edits(document, rule.request if which == "request" else rule.response) > 0
-        for rule in rules
+        apply_edits(document, rule.request if which == "request" else rule.response, these, request)
+        > 0
+        for rule, these in zip(rules, per_rule, strict=True)
     ]
     if not any(changed):
         return untouched

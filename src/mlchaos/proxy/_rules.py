@@ -101,26 +101,41 @@ class Where(BaseModel):
     names: str = Field(description="path to the list of names, e.g. 'metadata.feature_names'")
     pattern: str = Field(max_length=4096, description="regular expression, matched in full")
     skip: int = Field(0, ge=0, description="leading entries never selected (e.g. a key column)")
+    not_keys_of: str | None = Field(
+        None,
+        description="path into the request body to an object whose keys are never selected "
+        "(Feast: 'entities', so no join key column is touched)",
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> Self:
         from mlchaos.jsonpath import parse_path  # noqa: PLC0415
 
         parse_path(self.names, wildcards=False)
+        if self.not_keys_of is not None:
+            parse_path(self.not_keys_of, wildcards=False)
         try:
             re.compile(self.pattern)
         except re.error as exc:
             raise ValueError(f"pattern {self.pattern!r}: {exc}") from None
         return self
 
-    def indices(self, document: Any) -> frozenset[int]:
+    def indices(self, document: Any, request: Any = None) -> frozenset[int]:
         from mlchaos.jsonpath import extract, parse_path  # noqa: PLC0415
 
         names = extract(document, parse_path(self.names))
         if not isinstance(names, list):
             return frozenset()
+        keys: object = None
+        if self.not_keys_of is not None and request is not None:
+            keys = extract(request, parse_path(self.not_keys_of))
+        kept = set(keys) if isinstance(keys, dict) else set()
         matches = re.compile(self.pattern).fullmatch
-        return frozenset(i for i, n in enumerate(names) if i >= self.skip and matches(str(n)))
+        return frozenset(
+            i
+            for i, n in enumerate(names)
+            if i >= self.skip and str(n) not in kept and matches(str(n))
+        )
 
 
 class Edit(BaseModel):

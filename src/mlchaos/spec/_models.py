@@ -174,11 +174,18 @@ class RewriteFault(_Scheduled, RewriteRule):
     pass
 
 
+EPOCH = "1970-01-01T00:00:00Z"  # the event timestamp Feast gives a value it did not find
+
+
 class FeastMissingFault(_Scheduled):
     """In a Feast ``/get-online-features`` answer, make ``features`` (default: all but the
-    entity key) missing: every value null with ``status`` (http only). Other answers pass
-    unchanged. A feature matches by its name in every form Feast emits it: ``f1``,
-    ``view:f1`` or ``view__f1`` (``features`` may name the view too: ``view:f1``).
+    entity keys) missing: every value null with ``status`` (http only) and, for ``NOT_FOUND``,
+    Feast's epoch timestamp. Other answers pass unchanged. A feature matches by its name in
+    every form Feast emits it: ``f1``, ``view:f1`` or ``view__f1`` (``features`` may name the
+    view too: ``view:f1``); a feature the answer lacks is left alone. The join key columns (the
+    keys of the request's ``entities``, and the first column) are never touched. When the
+    proxy's arm key names a batch's rows (``entities.user_id[*]``), only the rows of the
+    faulted arm change.
 
     The proxy knows nothing of Feast: this preset is compiled into a generic rewrite whose
     edits pick the columns by name (:meth:`rule`)."""
@@ -193,21 +200,26 @@ class FeastMissingFault(_Scheduled):
 
     def rule(self) -> Rule:
         """The rewrite that does it: the values of the selected columns null, their statuses
-        ``status``; the first column (the entity key) is never selected."""
+        ``status`` (timestamps at the epoch for NOT_FOUND), in the rows of the faulted arm."""
         if self.features is None:
             pattern = ".*"
         else:
             names = sorted({re.split(r":|__", f)[-1] for f in self.features})
             pattern = "(?:.*(?::|__))?(?:" + "|".join(re.escape(n) for n in names) + ")"
-        where = {"names": "metadata.feature_names", "pattern": pattern, "skip": 1}
+        where = {
+            "names": "metadata.feature_names",
+            "pattern": pattern,
+            "skip": 1,
+            "not_keys_of": "entities",
+        }
+        edits = [
+            Edit(path="results[?].values[#]", set=None, where=where),
+            Edit(path="results[?].statuses[#]", set=self.status, where=where),
+        ]
+        if self.status == "NOT_FOUND":
+            edits.append(Edit(path="results[?].event_timestamps[#]", set=EPOCH, where=where))
         return RewriteRule(
-            type="rewrite",
-            arm=self.arm,
-            probability=self.probability,
-            response=[
-                Edit(path="results[?].values[*]", set=None, where=where),
-                Edit(path="results[?].statuses[*]", set=self.status, where=where),
-            ],
+            type="rewrite", arm=self.arm, probability=self.probability, response=edits
         )
 
 
