@@ -109,6 +109,7 @@ PUBLIC = {
         "read_journal",
     ],
     "mlchaos.jsonpath": [
+        "ROWS",
         "SELECTED",
         "WILDCARD",
         "PathPart",
@@ -123,6 +124,7 @@ PUBLIC = {
         "ErrorKind",
         "Observation",
         "ObservationStore",
+        "class_code",
         "error_cause",
         "key_code",
     ],

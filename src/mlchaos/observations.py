@@ -20,7 +20,15 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["COLUMNS", "ErrorKind", "Observation", "ObservationStore", "error_cause", "key_code"]
+__all__ = [
+    "COLUMNS",
+    "ErrorKind",
+    "Observation",
+    "ObservationStore",
+    "class_code",
+    "error_cause",
+    "key_code",
+]
 
 
 class ErrorKind(IntEnum):
@@ -73,6 +81,14 @@ COLUMNS: dict[str, str] = {
 }
 # What a column holds for a record that lacks it (an older journal): "none".
 _MISSING: dict[str, float] = {"model": -1, "degradation": -1, "key": -1}
+
+
+def class_code(text: str) -> float:
+    """A class label that is text (``malignant``) as a number for the label and prediction
+    columns: equal texts give equal codes, different texts different ones (a 48-bit hash,
+    exact in a float)."""
+    digest = hashlib.blake2b(text.encode(), digest_size=6, person=b"mlchaos-class").digest()
+    return float(int.from_bytes(digest, "big"))
 
 
 def key_code(key: str | None) -> int:

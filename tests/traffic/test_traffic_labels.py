@@ -126,3 +126,42 @@ def test_a_label_column_and_a_label_service_together_are_refused(tmp_path: Path)
                 "labels": {"url": "http://127.0.0.1:2/labels"},
             }
         )
+
+
+@pytest.mark.asyncio
+async def test_class_labels_that_are_text_are_compared_with_text_predictions(
+    http_server: HttpServe, tmp_path: Path
+) -> None:
+    """Labels `malignant`/`benign`; the model answers a class name (as text, or bytes-like in
+    a one-element list) that is right for even rows and wrong for odd ones."""
+    rows = tmp_path / "cells.csv"
+    rows.write_text(
+        "x,diagnosis\n" + "".join(f"{i},{'malignant' if i % 3 else 'benign'}\n" for i in range(12))
+    )
+
+    async def classify(request: web.Request) -> web.Response:
+        x = (await request.json())["x"]
+        truth = "malignant" if x % 3 else "benign"
+        wrong = "benign" if truth == "malignant" else "malignant"
+        return web.json_response({"value": [truth] if x % 2 == 0 else wrong})
+
+    service = await http_server(classify)
+    cfg = TrafficConfig.model_validate(
+        {
+            "target": service,
+            "dataset": str(rows),
+            "rate": "120/s",
+            "duration": "100ms",
+            "request": {"protocol": "json", "template": {"x": "{{x}}"}},
+            "label": "diagnosis",
+            "extract": {"prediction": "value", "model": None},
+        }
+    )
+    store = ObservationStore()
+    await run_traffic(cfg, store)
+    from mlchaos import stats
+
+    assert len(store) == 12
+    right = stats.correct(store.column("prediction"), store.column("label"))
+    assert int(right.sum()) == 6  # the even rows
+    assert not any(math.isnan(v) for v in store.column("label"))

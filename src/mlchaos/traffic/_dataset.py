@@ -175,11 +175,8 @@ def _check(dataset: Dataset, config: TrafficConfig) -> None:
         for col in dict.fromkeys(template_columns(request.template)):
             if col not in existing:
                 problems.append(f"traffic.request.template: no column {col!r}")
-    if config.label is not None:
-        if config.label not in existing:
-            problems.append(f"traffic.label: no column {config.label!r}")
-        elif config.label not in dataset.numeric:
-            problems.append(f"traffic.label: column {config.label!r} is not numeric")
+    if config.label is not None and config.label not in existing:
+        problems.append(f"traffic.label: no column {config.label!r}")
     if config.key is not None and config.key not in existing:
         problems.append(f"traffic.key: no column {config.key!r}")
     if problems:

@@ -9,7 +9,23 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["to_degradation", "to_model", "to_prediction"]
+from mlchaos.observations import class_code
+
+__all__ = ["to_class", "to_degradation", "to_model", "to_prediction"]
+
+
+def to_class(value: Any) -> float:
+    """A predicted class compared with text labels: its text (a string, bytes, or a number as
+    JSON writes it) as :func:`mlchaos.observations.class_code`; NaN when there is none."""
+    while isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if value is None or isinstance(value, bool | dict | list):
+        return math.nan
+    return class_code(str(value))
 
 
 def to_prediction(value: Any) -> float:

@@ -30,7 +30,7 @@ from mlchaos.jsonpath import PathPart, extract, locate, parse_path
 from mlchaos.observations import ErrorKind, Observation, ObservationStore, error_cause
 from mlchaos.spec._traffic import TrafficConfig
 from mlchaos.traffic._dataset import Dataset, load_dataset
-from mlchaos.traffic._extract import to_degradation, to_model, to_prediction
+from mlchaos.traffic._extract import to_class, to_degradation, to_model, to_prediction
 from mlchaos.traffic._labels import LabelJoin
 from mlchaos.traffic._requests import RequestBuilder
 
@@ -205,7 +205,14 @@ class _Replay:
         self.order = list(range(dataset.rows))
         rng.shuffle(self.order)
         self.rng = rng
-        self.labels = dataset.floats(config.label) if config.label else [math.nan] * dataset.rows
+        # A label column of text (class names) is compared as text with the predictions.
+        self.text_labels = config.label is not None and config.label not in dataset.numeric
+        if config.label is None:
+            self.labels = [math.nan] * dataset.rows
+        elif self.text_labels:
+            self.labels = [to_class(v) for v in dataset.column(config.label)]
+        else:
+            self.labels = dataset.floats(config.label)
         self.keys = dataset.column(config.key) if config.key else None
         self.key_arms: dict[int, Arm | None] = {}
         base = {"content-type": "application/json"}
@@ -372,7 +379,7 @@ class _Replay:
 
         return _Answer(
             model=to_model(get(self.model_path)),
-            prediction=to_prediction(get(self.prediction_path)),
+            prediction=(to_class if self.text_labels else to_prediction)(get(self.prediction_path)),
             degradation=to_degradation(get(self.degradation_path)),
             feature_age=to_prediction(get(self.feature_age_path)),
         )
