@@ -199,3 +199,33 @@ def test_a_second_guardrail_raises_the_evidence_each_needs_to_trip() -> None:
     )
     assert alone.status is CheckStatus.VIOLATED
     assert shared.status is not CheckStatus.VIOLATED
+
+
+def test_latency_against_the_baseline_before_injection_ignores_a_machine_that_is_slower() -> None:
+    """The same arm before the fault (0-10 s) and during it (10-20 s): 'p95 at most 1.5x the
+    baseline' holds on a fast machine and on one twice as slow throughout, and is violated when
+    the fault itself triples latency."""
+
+    def store(before: float, during: float) -> ObservationStore:
+        s = ObservationStore()
+        rng = np.random.default_rng(4)
+        for i in range(2000):
+            t = i * 0.01
+            base = before if t < 10 else during
+            s.add(arm=ArmCode.EXPERIMENT, start=t, latency=base * (1 + rng.random()), status=200)
+        return s
+
+    check = MetricCheck.model_validate(
+        {"metric": "latency_p95", "arm": "experiment", "relative_to": "baseline", "max": "1.5x"}
+    )
+    windows = [(10.0, 20.0)]
+    for before, during, status in (
+        (0.01, 0.01, CheckStatus.HELD),
+        (0.02, 0.02, CheckStatus.HELD),  # a slower machine: an absolute 25 ms bound would fail
+        (0.01, 0.03, CheckStatus.VIOLATED),
+    ):
+        (result,) = judge_hypothesis(
+            [check], store(before, during), windows, Analysis(), horizon=0.1
+        )
+        assert result.status is status, (before, during, result.detail)
+    assert check.describe() == "latency_p95 experiment / baseline"

@@ -238,3 +238,17 @@ def test_importing_the_spec_loads_no_traffic_data_plane_or_numpy() -> None:
     code = f"import sys, mlchaos.spec; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_baseline_comparison_needs_a_baseline_and_is_for_the_hypothesis_only(
+    tmp_path: Path,
+) -> None:
+    baseline = "  - {metric: latency_p95, relative_to: baseline, max: 1.5x}\n"
+    ok = MINIMAL + baseline
+    assert load_experiment(write(tmp_path, ok)).hypothesis[1].relative_to == "baseline"
+    at_zero = ok.replace("start: 1s, duration: 5s", "start: 0s, duration: 5s")
+    (issue,) = problems(write(tmp_path, at_zero, "zero.yaml"))
+    assert "a fault starts at 0s: start it later so there is a baseline" in issue
+    guard = MINIMAL + "guardrails:\n" + baseline
+    (issue,) = problems(write(tmp_path, guard, "guard.yaml"))
+    assert "guardrails[0].relative_to" in issue and "is for the hypothesis" in issue

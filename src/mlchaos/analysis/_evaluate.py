@@ -99,8 +99,12 @@ def evaluate(
     confidence: float = 0.95,
     threshold: float | None = None,
     sequential: bool = False,
+    baseline: npt.NDArray[np.bool_] | None = None,
 ) -> CheckResult:
     """Estimate the check's metric with its interval and judge it against the bounds.
+
+    ``baseline``: the rows a ``relative_to: baseline`` check compares with (those sent before the
+    first fault went in); without it such a check has no data.
 
     ``sequential`` (guardrails, checked every tick): a rate compared with control, an absolute
     rate or an absolute quantile is violated only when a mixture SPRT finds the bound crossed, so
@@ -112,7 +116,12 @@ def evaluate(
     rows = np.ones(len(store), dtype=bool) if mask is None else mask
     arm = store.column("arm")
     mine = rows & (arm == ArmCode.of(check.arm))
-    ctrl = rows & (arm == ArmCode.CONTROL) if check.relative_to else None
+    ctrl = None
+    if check.relative_to == "control":
+        ctrl = rows & (arm == ArmCode.CONTROL)
+    elif check.relative_to == "baseline":  # the same arm before the first fault went in
+        before = np.zeros(len(store), dtype=bool) if baseline is None else baseline
+        ctrl = before & (arm == ArmCode.of(check.arm))
     n = int(mine.sum())
     if n == 0 or (ctrl is not None and not ctrl.any()) or n < check.min_samples:
         return _result(check, None, f"{n} observations (need {max(check.min_samples, 1)})")
@@ -126,7 +135,7 @@ def evaluate(
         return _always_valid(check, store, mine, result, confidence, threshold)
     more = _more_needed(check, estimate) if result.status is CheckStatus.UNSURE else None
     if more is not None:
-        arms = " (both arms together)" if check.relative_to else ""
+        arms = " (both samples together)" if check.relative_to else ""
         return replace(
             result, detail=f"{result.detail}; ≈ {more} more requests{arms} would likely decide it"
         )
@@ -439,8 +448,13 @@ def judge_hypothesis(
     fault window, less those sent in the first ``settle`` of each and in the last ``horizon``
     (the client's timeout: see :func:`fault_window_mask`); otherwise it sees them all.
     ``doubts`` are reasons the hypothesis was not put to the test (a fault that never fired, arms
-    that did not get their split): every check that judged anything is then unsure.
+    that did not get their split): every check that judged anything is then unsure. A check
+    ``relative_to: baseline`` compares with the requests that ended before the first fault.
     """
+    baseline = None
+    if windows:
+        first = min(lo for lo, _ in windows)
+        baseline = fault_window_mask(store, [(-math.inf, first)], horizon)
     results = []
     for check in checks:
         mask = None
@@ -453,6 +467,7 @@ def judge_hypothesis(
             mask=mask,
             confidence=analysis.confidence.fraction,
             threshold=analysis.threshold,
+            baseline=baseline,
         )
         if doubts and result.status is not CheckStatus.NO_DATA:
             result = replace(

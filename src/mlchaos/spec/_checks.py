@@ -123,8 +123,11 @@ class MetricCheck(_Model):
     name: str | None = None
     metric: Metric
     arm: Arm = Arm.EXPERIMENT
-    relative_to: Literal["control"] | None = Field(
-        None, description="compare with the control arm: difference (rates) or ratio (latency)"
+    relative_to: Literal["control", "baseline"] | None = Field(
+        None,
+        description="compare with the control arm, or (hypothesis only) with the same arm "
+        "before the first fault went in — robust when the whole machine is slower: "
+        "difference (rates) or ratio (latency)",
     )
     model: str | None = Field(None, description="the answering model, for metric model_share")
     kind: str | None = Field(
@@ -149,10 +152,10 @@ class MetricCheck(_Model):
             raise ValueError("give 'max', 'min' or both")
         if self.metric is Metric.MODEL_SHARE and not self.model:
             raise ValueError("metric 'model_share' needs 'model' (which model's share)")
-        if self.relative_to is not None and self.arm is Arm.CONTROL:
+        if self.relative_to == "control" and self.arm is Arm.CONTROL:
             raise ValueError("a check relative to control must be on the experiment arm")
         if self.relative_to is not None and self.metric.is_feature_age:
-            raise ValueError("feature age is bounded absolutely, not relative to control")
+            raise ValueError("feature age is bounded absolutely, not relative to another sample")
         if self.kind is not None and self.metric is not Metric.DEGRADED_SHARE:
             raise ValueError("'kind' applies to metric 'degraded_share' only")
         want = self.bound_kind
@@ -183,7 +186,7 @@ class MetricCheck(_Model):
         )
         if self.relative_to:
             op = "/" if self.metric.is_latency else "-"
-            return f"{what} {self.arm.value} {op} control"
+            return f"{what} {self.arm.value} {op} {self.relative_to}"
         return f"{what} {self.arm.value}"
 
 

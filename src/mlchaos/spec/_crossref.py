@@ -78,8 +78,28 @@ def cross_check(exp: Experiment) -> list[SpecIssue]:
                 "(traffic.mode: live); replayed traffic has no such measure",
             )
         )
-    needs_control = any(c.relative_to or c.arm == "control" for c in exp.metric_checks)
-    needs_control |= any(c.relative_to or c.arm == "control" for c in exp.guardrails)
+    needs_control = any(
+        c.relative_to == "control" or c.arm == "control"
+        for c in [*exp.metric_checks, *exp.guardrails]
+    )
+    for i, c in enumerate(exp.guardrails):
+        if c.relative_to == "baseline":
+            issues.append(
+                SpecIssue(
+                    f"guardrails[{i}].relative_to",
+                    "a guardrail compares with control: 'baseline' (before the first fault) is "
+                    "for the hypothesis",
+                )
+            )
+    baseline = [c for c in exp.metric_checks if c.relative_to == "baseline"]
+    if baseline and exp.faults and min(f.start.seconds for f in exp.faults) == 0:
+        issues.append(
+            SpecIssue(
+                "hypothesis",
+                f"'{baseline[0].describe()}' compares with the baseline before the first fault, "
+                "but a fault starts at 0s: start it later so there is a baseline",
+            )
+        )
     if needs_control and exp.traffic.arms.control.fraction == 0:
         issues.append(
             SpecIssue("traffic.arms.control", "checks compare with control, but its share is 0%")
