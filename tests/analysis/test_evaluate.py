@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mlchaos.analysis import (
+    CheckResult,
     CheckStatus,
     evaluate,
     fault_window_mask,
@@ -229,3 +230,32 @@ def test_latency_against_the_baseline_before_injection_ignores_a_machine_that_is
         )
         assert result.status is status, (before, during, result.detail)
     assert check.describe() == "latency_p95 experiment / baseline"
+
+
+def test_auc_precision_and_recall_are_assertable_with_their_intervals() -> None:
+    """Scores that rank positives above negatives 92% of the time (AUC = Φ(√2)), threshold 0.5
+    (precision = recall = Φ(1) = 84%): AUC, precision and recall are checks like any other, and
+    each compares with control (scores that know nothing: AUC 50%) too."""
+    rng = np.random.default_rng(8)
+    s = ObservationStore()
+    for arm, shift in ((ArmCode.EXPERIMENT, 1.0), (ArmCode.CONTROL, 0.0)):
+        for i in range(2000):
+            label = float(i % 2)
+            score = 1 / (1 + math.exp(-(rng.normal() + (shift if label else -shift))))
+            s.add(arm=arm, start=float(i), latency=0.01, status=200, prediction=score, label=label)
+    analysis = Analysis(threshold=0.5)
+
+    def judge(**fields: object) -> CheckResult:
+        (result,) = judge_hypothesis([check(**fields)], s, [], analysis)
+        return result
+
+    auc = judge(metric="auc", arm="experiment", min="85%")
+    assert auc.status is CheckStatus.HELD and auc.estimate is not None
+    assert 0.90 < auc.estimate.value < 0.94
+    assert judge(metric="auc", arm="control", min="60%").status is CheckStatus.VIOLATED  # chance
+    better = judge(metric="auc", relative_to="control", min="30%")
+    assert better.status is CheckStatus.HELD
+    precision = judge(metric="precision", arm="experiment", min="80%")
+    recall = judge(metric="recall", arm="experiment", min="80%")
+    assert precision.status is recall.status is CheckStatus.HELD
+    assert precision.estimate is not None and 0.82 < precision.estimate.value < 0.87

@@ -129,6 +129,8 @@ def evaluate(
     if estimate is None or math.isnan(estimate.value):
         return _result(check, None, "no observations carry this metric")
     result = _result(check, estimate, "")
+    if check.metric is Metric.AUC:
+        return result  # (not a rate: even as a guardrail, its fixed-sample interval judges it)
     if sequential and ctrl is not None and not check.metric.is_latency:
         return _sequential(check, store, mine, ctrl, result, confidence, threshold)
     if sequential and ctrl is None:
@@ -268,11 +270,36 @@ def _estimate(
         est = stats.quantile(_quantile_values(check, store, mine), q, each)
         base = stats.quantile(_quantile_values(check, store, ctrl), q, each)
         return stats.ratio_of_quantiles(est, base)
+    if check.metric is Metric.AUC:
+        return _auc(store, mine, ctrl, confidence)
     parts = _rate_parts(check, store, mine, ctrl, threshold)
     if parts is None:
         return None
     hits, mine, ctrl = parts
     return _rate(store, hits, mine, ctrl, confidence)
+
+
+def _auc(
+    store: ObservationStore,
+    mine: npt.NDArray[np.bool_],
+    ctrl: npt.NDArray[np.bool_] | None,
+    confidence: float,
+) -> Estimate | None:
+    """ROC AUC over the successful, scored answers labelled 0 or 1 (DeLong), or its difference
+    from the other sample's; None when the run is not labelled that way."""
+    import numpy as np  # noqa: PLC0415
+
+    from mlchaos import stats  # noqa: PLC0415
+
+    pred, label = store.column("prediction"), store.column("label")
+    ok = ~stats.failed(store.column("status"), store.column("error")) & np.isin(label, (0, 1))
+    ok &= ~np.isnan(pred)
+    if not (ok & mine).any():
+        return None
+    if ctrl is None:
+        return stats.auc(pred[ok & mine], label[ok & mine], confidence)
+    a, b = ok & mine, ok & ctrl
+    return stats.auc_difference(pred[a], label[a], pred[b], label[b], confidence)
 
 
 def _quantile_values(
@@ -310,13 +337,21 @@ def _rate_parts(
     failed = stats.failed(store.column("status"), store.column("error"))
     if check.metric is Metric.ERROR_RATE:
         return failed, mine, ctrl
-    if check.metric is Metric.ACCURACY:
+    if check.metric in (Metric.ACCURACY, Metric.PRECISION, Metric.RECALL):
         pred, label = store.column("prediction"), store.column("label")
         scored = ~failed & ~np.isnan(pred) & ~np.isnan(label)
         if not (scored & mine).any():
             return None
-        right = stats.correct(pred, label, threshold) & scored
-        return right, mine & scored, None if ctrl is None else ctrl & scored
+        if check.metric is Metric.ACCURACY:
+            right = stats.correct(pred, label, threshold) & scored
+            return right, mine & scored, None if ctrl is None else ctrl & scored
+        positive = (pred >= threshold) if threshold is not None else (pred == 1.0)
+        truly = label == 1.0
+        if check.metric is Metric.PRECISION:  # among predicted positives
+            hits, base = truly, scored & positive
+        else:  # recall: among true positives
+            hits, base = positive, scored & truly
+        return hits & base, mine & base, None if ctrl is None else ctrl & base
     ok = ~failed  # shares among successful responses
     if check.metric is Metric.DEGRADED_SHARE:
         hits = stats.degradation_mask(store, check.kind)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
-from mlchaos.spec import Judge, TrafficConfig
+from mlchaos.spec import Judge, Metric, TrafficConfig
 
 if TYPE_CHECKING:
     from mlchaos.spec import Experiment, MetricCheck
@@ -92,6 +92,8 @@ def plan(exp: Experiment) -> list[CheckPlan]:
     seconds = _judged_seconds(exp)
     out = []
     for check in exp.metric_checks:
+        if check.metric is Metric.AUC:  # its interval depends on the scores, not only on n
+            continue
         expected = None
         if isinstance(exp.traffic, TrafficConfig) and seconds is not None:
             share = getattr(exp.traffic.arms, check.arm.value).fraction

@@ -45,6 +45,9 @@ class Metric(StrEnum):
     LATENCY_P95 = "latency_p95"
     LATENCY_P99 = "latency_p99"
     ACCURACY = "accuracy"
+    PRECISION = "precision"  # of predicted positives (class 1), the share truly positive
+    RECALL = "recall"  # of true positives (label 1), the share predicted positive
+    AUC = "auc"  # ROC AUC of the scores against 0/1 labels (DeLong interval)
     MODEL_SHARE = "model_share"
     DEGRADED_SHARE = "degraded_share"
     FEATURE_AGE_P50 = "feature_age_p50"
