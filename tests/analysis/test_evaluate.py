@@ -259,3 +259,22 @@ def test_auc_precision_and_recall_are_assertable_with_their_intervals() -> None:
     recall = judge(metric="recall", arm="experiment", min="80%")
     assert precision.status is recall.status is CheckStatus.HELD
     assert precision.estimate is not None and 0.82 < precision.estimate.value < 0.87
+
+
+def test_prediction_drift_from_control_is_an_assertable_distance_with_its_interval() -> None:
+    rng = np.random.default_rng(9)
+
+    def store(shift: float) -> ObservationStore:
+        s = ObservationStore()
+        for arm, mean in ((ArmCode.EXPERIMENT, shift), (ArmCode.CONTROL, 0.0)):
+            for value in rng.normal(mean, 1.0, 3000):
+                s.add(arm=arm, start=0.0, latency=0.01, status=200, prediction=float(value))
+        return s
+
+    drift = check(metric="prediction_drift", relative_to="control", max="10%")
+    (same,) = judge_hypothesis([drift], store(0.0), [], Analysis())
+    assert same.status is CheckStatus.HELD, same.detail
+    (moved,) = judge_hypothesis([drift], store(1.0), [], Analysis())
+    assert moved.status is CheckStatus.VIOLATED, moved.detail
+    with pytest.raises(ValueError, match="set relative_to: control"):
+        check(metric="prediction_drift", max="10%")

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import math
+from statistics import NormalDist
 
 import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu, norm
 
-from mlchaos.stats import DriftTest, auc, auc_difference, ks, psi
+from mlchaos.stats import DriftTest, auc, auc_difference, ks, ks_distance, psi
 from mlchaos.stats._auc import _delong
 
 Arrays = tuple[np.ndarray, np.ndarray]
@@ -287,3 +288,18 @@ def test_degenerate_drift_input_gives_nan_without_alarm_and_bad_settings_an_erro
         ks([1.0, 2.0], [1.0, 2.0], alpha=0)
     with pytest.raises(ValueError, match="bins"):
         psi([1.0, 2.0], [1.0, 2.0], bins=1)
+
+
+def test_the_ks_distance_interval_covers_the_true_distance() -> None:
+    """Normal predictions shifted by 0.3 (true KS distance 2Φ(0.15) - 1 = 0.119), 300 vs 300,
+    200 seeded runs: the DKW interval covers the true distance in at least 95% of them (it is
+    conservative), and 0 is outside it for a large shift."""
+    rng = np.random.default_rng(SEED)
+    true = 2 * NormalDist().cdf(0.15) - 1
+    covered = 0
+    for _ in range(200):
+        e = ks_distance(rng.normal(size=300), rng.normal(0.3, size=300))
+        covered += e.low <= true <= e.high
+    assert covered / 200 >= 0.95
+    far = ks_distance(rng.normal(size=500), rng.normal(2.0, size=500))
+    assert far.low > 0.5 and far.value > 0.6

@@ -35,6 +35,7 @@ def test_public_names_are_pinned() -> None:
         "error_causes",
         "failed",
         "ks",
+        "ks_distance",
         "largest_holding",
         "msprt_difference",
         "msprt_rate",

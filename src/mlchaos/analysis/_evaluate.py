@@ -129,7 +129,7 @@ def evaluate(
     if estimate is None or math.isnan(estimate.value):
         return _result(check, None, "no observations carry this metric")
     result = _result(check, estimate, "")
-    if check.metric is Metric.AUC:
+    if check.metric in (Metric.AUC, Metric.PREDICTION_DRIFT):
         return result  # (not a rate: even as a guardrail, its fixed-sample interval judges it)
     if sequential and ctrl is not None and not check.metric.is_latency:
         return _sequential(check, store, mine, ctrl, result, confidence, threshold)
@@ -272,6 +272,11 @@ def _estimate(
         return stats.ratio_of_quantiles(est, base)
     if check.metric is Metric.AUC:
         return _auc(store, mine, ctrl, confidence)
+    if check.metric is Metric.PREDICTION_DRIFT:
+        assert ctrl is not None  # the spec requires relative_to
+        pred = store.column("prediction")
+        ok = ~stats.failed(store.column("status"), store.column("error"))
+        return stats.ks_distance(pred[ok & ctrl], pred[ok & mine], confidence)
     parts = _rate_parts(check, store, mine, ctrl, threshold)
     if parts is None:
         return None
@@ -435,7 +440,9 @@ def _unit(check: MetricCheck) -> Unit:
         return Unit.RATIO
     if check.bound_kind is BoundKind.TIME:
         return Unit.SECONDS
-    return Unit.POINTS if check.relative_to else Unit.SHARE
+    if check.relative_to and check.metric is not Metric.PREDICTION_DRIFT:
+        return Unit.POINTS  # a difference of shares (a distance is a share)
+    return Unit.SHARE
 
 
 def guardrail_confidence(guardrails: list[MetricCheck], confidence: float) -> float:

@@ -92,7 +92,7 @@ def plan(exp: Experiment) -> list[CheckPlan]:
     seconds = _judged_seconds(exp)
     out = []
     for check in exp.metric_checks:
-        if check.metric is Metric.AUC:  # its interval depends on the scores, not only on n
+        if check.metric in (Metric.AUC, Metric.PREDICTION_DRIFT):  # not shares of requests
             continue
         expected = None
         if isinstance(exp.traffic, TrafficConfig) and seconds is not None:

@@ -48,6 +48,7 @@ class Metric(StrEnum):
     PRECISION = "precision"  # of predicted positives (class 1), the share truly positive
     RECALL = "recall"  # of true positives (label 1), the share predicted positive
     AUC = "auc"  # ROC AUC of the scores against 0/1 labels (DeLong interval)
+    PREDICTION_DRIFT = "prediction_drift"  # KS distance of the predictions from control's
     MODEL_SHARE = "model_share"
     DEGRADED_SHARE = "degraded_share"
     FEATURE_AGE_P50 = "feature_age_p50"
@@ -157,6 +158,11 @@ class MetricCheck(_Model):
             raise ValueError("metric 'model_share' needs 'model' (which model's share)")
         if self.relative_to == "control" and self.arm is Arm.CONTROL:
             raise ValueError("a check relative to control must be on the experiment arm")
+        if self.metric is Metric.PREDICTION_DRIFT and self.relative_to is None:
+            raise ValueError(
+                "prediction_drift is the distance of the arm's predictions from another "
+                "sample's: set relative_to: control (or baseline)"
+            )
         if self.relative_to is not None and self.metric.is_feature_age:
             raise ValueError("feature age is bounded absolutely, not relative to another sample")
         if self.kind is not None and self.metric is not Metric.DEGRADED_SHARE:

@@ -20,7 +20,7 @@ from mlchaos.stats._arms import ArmStats, Comparison, arm_stats, compare, degrad
 from mlchaos.stats._auc import auc, auc_difference
 from mlchaos.stats._cluster import design_effect, distinct_keys
 from mlchaos.stats._curves import AGE_EDGES, CurvePoint, accuracy_by, largest_holding
-from mlchaos.stats._drift import DriftTest, ks, psi
+from mlchaos.stats._drift import DriftTest, ks, ks_distance, psi
 from mlchaos.stats._estimate import Estimate
 from mlchaos.stats._outcomes import accuracy, correct, error_causes, failed
 from mlchaos.stats._proportion import proportion, proportion_difference
@@ -51,6 +51,7 @@ __all__ = [
     "error_causes",
     "failed",
     "ks",
+    "ks_distance",
     "largest_holding",
     "msprt_difference",
     "msprt_rate",

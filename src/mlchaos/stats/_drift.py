@@ -13,11 +13,13 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlchaos.stats._estimate import Estimate, check_confidence
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["DriftTest", "ks", "psi"]
+__all__ = ["DriftTest", "ks", "ks_distance", "psi"]
 
 _EPS = 1e-4  # floor of a bin's share, so an empty bin does not make PSI infinite
 _MIN_PER_BIN = 20  # below this many values a bin (in the smaller sample): a permutation null
@@ -140,6 +142,31 @@ def ks(reference: npt.ArrayLike, current: npt.ArrayLike, *, alpha: float = 0.05)
     threshold = math.sqrt(-math.log(alpha / 2) / 2) * math.sqrt((n + m) / (n * m))
     p_value = float(result.pvalue)
     return DriftTest("ks", float(result.statistic), threshold, p_value, p_value < alpha, n, m)
+
+
+def ks_distance(
+    reference: npt.ArrayLike, current: npt.ArrayLike, confidence: float = 0.95
+) -> Estimate:
+    """How far apart the two distributions are: the Kolmogorov-Smirnov distance (the largest
+    gap between their CDFs), with a distribution-free interval for the true distance.
+
+    By the Dvoretzky-Kiefer-Wolfowitz inequality (Massart's constant) each empirical CDF is
+    within sqrt(ln(4/alpha) / 2n) of its true CDF everywhere with probability 1 - alpha/2, so
+    the true distance is within the sum of the two of the observed one. Non-finite values are
+    dropped; with fewer than one value a side the value is NaN and the interval [0, 1].
+    """
+    from scipy.stats import ks_2samp  # noqa: PLC0415
+
+    alpha = check_confidence(confidence)
+    ref, cur = _finite(reference), _finite(current)
+    n, m = ref.size, cur.size
+    if n == 0 or m == 0:
+        return Estimate(math.nan, 0.0, 1.0, n + m, confidence)
+    distance = float(ks_2samp(ref, cur).statistic)
+    slack = math.sqrt(math.log(4 / alpha) / (2 * n)) + math.sqrt(math.log(4 / alpha) / (2 * m))
+    return Estimate(
+        distance, max(distance - slack, 0.0), min(distance + slack, 1.0), n + m, confidence
+    )
 
 
 def _value_counts(
