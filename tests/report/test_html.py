@@ -181,8 +181,9 @@ def test_a_sweep_report_has_a_curve_per_check_and_every_run(real_runs: dict[str,
     page = Page(render_html(runs, sweep=sweep))
     charts = page.charts()
     checks = {c["name"] for p in sweep["points"] for c in p["checks"]}
-    assert [c for c in charts if c.startswith("sweep-")] == [f"sweep-{i}" for i in range(3)]
-    assert len(checks) == 3
+    # three hypothesis checks and the split check
+    assert [c for c in charts if c.startswith("sweep-")] == [f"sweep-{i}" for i in range(4)]
+    assert len(checks) == 4
     for run in runs:
         assert f"{run.name}/timeline-rate" in charts
     assert "Sweep over probability" in page.text["h2"]
@@ -196,7 +197,7 @@ def test_one_run_of_a_sweep_shows_the_sweep_with_itself_marked(
     assert sweep is not None and len(runs) == 1
     html = render_html(runs, sweep=sweep)
     assert "Sweep over probability" in Page(html).text["h2"]
-    assert html.count(">this run</text>") == 3  # marked on each check's curve
+    assert html.count(">this run</text>") == 4  # marked on each check's curve
 
 
 def test_the_index_links_every_report_with_its_verdict() -> None:

@@ -54,6 +54,7 @@ def test_a_held_run_passes_every_case_named_after_its_checks(real_runs: dict[str
         "control arm untouched",
         "experiment error increase bounded",
         "experiment p99 latency",
+        "arms got their configured split",
         "no abort (guardrails held)",
         "recovery",
     ]
