@@ -68,6 +68,13 @@ class ParsedValue:
         return {"type": "string", "pattern": cls.json_pattern, "examples": cls.json_examples}
 
 
+_LONGEST_S = 1000 * 86400.0  # no duration mlchaos takes is longer; beyond, a typo or an attack
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 @dataclass(frozen=True, order=True)
 class Duration(ParsedValue):
     """A length of time, written ``250ms``, ``2s``, ``1.5m``, ``1h``, ``1m30s``."""
@@ -88,6 +95,8 @@ class Duration(ParsedValue):
             raise ValueError(f"expected a duration such as '250ms' or '2s', got {value!r}")
         sign = -1.0 if text.startswith("-") else 1.0
         total = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+        if not math.isfinite(total) or total > _LONGEST_S:
+            raise ValueError(f"the duration {_short(text)!r} is too long (at most 1000 days)")
         return cls(sign * total)
 
     @property

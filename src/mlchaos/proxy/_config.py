@@ -47,6 +47,11 @@ class ControlConfig(_Model):
     listen: Address = Address(host="127.0.0.1", port=0)
     token_file: str | None = None
     default_lease: PositiveDuration = Duration(5.0)
+    max_lease: PositiveDuration = Field(
+        Duration(300.0),
+        description="the longest lease a client may ask for: a fault outlives a dead runner by "
+        "at most this",
+    )
 
 
 class ProxyConfig(_Model):

@@ -100,9 +100,15 @@ _ARMS_OF = {
 class FaultTable:
     """Active faults of one proxy, each removed by the proxy itself when its lease ends."""
 
-    def __init__(self, protocol: Protocol, default_lease: Duration | None = None) -> None:
+    def __init__(
+        self,
+        protocol: Protocol,
+        default_lease: Duration | None = None,
+        max_lease: Duration | None = None,
+    ) -> None:
         self.protocol = protocol
         self.default_lease = Duration(5.0) if default_lease is None else default_lease
+        self.max_lease = Duration(300.0) if max_lease is None else max_lease
         self.allowed = HTTP_RULES if protocol is Protocol.HTTP else TCP_RULES
         self._entries: dict[str, FaultEntry] = {}
         self._seq = 0
@@ -230,6 +236,11 @@ class FaultTable:
         lease = self.default_lease if lease is None else lease
         if lease.seconds <= 0:
             raise ConfigError(f"a lease must be positive, got {lease}")
+        if lease.seconds > self.max_lease.seconds:
+            raise ConfigError(
+                f"a lease of {lease} is over this proxy's maximum of {self.max_lease} "
+                "(control.max_lease): a fault must not outlive its runner for long"
+            )
         return lease
 
     def _get(self, fault_id: str) -> FaultEntry:

@@ -58,7 +58,9 @@ class ProxyServer:
         self._given_token = token
         self._recorder = Recorder(observations)
         self._rng = random.Random(seed)
-        self.faults = FaultTable(config.protocol, config.control.default_lease)
+        self.faults = FaultTable(
+            config.protocol, config.control.default_lease, config.control.max_lease
+        )
         self._token: TokenSource | None = None
         self._plane: HttpPlane | TcpPlane | None = None
         self._server: asyncio.Server | None = None

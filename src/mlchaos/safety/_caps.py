@@ -61,6 +61,11 @@ def cap_violations(exp: Experiment, environment: str, profile: Profile) -> list[
             f"max_targets: the faults affect {count} targets ({', '.join(targets)}), "
             f"over the {profile.max_targets} allowed in {environment}"
         )
+    if exp.lease.seconds > profile.max_lease.seconds + 1e-9:
+        out.append(
+            f"max_lease: the lease is {exp.lease}, over the {profile.max_lease} allowed in "
+            f"{environment} (a fault outlives a runner that died by up to its lease)"
+        )
     longest = max((v.traffic.duration.seconds for _, v in exp.variants()), default=0.0)
     if longest > profile.max_duration.seconds + 1e-9:
         out.append(

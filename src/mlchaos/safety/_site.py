@@ -44,6 +44,10 @@ class Profile(BaseModel):
     max_duration: PositiveDuration = Field(
         Duration(900.0), description="longest traffic (each run of a sweep)"
     )
+    max_lease: PositiveDuration = Field(
+        Duration(15.0),
+        description="longest lease of a fault: how long it can outlive a runner that died",
+    )
     loopback_only: bool = Field(False, description="every address must be on this machine")
     require_confirmation: bool = Field(
         False, description="'mlchaos run' needs --confirm-production"
@@ -58,6 +62,7 @@ _BUILT_IN = {
         max_experiment_share=Share(1.0),
         max_targets=10,
         max_duration=Duration(3600.0),
+        max_lease=Duration(30.0),
         loopback_only=True,
     ),
     "staging": Profile(),
