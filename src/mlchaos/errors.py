@@ -26,6 +26,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INVALID",
     "EXIT_OK",
+    "AgentStartError",
     "ConfigError",
     "ControlAPIError",
     "ExperimentAborted",
@@ -108,6 +109,10 @@ class PreflightError(RunError):
 
 class ProxyStartError(RunError):
     """A proxy could not start (port in use, upstream down)."""
+
+
+class AgentStartError(RunError):
+    """The agent could not start (its port in use, its token file unwritable)."""
 
 
 class ControlAPIError(RunError):

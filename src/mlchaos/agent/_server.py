@@ -22,6 +22,7 @@ import asyncio
 import json
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 from aiohttp import web
@@ -29,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mlchaos.agent._table import PauseTable, UnknownPauseError
 from mlchaos.control import guarded_app, parse_body, read_body, resolve_token
-from mlchaos.errors import RunError
+from mlchaos.errors import AgentStartError, MlchaosError, RunError
 from mlchaos.process import ProcessSelector, TargetProcess, resolve_process
 from mlchaos.units import Duration, PositiveDuration
 
@@ -65,6 +66,7 @@ class AgentServer:
         self.table: PauseTable | None = None
         self.url = ""
         self.token = ""
+        self._owned: Path | None = None
 
     async def __aenter__(self) -> AgentServer:
         await self.start()
@@ -75,14 +77,25 @@ class AgentServer:
 
     async def start(self) -> None:
         table = self.table = PauseTable()
-        source = resolve_token(None, self._token_file, self._port)
+        try:
+            source = resolve_token(None, self._token_file, self._port, kind="agent")
+        except MlchaosError as exc:
+            raise AgentStartError(f"the agent cannot start: {exc}") from None
         self.token = source.token
         self.token_file = source.path
+        self._owned = source.path if source.owned else None
         app = _app(table, self.token)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self._port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            raise AgentStartError(
+                f"cannot listen on 127.0.0.1:{self._port} for the agent's control API: "
+                f"{exc.strerror or exc}"
+            ) from None
         self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
 
     async def stop(self) -> None:
@@ -91,6 +104,9 @@ class AgentServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        owned, self._owned = self._owned, None
+        if owned is not None:  # a default token file this agent made (or took over): gone
+            owned.unlink(missing_ok=True)
 
 
 def _app(table: PauseTable, token: str) -> web.Application:

@@ -42,8 +42,11 @@ def default_token_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"mlchaos-{uid}"
 
 
-def resolve_token(token: str | None, token_file: str | None, listen_port: int) -> TokenSource:
-    """The token to require: ``token`` if given, else the file's content, else a new one."""
+def resolve_token(
+    token: str | None, token_file: str | None, listen_port: int, kind: str = "proxy"
+) -> TokenSource:
+    """The token to require: ``token`` if given, else the file's content, else a new one (in
+    a default file named for ``kind`` and the port: ``proxy-8501.token``, ``agent-9100.token``)."""
     if token is not None:
         if not token.strip():
             raise ProxyStartError("the control API token must not be empty")
@@ -52,7 +55,7 @@ def resolve_token(token: str | None, token_file: str | None, listen_port: int) -
     if token_file is None:
         directory = default_token_dir()
         _private_dir(directory)
-        name = f"proxy-{listen_port}" if listen_port else f"proxy-{secrets.token_hex(4)}"
+        name = f"{kind}-{listen_port}" if listen_port else f"{kind}-{secrets.token_hex(4)}"
         path = directory / f"{name}.token"
     else:
         path = Path(token_file).expanduser()
