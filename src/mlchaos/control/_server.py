@@ -51,6 +51,9 @@ def guarded_app(token: str, not_found: tuple[type[Exception], ...]) -> web.Appli
     return web.Application(middlewares=[guard], client_max_size=1024 * 1024)
 
 
+MAX_DEPTH = 32  # no control request needs deeper JSON; deeper is refused before it is used
+
+
 async def read_body(request: web.Request, *, allow_empty: bool = False) -> object:
     raw = await request.read()
     if not raw.strip():
@@ -58,9 +61,31 @@ async def read_body(request: web.Request, *, allow_empty: bool = False) -> objec
             return {}
         raise BadRequestError("the request body is empty: send a JSON object")
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
+    except RecursionError:  # nested past the parser's own limit
+        raise BadRequestError(
+            f"the request body is nested more than {MAX_DEPTH} levels deep"
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequestError(f"the request body is not valid JSON: {exc}") from None
+    if _depth(data) > MAX_DEPTH:
+        raise BadRequestError(f"the request body is nested more than {MAX_DEPTH} levels deep")
+    return data
+
+
+def _depth(data: object) -> int:
+    """How deeply lists and objects nest in ``data`` (iteratively: no recursion to exhaust)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                break
+            values = node.values() if isinstance(node, dict) else node
+            stack.extend((v, depth + 1) for v in values)
+    return deepest
 
 
 def parse_body(data: object, model: type[_M], what: str) -> _M:
