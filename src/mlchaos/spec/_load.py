@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +29,17 @@ Loc = tuple[str | int, ...]
 Marks = dict[Loc, tuple[int, int]]
 _VARIABLE = re.compile(r"\$?\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PLAIN_COLLECTIONS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+MAX_FILE_BYTES = 4 * 2**20  # an experiment file is kilobytes; beyond this, something is wrong
+MAX_VALUES = 100_000  # values a file may expand to (aliases included)
+MAX_DEPTH = 64  # nesting levels
+
+
+class _UnboundedError(Exception):
+    """A file that would expand or nest past the bounds: stop at once, with its position."""
+
+    def __init__(self, issue: SpecIssue) -> None:
+        super().__init__(issue.message)
+        self.issue = issue
 
 
 def load_model(
@@ -39,20 +51,34 @@ def load_model(
     (``$${`` keeps a literal ``${``); a name it lacks is an error at its line.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{p}: is a directory, expected a YAML or JSON file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not a text file (expected UTF-8 YAML or JSON)") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    text = _read_file(p)
     data, marks = parse_text(text, str(p))
     if variables is not None:
         data = substitute(data, variables, source=str(p), marks=marks)
     return validate_data(data, model, source=str(p), marks=marks)
+
+
+def _read_file(p: Path) -> str:
+    """The file's text: a regular file of at most :data:`MAX_FILE_BYTES`, else a ConfigError
+    (a FIFO or a device is refused without reading from it)."""
+    try:
+        info = p.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ConfigError(f"{p}: is a directory, expected a YAML or JSON file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{p}: not a regular file (a FIFO, socket or device is not read)")
+        with p.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(f"{p}: larger than {MAX_FILE_BYTES // 2**20} MiB: not an experiment file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file (expected UTF-8 YAML or JSON)") from None
 
 
 def substitute(
@@ -108,7 +134,7 @@ def parse_text(text: str, source: str) -> tuple[Any, Marks]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is None:
             raise SpecError(source, [SpecIssue("", "the file is empty")])
-        data = _construct(node, (), marks, issues, yaml.SafeLoader(""))
+        data = _construct(node, (), marks, issues, yaml.SafeLoader(""), [0])
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = f"invalid YAML: {exc.problem or exc.context or exc}"
@@ -118,22 +144,42 @@ def parse_text(text: str, source: str) -> tuple[Any, Marks]:
         raise SpecError(source, [SpecIssue("", f"invalid YAML: {exc}")]) from None
     except RecursionError:
         raise SpecError(source, [SpecIssue("", "the file is nested too deeply")]) from None
+    except _UnboundedError as exc:
+        raise SpecError(source, [exc.issue]) from None
     if issues:
         raise SpecError(source, issues)
     return data, marks
 
 
 def _construct(
-    node: yaml.Node, loc: Loc, marks: Marks, issues: list[SpecIssue], loader: yaml.SafeLoader
+    node: yaml.Node,
+    loc: Loc,
+    marks: Marks,
+    issues: list[SpecIssue],
+    loader: yaml.SafeLoader,
+    count: list[int],
 ) -> Any:
+    """The value of ``node``, every position recorded in ``marks``. Bounded: aliases that
+    expand past :data:`MAX_VALUES` values (a "billion laughs" file) and nesting past
+    :data:`MAX_DEPTH` stop with an issue at their line, not after gigabytes."""
     marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    count[0] += 1
+    if count[0] > MAX_VALUES:
+        why = f"expands to more than {MAX_VALUES} values (YAML aliases?)"
+        raise _UnboundedError(SpecIssue(_render(loc), why, *marks[loc]))
+    if len(loc) > MAX_DEPTH:
+        why = f"nested more than {MAX_DEPTH} levels"
+        raise _UnboundedError(SpecIssue(_render(loc), why, *marks[loc]))
     if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_COLLECTIONS:
         issues.append(SpecIssue(_render(loc), f"unsupported YAML tag '{node.tag}'", *marks[loc]))
         return None
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            try:
+                key = loader.construct_object(key_node, deep=True)
+            except ValueError:
+                key = None  # (an integer of thousands of digits): not a plain name
             if not isinstance(key, str | int | float | bool) or key is None:
                 line = key_node.start_mark.line + 1
                 issues.append(SpecIssue(_render(loc), "keys must be plain names", line))
@@ -143,13 +189,18 @@ def _construct(
                 line = key_node.start_mark.line + 1
                 issues.append(SpecIssue(_render((*loc, key)), "duplicate key", line))
                 continue
-            result[key] = _construct(value_node, (*loc, key), marks, issues, loader)
+            result[key] = _construct(value_node, (*loc, key), marks, issues, loader, count)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _construct(item, (*loc, i), marks, issues, loader) for i, item in enumerate(node.value)
+            _construct(item, (*loc, i), marks, issues, loader, count)
+            for i, item in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        issues.append(SpecIssue(_render(loc), f"cannot read this value: {exc}", *marks[loc]))
+        return None
 
 
 def validate_data(data: Any, model: type[M], *, source: str, marks: Marks | None = None) -> M:
