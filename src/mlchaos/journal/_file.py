@@ -105,6 +105,8 @@ def read_journal(path: str | Path) -> list[dict[str, Any]]:
             if number == len(lines):
                 break  # torn final write
             raise ConfigError(f"{p}:{number}: not a journal record (invalid JSON)") from None
+        except RecursionError:
+            raise ConfigError(f"{p}:{number}: not a journal record (nested too deeply)") from None
         if not isinstance(record, dict) or "kind" not in record:
             raise ConfigError(f"{p}:{number}: not a journal record (no 'kind')")
         if not records:
@@ -113,6 +115,8 @@ def read_journal(path: str | Path) -> list[dict[str, Any]]:
             _RECORD.validate_python(record)
         except ValidationError as exc:
             raise ConfigError(f"{p}:{number}: {_located(record, exc)}") from None
+        except RecursionError:
+            raise ConfigError(f"{p}:{number}: not a journal record (nested too deeply)") from None
         records.append(record)
     if not records:
         raise ConfigError(f"{p}: not an mlchaos journal (it is empty)")
