@@ -67,6 +67,9 @@ def test_halt_never_signals_a_process_that_reused_a_dead_runners_pid() -> None:
         assert done.returncode == 0, done.stdout + done.stderr
         assert bystander.poll() is None, "halt signalled a process that is not a runner"
         assert not entry_file.exists()
+        # It stopped nothing: the dead entry is counted as dropped, not as a stopped experiment.
+        assert "0 experiments stopped" in done.stdout
+        assert "1 entries of runners already gone dropped" in done.stdout
     finally:
         bystander.kill()
         bystander.wait()

@@ -405,6 +405,7 @@ def _cmd_halt(args: argparse.Namespace) -> int:
     print(
         f"mlchaos halt: {len(report.stopped)} experiments stopped, "
         f"{report.faults_cleared} faults removed"
+        + (f"; {len(report.stale)} entries of runners already gone dropped" if report.stale else "")
         + (f"; still running: {', '.join(report.still_running)}" if report.still_running else "")
         + (f"; unreachable: {', '.join(report.unreachable)}" if report.unreachable else "")
     )

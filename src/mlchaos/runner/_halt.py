@@ -23,7 +23,8 @@ __all__ = ["HaltReport", "halt"]
 
 @dataclass
 class HaltReport:
-    stopped: list[str] = field(default_factory=list)  # run ids that ended
+    stopped: list[str] = field(default_factory=list)  # run ids that ended on our SIGTERM
+    stale: list[str] = field(default_factory=list)  # entries of runners already gone: dropped
     still_running: list[str] = field(default_factory=list)
     faults_cleared: int = 0
     unreachable: list[str] = field(default_factory=list)  # control APIs that did not answer
@@ -45,7 +46,7 @@ async def halt(registry: Registry, *, disable: str | None = None, wait: float = 
             pending[run_id] = entry
         else:
             registry.unregister(run_id)  # the runner is gone; its leases end its faults
-            report.stopped.append(run_id)
+            report.stale.append(run_id)
         for proxy in entry.get("proxies", []):
             try:
                 async with ControlClient(proxy["control"], proxy["token"], timeout=3.0) as c:
