@@ -70,6 +70,9 @@ _HOP = frozenset(
 )
 
 _CONNECTION_OPTIONS = frozenset({b"", b"close", b"keep-alive", b"upgrade"})
+# Names a client's Connection header may not have removed: the request's identity and framing
+# (``Connection: host`` is a trick to make a proxy forward a request with no Host at all).
+_NEVER_DROPPED = frozenset({b"host", b"content-length", b"transfer-encoding"})
 
 # Body framing towards the client.
 _NO_BODY, _RAW, _CHUNKED, _BUFFER = 0, 1, 2, 3
@@ -312,7 +315,8 @@ class ClientConn(asyncio.Protocol):
             elif lower == b"expect":
                 req.expect = value.strip().lower() == b"100-continue"
             elif lower == b"connection":
-                named = {t.strip() for t in value.lower().split(b",")} - _CONNECTION_OPTIONS
+                named = {t.strip() for t in value.lower().split(b",")}
+                named -= _CONNECTION_OPTIONS | _NEVER_DROPPED
                 if named:
                     req.drop = named if req.drop is None else req.drop | named
             return
