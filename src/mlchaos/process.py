@@ -1,6 +1,13 @@
 """Which process a process fault acts on: by pid file, by command-line pattern, or by the port
 it listens on. Resolution uses psutil and refuses anything but exactly one safe process — or,
-with ``pick``, one of the N that match, or a share of them, chosen at random."""
+with ``pick``, one of the N that match, or a share of them, chosen at random.
+
+Never a target, whatever the selector says (:func:`protected`): PID 1, the resolving process and
+every ancestor of it, any mlchaos runner or agent (``mlchaos run``, ``rehearse``, ``halt``,
+``agent``), and processes of another user. A pattern matching more than :data:`MAX_MATCHING`
+processes is too broad to trust. A pid file must be a small regular file written after the
+process it names started (else the pid was reused).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import math
 import os
 import random
 import re
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Self
 
@@ -19,7 +27,21 @@ from mlchaos.units import Share
 if TYPE_CHECKING:
     import psutil
 
-__all__ = ["ProcessSelector", "TargetProcess", "resolve_process", "resolve_processes"]
+__all__ = [
+    "MAX_MATCHING",
+    "ProcessSelector",
+    "TargetProcess",
+    "protected",
+    "resolve_process",
+    "resolve_processes",
+]
+
+MAX_MATCHING = 20  # more processes than this matching one selector: too broad to be a target
+_PIDFILE_BYTES = 32
+# Command lines of mlchaos's own runners and agents (never a fault's target).
+_MLCHAOS_ITSELF = re.compile(
+    r"(?:^|[\s/])(?:-m\s+)?mlchaos(?:/__main__\.py)?\s+(?:run|rehearse|halt|agent)\b"
+)
 
 
 class ProcessSelector(BaseModel):
@@ -124,11 +146,20 @@ def resolve_processes(
         pids = _candidates(selector)
     except psutil.AccessDenied:
         raise RunError(f"not allowed to look up {what}") from None
-    own = {os.getpid(), os.getppid(), 1}
-    if own & set(pids):
-        raise RunError(f"{what} is mlchaos itself or init (pid {sorted(own & set(pids))[0]})")
+    if selector.pidfile is not None or selector.port is not None:
+        guarded = protected(pids)
+        if guarded:
+            pid, why = next(iter(guarded.items()))
+            raise RunError(f"{what} is pid {pid}, {why}: mlchaos never acts on it")
+    else:  # a pattern: the protected processes are simply not among its matches
+        pids = [p for p in pids if p not in protected(pids)]
     if not pids:
         raise RunError(f"no running process is {what[4:]}")
+    if len(pids) > MAX_MATCHING:
+        raise RunError(
+            f"{len(pids)} processes match ({what}): more than {MAX_MATCHING}, too broad to be a "
+            "target; make the pattern more specific"
+        )
     if len(pids) > 1 and selector.pick is None:
         raise RunError(
             f"{len(pids)} processes match ({what}): pids {sorted(pids)[:8]}; "
@@ -149,25 +180,46 @@ def resolve_processes(
     return targets
 
 
+def protected(pids: list[int]) -> dict[int, str]:
+    """Which of ``pids`` mlchaos must never act on, each with the reason."""
+    import psutil  # noqa: PLC0415
+
+    me = os.getpid()
+    lineage = {me}
+    try:
+        lineage |= {p.pid for p in psutil.Process(me).parents()}
+    except psutil.Error:
+        lineage.add(os.getppid())
+    uid = os.getuid()
+    out: dict[int, str] = {}
+    for pid in pids:
+        if pid <= 1:
+            out[pid] = "init"
+        elif pid in lineage:
+            out[pid] = "mlchaos itself or one of its ancestors"
+        else:
+            try:
+                proc = psutil.Process(pid)
+                if _MLCHAOS_ITSELF.search(" ".join(proc.cmdline())):
+                    out[pid] = "an mlchaos runner or agent"
+                elif proc.uids().real != uid:
+                    out[pid] = f"a process of another user (uid {proc.uids().real})"
+            except psutil.Error:
+                continue  # gone (or unreadable): resolution says so next
+    return out
+
+
 def _candidates(selector: ProcessSelector) -> list[int]:
     import psutil as ps  # noqa: PLC0415
 
     if selector.pidfile is not None:
-        path = Path(selector.pidfile)
-        try:
-            text = path.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RunError(f"cannot read pid file {path}: {exc}") from None
-        if not text.isdigit() or int(text) <= 1:
-            raise RunError(f"pid file {path} does not hold a process id: {text[:40]!r}")
-        return [int(text)] if ps.pid_exists(int(text)) else []
+        return _from_pidfile(Path(selector.pidfile))
     if selector.pattern is not None:
         regex = re.compile(selector.pattern)
-        us = {os.getpid(), os.getppid(), 1}  # the asker and init are never a pattern's target
         found = []
         for proc in ps.process_iter(["pid", "cmdline"]):
             cmdline = " ".join(proc.info["cmdline"] or [])
-            if proc.info["pid"] not in us and cmdline and regex.search(cmdline):
+            if cmdline and regex.search(cmdline):
                 found.append(int(proc.info["pid"]))
         return found
     return sorted(
@@ -177,3 +229,37 @@ def _candidates(selector: ProcessSelector) -> list[int]:
             if c.status == ps.CONN_LISTEN and c.laddr and c.laddr.port == selector.port and c.pid
         }
     )
+
+
+def _from_pidfile(path: Path) -> list[int]:
+    """The pid a pid file names, if it names a process that started before the file was last
+    written (a pid the system gave to another process since is never trusted). The file must
+    be a regular file of a few bytes: a FIFO would block, a device never end."""
+    import psutil  # noqa: PLC0415
+
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise RunError(f"pid file {path} is not a regular file")
+        if info.st_size > _PIDFILE_BYTES:
+            raise RunError(f"pid file {path} holds {info.st_size} bytes: not a process id")
+        with path.open("rb") as f:
+            raw = f.read(_PIDFILE_BYTES + 1)
+    except OSError as exc:
+        raise RunError(f"cannot read pid file {path}: {exc.strerror or exc}") from None
+    text = raw.decode("ascii", "replace").strip()
+    if not text.isdigit() or int(text) <= 1:
+        raise RunError(f"pid file {path} does not hold a process id: {text[:40]!r}")
+    pid = int(text)
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return []
+    except psutil.Error:
+        return [pid]  # exists but unreadable: resolution reports it
+    if started > info.st_mtime + 1.0:  # (a second of slack: the clocks' granularities)
+        raise RunError(
+            f"pid file {path} names pid {pid}, but that process started after the file was "
+            "written: the pid was reused by another process"
+        )
+    return [pid]
