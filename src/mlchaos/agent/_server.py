@@ -28,6 +28,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from mlchaos.agent._guardian import Guardian
 from mlchaos.agent._table import PauseTable, UnknownPauseError
 from mlchaos.control import guarded_app, parse_body, read_body, resolve_token
 from mlchaos.errors import AgentStartError, MlchaosError, RunError
@@ -67,6 +68,7 @@ class AgentServer:
         self.url = ""
         self.token = ""
         self._owned: Path | None = None
+        self._guardian: Guardian | None = None
 
     async def __aenter__(self) -> AgentServer:
         await self.start()
@@ -76,7 +78,8 @@ class AgentServer:
         await self.stop()
 
     async def start(self) -> None:
-        table = self.table = PauseTable()
+        self._guardian = Guardian()  # resumes what this agent paused if it dies
+        table = self.table = PauseTable(self._guardian)
         try:
             source = resolve_token(None, self._token_file, self._port, kind="agent")
         except MlchaosError as exc:
@@ -107,6 +110,9 @@ class AgentServer:
         owned, self._owned = self._owned, None
         if owned is not None:  # a default token file this agent made (or took over): gone
             owned.unlink(missing_ok=True)
+        guardian, self._guardian = self._guardian, None
+        if guardian is not None:
+            guardian.close()
 
 
 def _app(table: PauseTable, token: str) -> web.Application:

@@ -24,6 +24,8 @@ from mlchaos.units import Duration
 if TYPE_CHECKING:
     import psutil
 
+    from mlchaos.agent._guardian import Guardian
+
 __all__ = ["PauseTable", "UnknownPauseError"]
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -57,9 +59,10 @@ class _Paused:
 class PauseTable:
     """SIGSTOP with a lease; SIGCONT on removal, on lease end and on :meth:`resume_all`."""
 
-    def __init__(self) -> None:
+    def __init__(self, guardian: Guardian | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._paused: dict[str, _Paused] = {}
+        self._guardian = guardian
         self.resumed_by_lease = 0
 
     def __len__(self) -> int:
@@ -84,6 +87,8 @@ class PauseTable:
         proc = target.alive()
         if proc is None:
             raise RunError(f"{selector.describe()} exited before it could be paused")
+        if self._guardian is not None:  # told first: from here on, the agent's death resumes it
+            self._guardian.hold(target.pid, target.created)
         proc.suspend()
         expires = self._loop.time() + lease.seconds
         handle = self._loop.call_at(expires, self._expire, fault_id)
@@ -105,10 +110,11 @@ class PauseTable:
         entry.handle.cancel()
         del self._paused[fault_id]
         proc = entry.target.alive()
-        if proc is None:
-            return False
-        proc.resume()
-        return True
+        if proc is not None:
+            proc.resume()
+        if self._guardian is not None:
+            self._guardian.release(entry.target.pid)
+        return proc is not None
 
     async def resume_confirmed(self, fault_id: str) -> bool:
         """:meth:`resume`, answered once the kernel shows the process running (at most 0.2 s)."""

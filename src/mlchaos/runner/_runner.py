@@ -730,7 +730,8 @@ class Runner:
                         id=s.id,
                         label=s.injector.label,
                         error=str(exc) or type(exc).__name__,
-                        note=f"its proxy or agent drops it when its lease ({self.exp.lease}) ends",
+                        note=f"its proxy or agent drops it when its lease ({self.exp.lease}) "
+                        "ends; if the agent itself died, its guardian has resumed the process",
                     )
                 )
                 continue
