@@ -146,6 +146,11 @@ def resolve_processes(
         pids = _candidates(selector)
     except psutil.AccessDenied:
         raise RunError(f"not allowed to look up {what}") from None
+    if len(pids) > MAX_MATCHING:  # counted before any is set aside: a broad net is refused
+        raise RunError(
+            f"{len(pids)} processes match ({what}): more than {MAX_MATCHING}, too broad to be a "
+            "target; make the pattern more specific"
+        )
     if selector.pidfile is not None or selector.port is not None:
         guarded = protected(pids)
         if guarded:
@@ -155,11 +160,6 @@ def resolve_processes(
         pids = [p for p in pids if p not in protected(pids)]
     if not pids:
         raise RunError(f"no running process is {what[4:]}")
-    if len(pids) > MAX_MATCHING:
-        raise RunError(
-            f"{len(pids)} processes match ({what}): more than {MAX_MATCHING}, too broad to be a "
-            "target; make the pattern more specific"
-        )
     if len(pids) > 1 and selector.pick is None:
         raise RunError(
             f"{len(pids)} processes match ({what}): pids {sorted(pids)[:8]}; "

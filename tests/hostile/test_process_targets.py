@@ -29,11 +29,25 @@ def resolve(**fields: object) -> list[int]:
     return [t.pid for t in resolve_processes(ProcessSelector.model_validate(fields))]
 
 
-def test_a_pattern_matching_everything_is_too_broad_even_to_pick_one() -> None:
+@pytest.fixture
+def crowd() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """25 processes, so that a broad pattern matches more than 20 on any machine."""
+    procs = [subprocess.Popen(["sleep", "30"]) for _ in range(25)]
+    yield procs
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_pattern_matching_everything_is_too_broad_even_to_pick_one(
+    crowd: list[subprocess.Popen[bytes]],
+) -> None:
     """`kill` with pattern '.', pick one, SIGKILL once passed validate, admission and rehearse:
     as root it would have killed a random host process."""
     with pytest.raises(RunError, match=r"more than 20, too broad to be a target"):
         resolve(pattern=".", pick="one")
+    with pytest.raises(RunError, match=r"more than 20, too broad to be a target"):
+        resolve(pattern=r"^sleep 30$", pick="one")
 
 
 def test_a_pattern_never_matches_the_resolver_its_ancestors_or_an_mlchaos_agent(
@@ -105,7 +119,9 @@ def test_a_process_of_another_user_is_never_a_target(tmp_path: Path) -> None:
         other.wait()
 
 
-def test_the_cli_refuses_a_broad_kill_at_rehearsal(tmp_path: Path, upstream: int) -> None:
+def test_the_cli_refuses_a_broad_kill_at_rehearsal(
+    tmp_path: Path, upstream: int, crowd: list[subprocess.Popen[bytes]]
+) -> None:
     """Through the whole tool: validate passes (the file is well formed), rehearse refuses."""
     spec = tmp_path / "kill.yaml"
     spec.write_text(

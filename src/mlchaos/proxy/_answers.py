@@ -26,7 +26,9 @@ _LINGER_RST = struct.pack("ii", 1, 0)
 _BAD_REQUEST = {
     400: "malformed HTTP request",
     413: "request body too large",
-    431: "too many request headers",
+    414: "request URL too long",
+    431: "request headers too large",
+    503: "too many connections: try again later",
 }
 
 

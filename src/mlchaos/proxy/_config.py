@@ -69,3 +69,16 @@ class ProxyConfig(_Model):
     control: ControlConfig = ControlConfig()
     upstream_timeout: PositiveDuration = Duration(30.0)
     max_idle_upstream: int = Field(64, ge=0, description="pooled idle upstream connections")
+    header_timeout: PositiveDuration = Field(
+        Duration(10.0),
+        description="a client must send a request's whole head within this (slowloris)",
+    )
+    idle_timeout: PositiveDuration = Field(
+        Duration(60.0), description="a client connection with no request for this long is closed"
+    )
+    max_connections: int = Field(
+        4096,
+        ge=1,
+        description="client connections at once; beyond, 503 (at most what the open-file "
+        "limit allows, keeping room for the upstream and the control API)",
+    )

@@ -49,6 +49,8 @@ __all__ = ["HttpPlane"]
 
 _MAX_BODY = 64 * 1024 * 1024
 _MAX_HEADERS = 256
+_MAX_HEAD = 64 * 1024  # bytes of one request's head (request line and headers)
+_MAX_URL = 8 * 1024
 _MAX_QUEUE = 8
 _OK = ErrorKind.OK
 
@@ -157,10 +159,13 @@ class HttpPlane:
             self.loop, config.upstream.host, config.upstream.port, config.max_idle_upstream
         )
         self.timeout = config.upstream_timeout.seconds
+        self.header_timeout = config.header_timeout.seconds
+        self.idle_timeout = config.idle_timeout.seconds
+        self.max_connections = _connection_limit(config.max_connections)
         self.host_line = b"host: %s\r\n" % str(config.upstream).encode()
         self.conns: set[ClientConn] = set()
         self._sweeper: asyncio.TimerHandle | None = None
-        self._period = min(1.0, max(0.01, self.timeout / 10))
+        self._period = min(1.0, max(0.01, min(self.timeout, self.header_timeout) / 10))
 
     def protocol(self) -> ClientConn:
         return ClientConn(self)
@@ -178,10 +183,12 @@ class HttpPlane:
         self.pool.close()
 
     def _sweep(self) -> None:
-        """Enforce the upstream timeout: one timer for the plane, not one per request."""
+        """Enforce the timeouts (upstream, client head, idle client): one timer for the plane,
+        not one per request."""
         now = self.loop.time()
         for conn in list(self.conns):
             conn.check_timeout(now, self.timeout)
+            conn.check_client(now, self.header_timeout, self.idle_timeout)
         self._sweeper = self.loop.call_later(self._period, self._sweep)
 
 
@@ -189,11 +196,14 @@ class ClientConn(asyncio.Protocol):
     """One client connection: parses requests, applies faults, relays the responses."""
 
     __slots__ = (
+        "__weakref__",  # so a test can prove a closed connection is freed at once
         "_bad",
         "_closed",
         "_connecting",
         "_cur",
         "_driving",
+        "_head",
+        "_in_head",
         "_loop",
         "_mode",
         "_out",
@@ -205,6 +215,7 @@ class ClientConn(asyncio.Protocol):
         "_req",
         "_seen_rx",
         "_seen_up",
+        "_since",
         "_timer",
         "_transport",
         "_up",
@@ -214,7 +225,7 @@ class ClientConn(asyncio.Protocol):
     def __init__(self, plane: HttpPlane) -> None:
         self._plane = plane
         self._loop = plane.loop
-        self._parser = HttpRequestParser(self)
+        self._parser: HttpRequestParser | None = HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._queue: deque[_Request] = deque()
         self._req: _Request | None = None
@@ -228,6 +239,9 @@ class ClientConn(asyncio.Protocol):
         self._seen_rx = 0
         self._quiet_since = 0.0
         self._bad = 0
+        self._head = 0  # bytes of the current request's head so far
+        self._in_head = True  # between a request's start (or the connection's) and its head's end
+        self._since = self._loop.time()  # when the head began, or the connection went idle
         self._closed = False
         self._driving = False
         self._reading_paused = False
@@ -237,14 +251,28 @@ class ClientConn(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        self._plane.conns.add(self)
+        plane = self._plane
+        if len(plane.conns) >= plane.max_connections:
+            self._bad = 503  # answered at once, then closed: the limit holds
+            self._drive()
+            return
+        plane.conns.add(self)
 
     def data_received(self, data: bytes) -> None:
         cur = self._cur
-        if cur is not None and cur.hang:
-            return  # a hung request: read and drop, so the client's leaving is still seen
+        parser = self._parser
+        if (cur is not None and cur.hang) or parser is None or self._bad:
+            return  # a hung request (or one refused): read and drop
+        if self._in_head:
+            self._head += len(data)
+            if self._head > _MAX_HEAD:  # an endless head (30 MiB of one header): refused now
+                self._bad = 431
+                self._pause_reading()
+                if self._cur is None:
+                    self._drive()
+                return
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except HttpParserUpgrade as exc:
             # The request is complete and queued; the proxy does not switch protocols (it
             # drops the Upgrade header), so whatever follows is parsed as the next request.
@@ -276,6 +304,9 @@ class ClientConn(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._plane.conns.discard(self)
+        self._parser = None  # it holds this connection's callbacks: no cycle to wait a GC for
+        self._req = None
+        self._queue.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -298,10 +329,14 @@ class ClientConn(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._req = _Request(time.time(), time.perf_counter())
+        if not self._in_head:
+            self._in_head, self._head, self._since = True, 0, self._loop.time()
 
     def on_url(self, url: bytes) -> None:
         assert self._req is not None
         self._req.url += url
+        if len(self._req.url) > _MAX_URL:
+            self._bad = 414
 
     def on_header(self, name: bytes, value: bytes) -> None:
         req = self._req
@@ -333,6 +368,8 @@ class ClientConn(asyncio.Protocol):
         req = self._req
         assert req is not None
         parser = self._parser
+        assert parser is not None
+        self._in_head = False
         req.method = parser.get_method()
         req.http10 = parser.get_http_version() == "1.0"
         req.keep_alive = parser.should_keep_alive()
@@ -587,6 +624,19 @@ class ClientConn(asyncio.Protocol):
         else:
             self._fail(req, 502, error, "closed the connection without a complete response")
 
+    def check_client(self, now: float, header_timeout: float, idle_timeout: float) -> None:
+        """Called by the sweep: close a client that is slow sending a request's head (slowloris)
+        or that has sent nothing for ``idle_timeout``; a request in progress is the upstream
+        timeout's business."""
+        if self._closed or self._transport is None or self._cur is not None or self._queue:
+            return
+        waited = now - self._since
+        if (self._in_head and self._head > 0 and waited > header_timeout) or (
+            waited > idle_timeout and (not self._in_head or self._head == 0)
+        ):
+            self._closed = True
+            self._transport.close()
+
     def check_timeout(self, now: float, timeout: float) -> None:
         """Called by the sweep: 504 (or a cut) once the upstream is quiet for ``timeout``.
 
@@ -660,6 +710,7 @@ class ClientConn(asyncio.Protocol):
 
     def _finish(self, req: _Request, status: int, error: ErrorKind) -> None:
         self._cur = None
+        self._since = self._loop.time()  # idle from here, until the next request begins
         self._record(req, status, error)
         if not req.keep_alive:
             self._closed = True
@@ -763,3 +814,15 @@ def _rewritten(req: _Request) -> bytes:
 
 
 _KNOWN = frozenset(s.value for s in HTTPStatus)
+
+
+def _connection_limit(configured: int) -> int:
+    """At most ``configured`` clients, and never so many that the proxy runs out of file
+    descriptors: each client may need an upstream connection too, and the control API and
+    the pool need some to spare."""
+    import resource  # noqa: PLC0415
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    return max(1, min(configured, (soft - 64) // 2))
