@@ -135,10 +135,11 @@ def resolve_process(selector: ProcessSelector) -> TargetProcess:
 
 
 def resolve_processes(
-    selector: ProcessSelector, rng: random.Random | None = None
+    selector: ProcessSelector, rng: random.Random | None = None, *, every: bool = False
 ) -> list[TargetProcess]:
     """The processes the selector names (exactly one without ``pick``; else the picked ones,
-    drawn with ``rng``), or RunError saying why there is none to act on."""
+    drawn with ``rng``, or all it may pick from with ``every``), or RunError saying why there
+    is none to act on."""
     import psutil  # noqa: PLC0415
 
     what = selector.describe()
@@ -165,7 +166,8 @@ def resolve_processes(
             f"{len(pids)} processes match ({what}): pids {sorted(pids)[:8]}; "
             "'pick: one' or a share (pick: 50%) acts on some of them"
         )
-    chosen = (rng or random.Random()).sample(sorted(pids), selector.picked(len(pids)))
+    count = len(pids) if every else selector.picked(len(pids))
+    chosen = (rng or random.Random()).sample(sorted(pids), count)
     targets = []
     for pid in chosen:
         try:

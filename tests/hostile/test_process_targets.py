@@ -151,3 +151,24 @@ hypothesis:
     )
     assert done.returncode != 0
     assert "too broad to be a target" in done.stdout + done.stderr
+
+
+def test_rehearsal_names_the_processes_a_kill_would_hit_and_sends_nothing() -> None:
+    import asyncio
+    import signal
+
+    from mlchaos.faults import KillInjector
+
+    marker = f"{os.getpid()}.5"  # `sleep 3<pid>.5`: only these three match
+    procs = [subprocess.Popen(["sleep", f"3{marker}"]) for _ in range(3)]
+    try:
+        selector = ProcessSelector(pattern=rf"^sleep 3{marker}$", pick="one")
+        said = asyncio.run(KillInjector(selector, signal.SIGKILL).rehearse())
+        assert all(p.poll() is None for p in procs), "the rehearsal sent nothing"
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    assert said.startswith("would send SIGKILL to 1 of ")
+    for proc in procs:
+        assert f"(pid {proc.pid})" in said

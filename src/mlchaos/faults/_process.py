@@ -52,9 +52,18 @@ class KillInjector:
             raise PreflightError(str(exc)) from None
 
     async def rehearse(self) -> str:
-        """A kill has no traffic share: only check that the process resolves."""
-        await self.check()
-        return "the process resolves; not sent (a kill cannot be rehearsed without effect)"
+        """A kill has no traffic share: check that the selector resolves, and say which
+        processes it would hit now (with ``pick``, those it may pick from)."""
+        try:
+            found = await asyncio.to_thread(resolve_processes, self.selector, every=True)
+        except RunError as exc:
+            raise PreflightError(str(exc)) from None
+        names = ", ".join(f"{t.name} (pid {t.pid})" for t in found)
+        some = "" if self.selector.pick is None else f"{self.selector.picked(len(found))} of "
+        return (
+            f"would send {self.signal.name} to {some}{names}; not sent (a kill cannot be "
+            "rehearsed without effect)"
+        )
 
     async def inject(self) -> None:
         """Signal the selected process (or each picked one)."""
