@@ -265,8 +265,18 @@ def test_a_share_of_the_replicas_counts_as_that_many_targets_against_the_caps(
             "hypothesis": [{"metric": "error_rate", "max": "5%"}],
         }
     )
-    staging = SiteConfig().profile("staging")
+    site = SiteConfig.model_validate(
+        {"profiles": {"staging": {"process_targets": ["mlchaos-test-replica"]}}}
+    )
+    staging = site.profile("staging")
     assert staging is not None
     (found,) = cap_violations(exp, "staging", staging)
     assert found.startswith("max_targets: the faults affect 2 targets")
+    # Without its processes declared, staging refuses any process fault.
+    builtin = SiteConfig().profile("staging")
+    assert builtin is not None
+    assert any(
+        v.startswith("process_targets: staging allows no process fault")
+        for v in cap_violations(exp, "staging", builtin)
+    )
     assert dead_once_reaped(replicas, []) == 0  # counting them touches nothing

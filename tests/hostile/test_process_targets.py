@@ -172,3 +172,30 @@ def test_rehearsal_names_the_processes_a_kill_would_hit_and_sends_nothing() -> N
     assert said.startswith("would send SIGKILL to 1 of ")
     for proc in procs:
         assert f"(pid {proc.pid})" in said
+
+
+def test_outside_the_sandbox_a_process_fault_needs_its_targets_declared(
+    sleeper: subprocess.Popen[bytes],
+) -> None:
+    from mlchaos.safety import SiteConfig, cap_violations
+    from tests.safety.test_caps import experiment
+
+    kill = [{"type": "kill", "process": {"pattern": "^sleep 30$"}, "start": "1s"}]
+    exp = experiment(
+        environment="staging", faults=kill, hypothesis=[{"metric": "error_rate", "max": "5%"}]
+    )
+    staging = SiteConfig().profile("staging")
+    assert staging is not None
+    assert any("allows no process fault" in v for v in cap_violations(exp, "staging", staging))
+    declared = SiteConfig.model_validate(
+        {"profiles": {"staging": {"process_targets": ["^/usr/sbin/nginx"]}}}
+    ).profile("staging")
+    assert declared is not None
+    found = [v for v in cap_violations(exp, "staging", declared) if "process_targets" in v]
+    assert found and f"pid {sleeper.pid}" in found[0] and "does not declare" in found[0]
+    allowed = SiteConfig.model_validate(
+        {"profiles": {"staging": {"process_targets": ["^sleep "]}}}
+    ).profile("staging")
+    assert allowed is not None
+    assert not [v for v in cap_violations(exp, "staging", allowed) if "process_targets" in v]
+    assert SiteConfig().profile("sandbox").process_targets is None  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ refused with every cap it passes named.
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from mlchaos.safety._site import Profile
@@ -72,6 +73,8 @@ def cap_violations(exp: Experiment, environment: str, profile: Profile) -> list[
             f"max_duration: the traffic lasts {longest:g}s, over the {profile.max_duration} "
             f"allowed in {environment}"
         )
+    if profile.process_targets is not None:
+        out += _undeclared_processes(exp, environment, profile.process_targets)
     if profile.loopback_only:
         remote = [a for a in addresses(exp) if not is_loopback(a)]
         if remote:
@@ -80,6 +83,42 @@ def cap_violations(exp: Experiment, environment: str, profile: Profile) -> list[
                 f"{', '.join(sorted(set(remote)))} is not on loopback; set environment: "
                 "staging or production"
             )
+    return out
+
+
+def _undeclared_processes(exp: Experiment, environment: str, allowed: list[str]) -> list[str]:
+    """Process faults outside ``environment``'s declared targets (each process the selector
+    matches now, on this machine, must have a command line one ``allowed`` pattern matches)."""
+    import psutil  # noqa: PLC0415
+
+    from mlchaos.errors import RunError  # noqa: PLC0415
+    from mlchaos.process import resolve_processes  # noqa: PLC0415
+
+    faults = [f for f in exp.faults if isinstance(f, KillFault | PauseFault)]
+    if not faults:
+        return []
+    if not allowed:
+        return [
+            f"process_targets: {environment} allows no process fault until its site profile "
+            "declares the processes it may act on (process_targets: [regex, ...])"
+        ]
+    patterns = [re.compile(p) for p in allowed]
+    out = []
+    for fault in faults:
+        try:
+            found = resolve_processes(fault.process, every=True)
+        except RunError:
+            continue  # nothing to act on now: preflight says so
+        for target in found:
+            try:
+                cmdline = " ".join(psutil.Process(target.pid).cmdline())
+            except psutil.Error:
+                continue
+            if not any(p.search(cmdline) for p in patterns):
+                out.append(
+                    f"process_targets: {fault.process.describe()} is pid {target.pid} "
+                    f"({cmdline[:80]!r}), which {environment}'s profile does not declare"
+                )
     return out
 
 

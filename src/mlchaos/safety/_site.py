@@ -21,9 +21,10 @@ per target.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mlchaos.units import Duration, PositiveDuration, Share
 
@@ -48,7 +49,24 @@ class Profile(BaseModel):
         Duration(15.0),
         description="longest lease of a fault: how long it can outlive a runner that died",
     )
+    process_targets: list[str] | None = Field(
+        [],
+        description="regular expressions: a process fault may act only on processes whose "
+        "command line matches one (checked on this machine at admission); empty: no process "
+        "fault at all; null: any (the sandbox)",
+    )
     loopback_only: bool = Field(False, description="every address must be on this machine")
+
+    @field_validator("process_targets")
+    @classmethod
+    def _regexes(cls, value: list[str] | None) -> list[str] | None:
+        for pattern in value or []:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return value
+
     require_confirmation: bool = Field(
         False, description="'mlchaos run' needs --confirm-production"
     )
@@ -63,6 +81,7 @@ _BUILT_IN = {
         max_targets=10,
         max_duration=Duration(3600.0),
         max_lease=Duration(30.0),
+        process_targets=None,
         loopback_only=True,
     ),
     "staging": Profile(),
