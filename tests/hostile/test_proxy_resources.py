@@ -107,3 +107,27 @@ async def test_a_closed_connection_is_freed_without_waiting_for_the_garbage_coll
         assert ref() is None, "a reference cycle keeps the closed connection (and its buffers)"
     finally:
         gc.enable()
+
+
+@pytest.mark.asyncio
+async def test_request_bodies_held_at_once_are_capped_across_all_clients(
+    http_upstream: Upstream, make_proxy: MakeProxy
+) -> None:
+    proxy = await make_proxy(http_upstream.address, max_buffered=2**20)
+    plane = proxy._plane  # type: ignore[attr-defined]
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n"
+    first_reader, first = await connect(proxy)
+    first.write(head + b"a" * 700_000)  # unfinished: held by the proxy
+    await first.drain()
+    second_reader, second = await connect(proxy)
+    second.write(head + b"b" * 700_000)  # together past 1 MiB
+    await second.drain()
+    assert (await read_response(second_reader)).status == 503
+    first.close()
+    second.close()
+    for _ in range(50):
+        await asyncio.sleep(0.02)
+        if plane.buffered == 0:
+            break
+    assert plane.buffered == 0, "bodies of closed connections no longer count"
+    del first_reader

@@ -76,6 +76,12 @@ class ProxyConfig(_Model):
     idle_timeout: PositiveDuration = Field(
         Duration(60.0), description="a client connection with no request for this long is closed"
     )
+    max_buffered: int = Field(
+        256 * 2**20,
+        ge=1,
+        description="bytes of request bodies held at once, all clients together; a request "
+        "that would pass it gets 503",
+    )
     max_connections: int = Field(
         4096,
         ge=1,

@@ -98,6 +98,7 @@ class _Request:
         "has_body",
         "has_host",
         "head_sent",
+        "held",
         "http10",
         "keep_alive",
         "key",
@@ -121,6 +122,7 @@ class _Request:
         self.lines: list[bytes] = []
         self.body: list[bytes] = []
         self.size = 0
+        self.held = 0  # body bytes counted in the plane's total, until released
         self.arm = 0
         self.arm_value: bytes | None = None
         self.drop: set[bytes] | None = None  # more hop-by-hop names, listed in Connection
@@ -162,6 +164,8 @@ class HttpPlane:
         self.header_timeout = config.header_timeout.seconds
         self.idle_timeout = config.idle_timeout.seconds
         self.max_connections = _connection_limit(config.max_connections)
+        self.max_buffered = config.max_buffered
+        self.buffered = 0  # bytes of request bodies held now, all connections together
         self.host_line = b"host: %s\r\n" % str(config.upstream).encode()
         self.conns: set[ClientConn] = set()
         self._sweeper: asyncio.TimerHandle | None = None
@@ -263,14 +267,6 @@ class ClientConn(asyncio.Protocol):
         parser = self._parser
         if (cur is not None and cur.hang) or parser is None or self._bad:
             return  # a hung request (or one refused): read and drop
-        if self._in_head:
-            self._head += len(data)
-            if self._head > _MAX_HEAD:  # an endless head (30 MiB of one header): refused now
-                self._bad = 431
-                self._pause_reading()
-                if self._cur is None:
-                    self._drive()
-                return
         try:
             parser.feed_data(data)
         except HttpParserUpgrade as exc:
@@ -282,6 +278,10 @@ class ClientConn(asyncio.Protocol):
                 return
         except HttpParserError:
             self._bad = self._bad or 400
+        if self._in_head:  # still inside a head after this read: it counts against the limit
+            self._head += len(data)
+            if self._head > _MAX_HEAD:  # an endless head (30 MiB of one header): refused now
+                self._bad = self._bad or 431
         if self._bad:
             self._pause_reading()
         if self._cur is None:
@@ -305,6 +305,9 @@ class ClientConn(asyncio.Protocol):
         self._closed = True
         self._plane.conns.discard(self)
         self._parser = None  # it holds this connection's callbacks: no cycle to wait a GC for
+        for pending in (self._req, *self._queue):  # never answered: their bodies go now
+            if pending is not None:
+                _release(self._plane, pending)
         self._req = None
         self._queue.clear()
         if self._timer is not None:
@@ -381,11 +384,19 @@ class ClientConn(asyncio.Protocol):
         req = self._req
         assert req is not None
         req.size += len(body)
+        plane = self._plane
         if req.size > _MAX_BODY:
             self._bad = 413
+            _release(plane, req)
+            req.body = []
+        elif plane.buffered + len(body) > plane.max_buffered:
+            self._bad = 503  # the proxy holds too many bodies at once: try again later
+            _release(plane, req)
             req.body = []
         elif not self._bad:
             req.body.append(body)
+            req.held += len(body)
+            plane.buffered += len(body)
 
     def on_message_complete(self) -> None:
         req, self._req = self._req, None
@@ -727,6 +738,7 @@ class ClientConn(asyncio.Protocol):
     def _record(self, req: _Request, status: int, error: ErrorKind) -> None:
         latency = time.perf_counter() - req.t0
         plane = self._plane
+        _release(plane, req)
         if req.fired is not None:
             for entry in req.fired:
                 entry.hits[req.arm] += 1
@@ -826,3 +838,9 @@ def _connection_limit(configured: int) -> int:
     if soft == resource.RLIM_INFINITY:
         return configured
     return max(1, min(configured, (soft - 64) // 2))
+
+
+def _release(plane: HttpPlane, req: _Request) -> None:
+    """``req``'s body no longer counts against the plane's total."""
+    plane.buffered -= req.held
+    req.held = 0
