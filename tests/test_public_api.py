@@ -139,8 +139,10 @@ PUBLIC = {
         "reach_target",
     ],
     "mlchaos.process": [
+        "MAX_MATCHING",
         "ProcessSelector",
         "TargetProcess",
+        "protected",
         "resolve_process",
         "resolve_processes",
     ],
