@@ -133,8 +133,15 @@ def test_a_process_is_found_by_its_command_line_or_by_the_port_it_listens_on() -
         server.wait()
     with pytest.raises(RunError, match="no running process"):
         resolve_process(ProcessSelector(port=port))
-    with pytest.raises(RunError, match="processes match"):
-        resolve_process(ProcessSelector(pattern="."))  # every process
+    marker = f"3{os.getpid()}.25"  # `sleep 3<pid>.25`: these three and nothing else
+    crowd = [subprocess.Popen(["sleep", marker]) for _ in range(3)]
+    try:
+        with pytest.raises(RunError, match="3 processes match"):
+            resolve_process(ProcessSelector(pattern=rf"^sleep {marker}$"))
+    finally:
+        for proc in crowd:
+            proc.kill()
+            proc.wait()
     with pytest.raises(ValueError, match="exactly one"):
         ProcessSelector(pidfile="a", port=1)
 
