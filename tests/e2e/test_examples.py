@@ -81,3 +81,20 @@ def test_report_rebuilds_the_same_summary_from_the_journal(tmp_path: Path, upstr
         check=True,
     )
     assert json.loads(rebuilt.stdout) == json.loads((out / "summary.json").read_text())
+
+
+def test_the_run_folder_is_named_by_the_run_id_the_journal_records(
+    tmp_path: Path, upstream: int
+) -> None:
+    spec = localised("abort-experiment-arm.yaml", tmp_path, upstream)
+    proc = subprocess.run(
+        [*MLCHAOS, "run", str(spec), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    (folder,) = (tmp_path / "reports").iterdir()
+    header = json.loads((folder / "journal.jsonl").read_text().splitlines()[0])
+    assert header["run_id"] == folder.name, (header["run_id"], folder.name)
+    assert f"run {folder.name}" in proc.stdout  # the summary names the same run

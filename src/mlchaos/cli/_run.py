@@ -43,7 +43,8 @@ async def run_experiment_file(
     runner's Prometheus metrics while it runs."""
     path = resolve_experiment(path)
     exp = load_experiment(path)
-    out_dir = out or Path("reports") / new_run_id()
+    run_id = new_run_id()  # the run's id names its folder too
+    out_dir = out or Path("reports") / run_id
     base_dir, console = path.resolve().parent, make_console()
     if exp.sweep is not None:
         swept = await execute_sweep(
@@ -66,6 +67,7 @@ async def run_experiment_file(
         admission=admission,
         formats=formats,
         metrics=metrics,
+        run_id=run_id,
     )
     code = done.outcome.exit_code
     return code if code is not None else EXIT_FAILED

@@ -53,16 +53,18 @@ async def execute(
     admission: Admission | None = None,
     formats: Sequence[str] = (),
     metrics: Address | None = None,
+    run_id: str | None = None,
 ) -> Executed:
     """Run ``exp`` writing ``out_dir/journal.jsonl`` and ``out_dir/summary.json``, and the
-    readable reports named in ``formats`` (``html``, ``junit``, ``markdown``) beside them."""
+    readable reports named in ``formats`` (``html``, ``junit``, ``markdown``) beside them.
+    ``run_id``: the run's id (default: a new one)."""
     from mlchaos.report import render_terminal, summarize  # noqa: PLC0415
 
     unknown = [f for f in formats if f not in REPORT_FILES]
     if unknown:
         raise ValueError(f"unknown report formats {unknown}; there are {sorted(REPORT_FILES)}")
 
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     journal = Journal(out_dir / "journal.jsonl")
     display = RichDisplay(console)
     runner = Runner(
