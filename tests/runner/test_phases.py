@@ -386,3 +386,22 @@ async def test_a_sample_ratio_mismatch_is_told_live_and_makes_the_hypothesis_uns
     assert runner.outcome.verdict == "failed"
     summary = summarize(read_journal(tmp_path / "journal.jsonl"))
     assert summary.mismatches == []
+
+
+@pytest.mark.asyncio
+async def test_a_trip_after_the_faults_ended_does_not_claim_to_have_removed_them(
+    tmp_path: Path,
+) -> None:
+    """The fault is in place for the first 2 s; the guardrail (no verdict before 300 requests
+    of its arm) trips later on what it did: rollback removes nothing, so no 'faults removed
+    N ms after the trip' is recorded."""
+    spec = experiment(
+        tmp_path, guardrails=[{"metric": "error_rate", "max": "20%", "min_samples": 300}]
+    ).model_dump(mode="json")
+    spec["faults"] = [
+        {"type": "abort", "target": "p", "status": 503, "start": "0s", "duration": "2s"}
+    ]
+    exp = Experiment.model_validate(spec)
+    runner, records = await run(exp, tmp_path, [FakeInjector()])
+    assert runner.outcome.verdict == "aborted", runner.outcome
+    assert [r for r in records if r["kind"] == "kill_switch"] == []

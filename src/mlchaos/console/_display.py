@@ -129,13 +129,13 @@ def event_line(event: Event) -> str | None:
 def _fault_line(event: FaultRecord) -> str | None:
     label = event.label or f"fault {event.index}"
     if event.event == "injected":
-        return f"injected {esc(label)}"
+        return f"fault in place: {esc(label)}"
     if event.event == "removed":
         if event.hits is None:
-            return f"removed {esc(label)}"
+            return f"fault over: {esc(label)}"
         hits = sum(event.hits.values())
         note = " [bold yellow](it never fired)[/]" if hits == 0 else ""
-        return f"removed {esc(label)} (hit {hits} {event.unit or 'requests'}){note}"
+        return f"fault removed: {esc(label)} (hit {hits} {event.unit or 'requests'}){note}"
     if event.event == "inject_failed":
         error = esc(str(event.error))
         return f"[red]could not inject {esc(label)}:[/] {error} (it is removed at rollback)"

@@ -717,6 +717,7 @@ class Runner:
     async def _rollback(self, session: aiohttp.ClientSession) -> None:
         """Remove every fault whose injection was attempted, verify each is gone, run every
         rollback action: each step is tried whatever the ones before it did."""
+        removed_now = 0
         for s in self._scheduled:
             if not s.attempted or s.removed_at is not None:
                 continue
@@ -737,7 +738,8 @@ class Runner:
                 continue
             s.removed_at = self.clock.time()
             self._removed(s)
-        if self._trip_at is not None:
+            removed_now += 1
+        if self._trip_at is not None and removed_now:  # the trip removed faults: how fast
             ms = (self.clock.monotonic() - self._trip_at) * 1000
             self.emit(KillSwitchRecord(trip_to_removed_ms=ms))
         for s in self._scheduled:
