@@ -252,3 +252,14 @@ def test_a_baseline_comparison_needs_a_baseline_and_is_for_the_hypothesis_only(
     guard = MINIMAL + "guardrails:\n" + baseline
     (issue,) = problems(write(tmp_path, guard, "guard.yaml"))
     assert "guardrails[0].relative_to" in issue and "is for the hypothesis" in issue
+
+
+def test_a_bad_bound_is_reported_at_its_own_line(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "  - {metric: error_rate, relative_to: control, max: 5%}\n",
+        "  - metric: error_rate\n    arm: experiment\n    max: 2\n"
+        "  - metric: error_rate\n    relative_to: control\n    min: 5ms\n",
+    )
+    found = problems(write(tmp_path, text))
+    assert any(p.startswith("line 16: hypothesis[0].max") for p in found), found
+    assert any(p.startswith("line 19: hypothesis[1].min: error_rate must be") for p in found)

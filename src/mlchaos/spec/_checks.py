@@ -13,6 +13,8 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -167,24 +169,26 @@ class MetricCheck(_Model):
             raise ValueError("feature age is bounded absolutely, not relative to another sample")
         if self.kind is not None and self.metric is not Metric.DEGRADED_SHARE:
             raise ValueError("'kind' applies to metric 'degraded_share' only")
-        want = self.bound_kind
-        for side, bound in (("max", self.max), ("min", self.min)):
-            if bound is not None and bound.kind is not want:
-                example = {"percent": "'5%'", "time": "'250ms'", "ratio": "'1.5x'"}[want]
-                raise ValueError(
-                    f"'{side}' of {self.describe()} must be written like {example}, got '{bound}'"
-                )
         if self.max is not None and self.min is not None and self.min.value > self.max.value:
             raise ValueError(f"'min' ({self.min}) is above 'max' ({self.max})")
         return self
 
+    @field_validator("max", "min")
+    @classmethod
+    def _bound_kind(cls, bound: Bound | None, info: ValidationInfo) -> Bound | None:
+        """A bound written for another kind of metric, reported at the bound's own line."""
+        metric = info.data.get("metric")
+        if bound is None or not isinstance(metric, Metric):
+            return bound
+        want = _bound_kind(metric, info.data.get("relative_to"))
+        if bound.kind is not want:
+            example = {"percent": "'5%'", "time": "'250ms'", "ratio": "'1.5x'"}[want]
+            raise ValueError(f"{metric.value} must be written like {example}, got '{bound}'")
+        return bound
+
     @property
     def bound_kind(self) -> BoundKind:
-        if self.metric.is_latency:
-            return BoundKind.RATIO if self.relative_to else BoundKind.TIME
-        if self.metric.is_feature_age:
-            return BoundKind.TIME
-        return BoundKind.PERCENT
+        return _bound_kind(self.metric, self.relative_to)
 
     def describe(self) -> str:
         """A readable name: the given one, or one made from the metric."""
@@ -288,3 +292,11 @@ Check = Annotated[
     Annotated[MetricCheck, Tag("metric")] | Annotated[PromqlProbe, Tag("promql")],
     Discriminator(_check_kind),
 ]
+
+
+def _bound_kind(metric: Metric, relative_to: str | None) -> BoundKind:
+    if metric.is_latency:
+        return BoundKind.RATIO if relative_to else BoundKind.TIME
+    if metric.is_feature_age:
+        return BoundKind.TIME
+    return BoundKind.PERCENT

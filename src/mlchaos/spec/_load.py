@@ -252,8 +252,11 @@ def _data_loc(loc: tuple[int | str, ...], data: Any) -> Loc:
     """Drop pydantic's internal steps (union tags, validator names) that are not in the file."""
     out: list[str | int] = []
     current = data
-    for step in loc:
+    for i, step in enumerate(loc):
         if isinstance(current, dict):
+            after = loc[i + 1] if i + 1 < len(loc) else None
+            if step in current and after in current and not isinstance(current[step], dict):
+                continue  # a union's tag that is also a field ('metric'): the next step is real
             if step in current:
                 out.append(step)
                 current = current[step]
