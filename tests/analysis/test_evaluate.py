@@ -278,3 +278,12 @@ def test_prediction_drift_from_control_is_an_assertable_distance_with_its_interv
     assert moved.status is CheckStatus.VIOLATED, moved.detail
     with pytest.raises(ValueError, match="set relative_to: control"):
         check(metric="prediction_drift", max="10%")
+
+
+def test_no_data_says_which_sample_had_none() -> None:
+    s = store_with(0, 50)  # experiment only: control sent nothing
+    relative = evaluate(check(relative_to="control", max="5%"), s)
+    assert relative.status is CheckStatus.NO_DATA
+    assert relative.detail == "control: no observations to compare with"
+    lonely = evaluate(check(arm="control", max="5%"), s)
+    assert lonely.detail == "the control arm: 0 observations (need 1)"

@@ -123,8 +123,12 @@ def evaluate(
         before = np.zeros(len(store), dtype=bool) if baseline is None else baseline
         ctrl = before & (arm == ArmCode.of(check.arm))
     n = int(mine.sum())
-    if n == 0 or (ctrl is not None and not ctrl.any()) or n < check.min_samples:
-        return _result(check, None, f"{n} observations (need {max(check.min_samples, 1)})")
+    if n == 0 or n < check.min_samples:
+        need = max(check.min_samples, 1)
+        return _result(check, None, f"the {check.arm.value} arm: {n} observations (need {need})")
+    if ctrl is not None and not ctrl.any():
+        other = "control" if check.relative_to == "control" else "the baseline before the faults"
+        return _result(check, None, f"{other}: no observations to compare with")
     estimate = _estimate(check, store, mine, ctrl, confidence, threshold)
     if estimate is None or math.isnan(estimate.value):
         return _result(check, None, "no observations carry this metric")
