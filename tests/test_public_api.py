@@ -102,6 +102,7 @@ PUBLIC = {
         "TrafficRateRecord",
         "TrafficRecord",
         "VerdictRecord",
+        "fault_arms",
         "fault_reach",
         "fault_windows",
         "judged_horizon",

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.proxy.conftest import MakeProxy, Upstream, read_response
+from tests.proxy.conftest import MakeProxy, Upstream, connect, read_response
 
 
 @pytest.mark.asyncio
 async def test_connection_host_does_not_remove_the_host_header(
     http_upstream: Upstream, make_proxy: MakeProxy
 ) -> None:
-    import asyncio
-
     proxy = await make_proxy(http_upstream.address)
-    at = proxy.listen_address
-    reader, writer = await asyncio.open_connection(at.host, at.port)
+    reader, writer = await connect(proxy)
     writer.write(
         b"GET /x HTTP/1.1\r\nHost: service.example\r\nConnection: host, x-trace\r\n"
         b"X-Trace: 1\r\n\r\n"

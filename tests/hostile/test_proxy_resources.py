@@ -9,12 +9,7 @@ import weakref
 
 import pytest
 
-from tests.proxy.conftest import MakeProxy, Upstream, read_response
-
-
-async def connect(proxy: object) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    at = proxy.listen_address  # type: ignore[attr-defined]
-    return await asyncio.open_connection(at.host, at.port)
+from tests.proxy.conftest import MakeProxy, Upstream, connect, read_response
 
 
 async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from mlchaos.observations import ObservationStore
-    from mlchaos.stats import Estimate
+    from mlchaos.stats import Estimate, SequentialTest
 
 __all__ = [
     "CheckResult",
@@ -195,11 +195,19 @@ def _always_valid(
             tests.append((k, size, check.max.value))
         if check.min is not None:
             tests.append((size - k, size, 1.0 - check.min.value))
-    crossed = []
-    for events, total, bound in tests:
-        test = stats.msprt_rate(events, total, bound=bound, side="max", alpha=alpha)
-        if test.crossed:
-            crossed.append(f"mSPRT {test.statistic:.3g} >= {test.threshold:.3g}")
+    return _judged_sequentially(
+        result,
+        [
+            stats.msprt_rate(events, total, bound=b, side="max", alpha=alpha)
+            for events, total, b in tests
+        ],
+    )
+
+
+def _judged_sequentially(result: CheckResult, tests: list[SequentialTest]) -> CheckResult:
+    """``result`` judged by its sequential tests: violated only when one crossed its bound;
+    otherwise held if its interval says so, else unsure."""
+    crossed = [f"mSPRT {t.statistic:.3g} >= {t.threshold:.3g}" for t in tests if t.crossed]
     status = (
         CheckStatus.VIOLATED
         if crossed
@@ -232,26 +240,17 @@ def _sequential(
     k1, n1 = int((hits & den1).sum()) / d1, int(den1.sum()) / d1  # effective counts
     k2, n2 = int((hits & den2).sum()) / d2, int(den2.sum()) / d2
     alpha = 1 - confidence
-    crossed = []
     sides: tuple[tuple[Literal["max", "min"], Bound | None], ...] = (
         ("max", check.max),
         ("min", check.min),
     )
-    for side, bound in sides:
-        if bound is not None:
-            test = stats.msprt_difference(k1, n1, k2, n2, bound=bound.value, side=side, alpha=alpha)
-            if test.crossed:
-                crossed.append(f"mSPRT {test.statistic:.3g} >= {test.threshold:.3g}")
-    status = (
-        CheckStatus.VIOLATED
-        if crossed
-        else (CheckStatus.HELD if result.status is CheckStatus.HELD else CheckStatus.UNSURE)
-    )
-    detail = result.detail + (
-        "; " + ", ".join(crossed) if crossed else "; mSPRT: bound not crossed"
-    )
-    return CheckResult(
-        result.name, status, result.estimate, result.bounds, result.judge, detail, result.unit
+    return _judged_sequentially(
+        result,
+        [
+            stats.msprt_difference(k1, n1, k2, n2, bound=bound.value, side=side, alpha=alpha)
+            for side, bound in sides
+            if bound is not None
+        ],
     )
 
 

@@ -32,6 +32,7 @@ from mlchaos.journal._records import (
 from mlchaos.journal._windows import (
     FaultReach,
     FaultWindow,
+    fault_arms,
     fault_reach,
     fault_windows,
     judged_horizon,
@@ -66,6 +67,7 @@ __all__ = [
     "TrafficRateRecord",
     "TrafficRecord",
     "VerdictRecord",
+    "fault_arms",
     "fault_reach",
     "fault_windows",
     "judged_horizon",

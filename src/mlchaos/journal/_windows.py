@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FaultReach",
     "FaultWindow",
+    "fault_arms",
     "fault_reach",
     "fault_windows",
     "judged_horizon",
@@ -94,6 +95,11 @@ class FaultReach:
         )
 
 
+def fault_arms(arm: str) -> tuple[str, ...]:
+    """The arms a fault aimed at ``arm`` (``experiment``, ``control`` or ``all``) acts on."""
+    return _ARMS.get(arm, _ALL)
+
+
 def fault_reach(windows: Iterable[FaultWindow], store: ObservationStore) -> list[FaultReach]:
     """Each window's fault on traffic (not a killed or paused process) against its arms'
     traffic in the window, by send time."""
@@ -106,7 +112,7 @@ def fault_reach(windows: Iterable[FaultWindow], store: ObservationStore) -> list
         if fault.get("type") in _ON_PROCESSES:
             continue
         name = str(fault.get("arm", "experiment"))
-        names = _ARMS.get(name, _ALL)
+        names = fault_arms(name)
         codes = [ArmCode[n.upper()] for n in names]
         inside = (start >= w.start) & (start <= w.end) & np.isin(arm, codes)
         counts = (w.removed or {}).get("hits")

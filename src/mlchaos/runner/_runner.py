@@ -66,6 +66,7 @@ from mlchaos.journal import (
     TrafficRateRecord,
     TrafficRecord,
     VerdictRecord,
+    fault_arms,
     fault_reach,
     fault_windows,
     judged_windows,
@@ -617,9 +618,7 @@ class Runner:
         import numpy as np  # noqa: PLC0415
 
         arm = str(getattr(s.fault, "arm", "experiment"))
-        codes = {"experiment": [ArmCode.EXPERIMENT], "control": [ArmCode.CONTROL]}.get(
-            arm, list(ArmCode)
-        )
+        codes = [ArmCode[name.upper()] for name in fault_arms(arm)]
         sent = (self.store.column("start") >= s.injected_at) & np.isin(
             self.store.column("arm"), codes
         )
