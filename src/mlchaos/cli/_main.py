@@ -45,6 +45,29 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("file", type=Path)
     v.set_defaults(func=_cmd_validate)
 
+    i = sub.add_parser(
+        "init",
+        help="write a starter experiment for your own model server",
+        description="Read the model's OIP v2 metadata, send it one request built from the "
+        "dataset's first row, and write a commented experiment (a proxy in front of the model, "
+        "replay traffic, an abort fault on the experiment arm, availability and accuracy "
+        "checks) that `mlchaos run` runs as it is.",
+    )
+    i.add_argument(
+        "--model-url", required=True, help="the model server, e.g. http://127.0.0.1:8080"
+    )
+    i.add_argument("--model", required=True, help="the model's name on the server")
+    i.add_argument("--dataset", required=True, type=Path, help="CSV or Parquet rows to replay")
+    i.add_argument("--label", help="the column of true labels (default: one named label, target…)")
+    i.add_argument("--key", help="a column whose rows always go to the same arm")
+    i.add_argument("--protocol", choices=["v2", "v1"], default="v2", help="default: v2 (OIP)")
+    i.add_argument("--rate", type=float, default=50.0, help="requests per second (default 50)")
+    i.add_argument("--duration", type=float, default=30.0, help="seconds of traffic (default 30)")
+    i.add_argument("--proxy-port", type=int, help="the proxy's port (default: a free one)")
+    i.add_argument("--out", type=Path, default=Path("experiment.yaml"))
+    i.add_argument("--force", action="store_true", help="overwrite --out")
+    i.set_defaults(func=_cmd_init)
+
     s = sub.add_parser("schema", help="print the JSON Schema of experiment files")
     s.set_defaults(func=_cmd_schema)
 
@@ -246,6 +269,27 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for line in lines:
         print(f"  {'warning: ' if line.short else ''}{line.describe()}")
     return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from mlchaos.cli._init import InitOptions, init_experiment  # noqa: PLC0415
+
+    if not (0 < args.rate <= 10_000 and 1 <= args.duration <= 86_400):
+        raise ConfigError("--rate must be in (0, 10000] and --duration in [1, 86400] seconds")
+    options = InitOptions(
+        model_url=args.model_url,
+        model=args.model,
+        dataset=args.dataset,
+        out=args.out,
+        protocol=args.protocol,
+        label=args.label,
+        key=args.key,
+        rate=args.rate,
+        duration=args.duration,
+        proxy_port=args.proxy_port,
+        force=args.force,
+    )
+    return _run_async(lambda: init_experiment(options))
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -15,7 +16,7 @@ from pydantic import (
 )
 
 from mlchaos.arms import ArmKey, ArmSplit
-from mlchaos.jsonpath import parse_path
+from mlchaos.jsonpath import ROWS, PathPart, Wildcard, parse_path
 from mlchaos.units import Duration, PositiveDuration, Rate, Share
 
 __all__ = [
@@ -26,7 +27,10 @@ __all__ = [
     "RequestShape",
     "Traffic",
     "TrafficConfig",
+    "V1Request",
+    "V2Input",
     "V2Request",
+    "row_path",
     "traffic_mode",
 ]
 
@@ -35,35 +39,135 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class V2Request(_Model):
-    """Open Inference Protocol v2: ``POST /v2/models/{model}/infer``, one FP32 row per request."""
+V2Datatype = Literal["FP32", "FP64", "INT32", "INT64", "BOOL", "BYTES"]
+"""The tensor datatypes mlchaos sends (OIP v2 names)."""
 
-    protocol: Literal["v2"] = "v2"
-    model: str
+MAX_BATCH = 1024
+
+
+class V2Input(_Model):
+    """One named input tensor of an OIP v2 request, made of dataset columns."""
+
+    name: str = Field(min_length=1)
+    columns: list[str] | None = Field(
+        None, min_length=1, description="dataset columns of each row's values; default: [name]"
+    )
+    datatype: V2Datatype = "FP32"
+    shape: list[int] | None = Field(
+        None,
+        description="shape of one row's values (the tensor is [rows, *shape]); default: "
+        "[number of columns]; [] sends one value per row as a [rows] tensor",
+    )
+    parameters: dict[str, Any] = {}
+
+    @property
+    def column_names(self) -> list[str]:
+        return [self.name] if self.columns is None else list(self.columns)
+
+    @property
+    def row_shape(self) -> list[int]:
+        return [len(self.column_names)] if self.shape is None else list(self.shape)
+
+    @model_validator(mode="after")
+    def _shape_fits(self) -> Self:
+        if self.shape is not None:
+            if any(d < 1 for d in self.shape):
+                raise ValueError(f"shape {self.shape}: every dimension must be at least 1")
+            if math.prod(self.shape) != len(self.column_names):
+                raise ValueError(
+                    f"shape {self.shape} holds {math.prod(self.shape)} values per row, but the "
+                    f"input has {len(self.column_names)} columns"
+                )
+        return self
+
+
+class V2Request(_Model):
+    """Open Inference Protocol v2 (MLServer, KServe, Triton): ``POST
+    /v2/models/{model}[/versions/{version}]/infer`` over HTTP, or ``ModelInfer`` over gRPC
+    (``protocol: v2-grpc``, target ``grpc://host:port``).
+
+    ``inputs`` is either a list of columns (sent as one tensor ``input_name`` of ``datatype``)
+    or a list of named tensors; ``batch`` rows go in each request, one observation each.
+    """
+
+    protocol: Literal["v2", "v2-grpc"] = "v2"
+    model: str = Field(min_length=1)
     version: str | None = None
     input_name: str = "input-0"
-    inputs: list[str] | None = Field(
-        None, description="dataset columns sent as the input row; default: all but label and key"
+    datatype: V2Datatype = "FP32"
+    inputs: list[str] | list[V2Input] | None = Field(
+        None,
+        description="dataset columns sent as the one input tensor (default: all but label and "
+        "key), or a list of named input tensors",
     )
+    parameters: dict[str, Any] = Field(
+        {}, description="request parameters, e.g. {content_type: pd}"
+    )
+    outputs: list[str] = Field([], description="outputs to ask for, e.g. [predict_proba]")
+    batch: int = Field(1, ge=1, le=MAX_BATCH, description="dataset rows per request")
+
+    def tensors(self, default_columns: list[str]) -> list[V2Input]:
+        """The input tensors; the one-tensor form is spelled out with its columns (or
+        ``default_columns``)."""
+        named = [i for i in self.inputs or () if isinstance(i, V2Input)]
+        if named:
+            return named
+        columns = [c for c in self.inputs or default_columns if isinstance(c, str)]
+        return [V2Input(name=self.input_name, columns=columns or None, datatype=self.datatype)]
+
+
+class V1Request(_Model):
+    """KServe v1: ``POST /v1/models/{model}:predict`` with ``{"instances": [...]}``; each
+    instance is a row of input columns (a list, or an object column → value)."""
+
+    protocol: Literal["v1"]
+    model: str = Field(min_length=1)
+    inputs: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="dataset columns of each instance; default: all but label and key",
+    )
+    instance: Literal["list", "object"] = "list"
+    batch: int = Field(1, ge=1, le=MAX_BATCH, description="dataset rows per request")
 
 
 class JsonRequest(_Model):
-    """A plain JSON request; strings ``"{{column}}"`` in the template take the row's value."""
+    """A plain JSON request; strings ``"{{column}}"`` in the template take the row's value,
+    ``"{{*}}"`` the row's input columns as a list and ``"{{**}}"`` as an object."""
 
     protocol: Literal["json"]
     path: str = "/predict"
     method: Literal["POST", "PUT"] = "POST"
     template: dict[str, Any]
 
+    @property
+    def batch(self) -> int:
+        return 1
 
-RequestShape = Annotated[V2Request | JsonRequest, Field(discriminator="protocol")]
+
+RequestShape = Annotated[V2Request | V1Request | JsonRequest, Field(discriminator="protocol")]
 
 
 class Extract(_Model):
-    """Dotted JSON paths (``outputs[0].data[0]``) into the response."""
+    """Where the answer says what it predicted and which model answered.
+
+    Paths are dotted JSON paths (``outputs[0].data[0]``); in a batched request ``[#]`` stands
+    for the row's place in the batch. Left out, ``prediction`` is the protocol's own: for v2,
+    the row's value in the output tensor ``output`` (default: the first), its element ``index``
+    when a row has several (``predict_proba``); for v1 ``predictions[#]``; for json
+    ``outputs[0].data[0]``.
+    """
 
     prediction: str | None = "outputs[0].data[0]"
+    output: str | None = Field(None, description="v2: the output tensor read, by name")
+    index: int | None = Field(None, ge=0, description="v2: which of a row's values is predicted")
     model: str | None = "model_name"
+    model_version: str | None = Field(
+        None, description="path of the model's version; the model is then 'name:version'"
+    )
+    model_header: str | None = Field(
+        None, description="response header naming the answering model (read before 'model')"
+    )
     degradation: str | None = Field(
         None,
         description="text naming the degraded inputs or models the answer used, comma-joined "
@@ -71,12 +175,27 @@ class Extract(_Model):
     )
     feature_age: str | None = Field(None, description="age in seconds of the features it used")
 
-    @field_validator("prediction", "model", "degradation", "feature_age")
+    @field_validator("prediction", "model", "model_version", "degradation", "feature_age")
     @classmethod
     def _valid_path(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_path(v, wildcards=False)
+            row_path(v)
         return v
+
+    @property
+    def protocol_prediction(self) -> bool:
+        """Whether the prediction is read the protocol's own way (no path was given)."""
+        return "prediction" not in self.model_fields_set
+
+
+def row_path(text: str) -> tuple[PathPart, ...]:
+    """A path to one value, where one ``[#]`` may stand for the row's place in its batch."""
+    parts = parse_path(text)
+    if any(isinstance(p, Wildcard) and p is not ROWS for p in parts):
+        raise ValueError(f"path {text!r}: only '[#]' (the row in its batch) is allowed here")
+    if sum(p is ROWS for p in parts) > 1:
+        raise ValueError(f"path {text!r}: at most one '[#]'")
+    return parts
 
 
 class LabelSource(_Model):
@@ -120,13 +239,29 @@ class TrafficConfig(_Model):
 
     @field_validator("target")
     @classmethod
-    def _http_url(cls, v: str) -> str:
-        return _http(v).rstrip("/")
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://", "grpc://")):
+            raise ValueError(f"expected an http:// (or, for v2-grpc, grpc://) URL, got {v!r}")
+        return v.rstrip("/")
 
     @model_validator(mode="after")
-    def _one_label_source(self) -> Self:
+    def _consistent(self) -> Self:
         if self.label is not None and self.labels is not None:
             raise ValueError("give 'label' (a dataset column) or 'labels' (a service), not both")
+        grpc = self.request.protocol == "v2-grpc"
+        if grpc != self.target.startswith("grpc://"):
+            raise ValueError(
+                f"target {self.target!r}: protocol {self.request.protocol} needs "
+                + ("a grpc://host:port target" if grpc else "an http:// target")
+            )
+        if self.key is not None and self.request.batch > 1:
+            raise ValueError(
+                "a batched request (request.batch > 1) has one arm, but rows with different "
+                "keys ('key') may belong to different arms: use batch 1 with a key"
+            )
+        v2 = self.request.protocol in ("v2", "v2-grpc")
+        if not v2 and (self.extract.output is not None or self.extract.index is not None):
+            raise ValueError("extract.output and extract.index read v2 output tensors only")
         return self
 
 

@@ -119,10 +119,11 @@ def _first_line(exc: BaseException) -> str:
 
 
 def input_columns(dataset: Dataset, config: TrafficConfig) -> list[str]:
-    """The columns a v2 request sends: those configured, or every column but label and key."""
-    request = config.request
-    if request.protocol == "v2" and request.inputs is not None:
-        return list(request.inputs)
+    """The columns a request sends as the row: those configured (a v1 or one-tensor v2
+    request's ``inputs``), or every column but label and key."""
+    inputs = getattr(config.request, "inputs", None)
+    if inputs is not None and all(isinstance(c, str) for c in inputs):
+        return [str(c) for c in inputs]
     skip = {config.label, config.key}
     return [c for c in dataset.columns if c not in skip]
 
@@ -151,7 +152,11 @@ def _check(dataset: Dataset, config: TrafficConfig) -> None:
     problems: list[str] = []
     existing = set(dataset.columns)
     request = config.request
-    if request.protocol == "v2":
+    if request.protocol == "json":
+        for col in dict.fromkeys(template_columns(request.template)):
+            if col not in existing and col not in ("*", "**"):
+                problems.append(f"traffic.request.template: no column {col!r}")
+    else:
         explicit = request.inputs is not None
         where = "traffic.request.inputs" if explicit else "input"
         hint = (
@@ -160,21 +165,21 @@ def _check(dataset: Dataset, config: TrafficConfig) -> None:
             else " (inputs default to every column but label and key;"
             " list the numeric ones in traffic.request.inputs)"
         )
-        inputs = input_columns(dataset, config)
-        if not inputs:
+        columns = input_columns(dataset, config)
+        if not columns:
             problems.append("no input columns left after removing the label and key columns")
-        for col in inputs:
+        if request.protocol == "v1":
+            typed = [(col, "json") for col in columns]
+        else:
+            typed = [(c, t.datatype) for t in request.tensors(columns) for c in t.column_names]
+        for col, datatype in typed:
             if col not in existing:
                 problems.append(f"{where}: no column {col!r}")
-            elif col not in dataset.numeric:
+            elif datatype not in ("BYTES", "json") and col not in dataset.numeric:
                 problems.append(f"{where}: column {col!r} is not numeric{hint}")
             elif any(v is None for v in dataset.data[col]):
                 empty = sum(v is None for v in dataset.data[col])
                 problems.append(f"{where}: column {col!r} has {empty} empty values")
-    else:
-        for col in dict.fromkeys(template_columns(request.template)):
-            if col not in existing:
-                problems.append(f"traffic.request.template: no column {col!r}")
     if config.label is not None and config.label not in existing:
         problems.append(f"traffic.label: no column {config.label!r}")
     if config.key is not None and config.key not in existing:

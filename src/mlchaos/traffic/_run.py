@@ -19,19 +19,21 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.arms import ARM_HEADER, FAULT_HEADER, Arm, arm_for_key, arm_for_unit
-from mlchaos.errors import ConfigError, PreflightError
-from mlchaos.jsonpath import PathPart, extract, locate, parse_path
+from mlchaos.errors import PreflightError
+from mlchaos.jsonpath import ROWS, format_path, locate
 from mlchaos.observations import ErrorKind, Observation, ObservationStore, error_cause
 from mlchaos.spec._traffic import TrafficConfig
 from mlchaos.traffic._dataset import Dataset, load_dataset
-from mlchaos.traffic._extract import to_class, to_degradation, to_model, to_prediction
+from mlchaos.traffic._extract import NO_ANSWER, Answer, AnswerReader, to_class
+from mlchaos.traffic._grpc import GrpcInference, grpc_error
 from mlchaos.traffic._labels import LabelJoin
+from mlchaos.traffic._oip import output_names, row_width
 from mlchaos.traffic._requests import RequestBuilder
 
 if TYPE_CHECKING:
@@ -100,57 +102,137 @@ async def run_traffic(
 
 
 async def first_request(config: TrafficConfig, *, base_dir: str | Path = ".") -> str:
-    """One real request, built from the dataset's first row the way the run builds them all,
+    """One real request, built from the dataset's first rows the way the run builds them all,
     before anything is injected: PreflightError naming the status and body when it fails, or
-    the extraction path its answer lacks. What it found, on success."""
+    the extraction path (or output tensor) its answer lacks. What it found, on success."""
     import aiohttp  # noqa: PLC0415
 
     path = Path(config.dataset)
     dataset = load_dataset(path if path.is_absolute() else Path(base_dir) / path, config)
     builder = RequestBuilder.for_config(config, dataset)
-    data = json.dumps(builder.body(0, "mlchaos-preflight"), default=str).encode()
+    reader = AnswerReader(
+        config.extract,
+        config.request.protocol,
+        text_labels=config.label is not None and config.label not in dataset.numeric,
+    )
+    rows = [r % dataset.rows for r in range(builder.batch)]
     headers = {"content-type": "application/json"}
     headers |= {k: v for k, v in config.headers.items() if k.lower() != ARM_HEADER}
-    timeout = aiohttp.ClientTimeout(total=config.timeout.seconds)
+    timeout = config.timeout.seconds
     t0 = _now()
     try:
         async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(builder.method, builder.url, data=data, headers=headers) as response,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+            contextlib.AsyncExitStack() as stack,
         ):
-            payload = await response.read()
-            status = response.status
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        cause = error_cause(0, classify_error(exc), 0)
+            grpc = await _grpc_channel(config, stack)
+            answer = await _call(
+                session, grpc, builder, builder.body(rows, "mlchaos-preflight"), headers, timeout
+            )
+    except Exception as exc:
+        failed = grpc_error(exc)
+        if failed is None and not isinstance(exc, aiohttp.ClientError | TimeoutError | OSError):
+            raise
+        status, kind = failed or (0, classify_error(exc))
+        cause = error_cause(status, kind, 0)
         raise PreflightError(
             f"the test request to {builder.url} failed ({cause}): {sample_text(str(exc).encode())}"
         ) from None
     ms = (_now() - t0) * 1000
+    status, payload = answer.status, answer.payload
     if not 200 <= status < 300:
         raise PreflightError(
             f"the test request to {builder.url} (the dataset's first row) answered HTTP "
             f"{status}: {sample_text(payload) or '(empty body)'}"
         )
-    extract_paths = config.extract.model_dump()
-    wanted = {k: v for k, v in extract_paths.items() if v is not None}
-    if not wanted:
+    if not reader.reads_body:
         return f"{builder.url} answered {status} in {ms:.0f} ms"
-    try:
-        document = json.loads(payload)
-    except ValueError:
-        raise PreflightError(
-            f"the test request to {builder.url} answered {status} but not with JSON, so "
-            f"traffic.extract ({', '.join(wanted)}) cannot read it: {sample_text(payload)}"
-        ) from None
-    for name, text in wanted.items():
-        parsed = _path(text, name)
-        if parsed is not None and next(locate(document, parsed), None) is None:
+    document = answer.document
+    if document is None:
+        try:
+            document = json.loads(payload)
+        except ValueError:
             raise PreflightError(
-                f"traffic.extract.{name}: the path {text!r} is not in the answer to the test "
-                f"request (set it to the right path, or to null to read no {name}): "
-                f"{sample_text(payload)}"
+                f"the test request to {builder.url} answered {status} but not with JSON, so "
+                f"traffic.extract cannot read it: {sample_text(payload)}"
+            ) from None
+    shown = sample_text(payload or json.dumps(document).encode())
+    for name, parsed in reader.paths().items():
+        concrete = [0 if p is ROWS else p for p in parsed]
+        if next(locate(document, concrete), None) is None:
+            raise PreflightError(
+                f"traffic.extract.{name}: the path {format_path(parsed)!r} is not in the answer "
+                f"to the test request (set it to the right path, or to null to read no {name}): "
+                f"{shown}"
             )
+    if reader.tensor:
+        _check_tensor(config, document, shown)
     return f"{builder.url} answered {status} in {ms:.0f} ms with every extract path present"
+
+
+def _check_tensor(config: TrafficConfig, document: Any, shown: str) -> None:
+    """The output tensor the predictions are read from is in the answer, one value per row
+    (or ``extract.index`` picks one)."""
+    output, index = config.extract.output, config.extract.index
+    width = row_width(document, output)
+    if width is None:
+        names = ", ".join(output_names(document)) or "none"
+        raise PreflightError(
+            f"traffic.extract.output: the answer to the test request has no output tensor "
+            f"{output or '(any)'} (its outputs: {names}): {shown}"
+        )
+    if width > 1 and index is None:
+        raise PreflightError(
+            f"traffic.extract.index: each row of output {output or '(the first)'} holds {width} "
+            "values (class probabilities?): set traffic.extract.index to the one that is the "
+            f"prediction, e.g. 1 for the positive class: {shown}"
+        )
+    if index is not None and index >= width:
+        raise PreflightError(
+            f"traffic.extract.index: {index} is past the {width} values of each row of output "
+            f"{output or '(the first)'}: {shown}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Exchange:
+    """One request's answer: its status and body (a v2 document, for gRPC), its headers, and
+    whether a proxy marked it faulted."""
+
+    status: int
+    payload: bytes
+    document: Any
+    headers: Mapping[str, str]
+    fault: bool
+
+
+async def _grpc_channel(
+    config: TrafficConfig, stack: contextlib.AsyncExitStack
+) -> GrpcInference | None:
+    request = config.request
+    if request.protocol != "v2-grpc":
+        return None
+    return await stack.enter_async_context(
+        GrpcInference(config.target, request.model, request.version)
+    )
+
+
+async def _call(
+    session: aiohttp.ClientSession,
+    grpc: GrpcInference | None,
+    builder: RequestBuilder,
+    body: Any,
+    headers: Mapping[str, str],
+    deadline: float,
+) -> _Exchange:
+    """Send one request over HTTP or gRPC; the client's exceptions propagate."""
+    if grpc is not None:
+        document, fault = await grpc.infer(body, headers, deadline)
+        return _Exchange(200, b"", document, {}, fault)
+    data = json.dumps(body, separators=(",", ":"), default=str).encode()
+    async with session.request(builder.method, builder.url, data=data, headers=headers) as r:
+        payload = await r.read()
+        return _Exchange(r.status, payload, None, r.headers, FAULT_HEADER in r.headers)
 
 
 def classify_error(exc: BaseException) -> ErrorKind:
@@ -173,16 +255,6 @@ def classify_error(exc: BaseException) -> ErrorKind:
     return ErrorKind.OTHER
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """What a successful response says, by the configured extraction paths."""
-
-    model: str | None = None
-    prediction: float = math.nan
-    degradation: str | None = None
-    feature_age: float = math.nan
-
-
 class _Replay:
     """The state of one replay: schedule, counters, and the per-request coroutine."""
 
@@ -197,19 +269,16 @@ class _Replay:
         self.store = store
         self.clock = clock
         self.builder = RequestBuilder.for_config(config, dataset)
-        self.prediction_path = _path(config.extract.prediction, "prediction")
-        self.model_path = _path(config.extract.model, "model")
-        self.degradation_path = _path(config.extract.degradation, "degradation")
-        self.feature_age_path = _path(config.extract.feature_age, "feature_age")
+        # A label column of text (class names) is compared as text with the predictions.
+        text_labels = config.label is not None and config.label not in dataset.numeric
+        self.reader = AnswerReader(config.extract, config.request.protocol, text_labels=text_labels)
         rng = random.Random(config.seed)
         self.order = list(range(dataset.rows))
         rng.shuffle(self.order)
         self.rng = rng
-        # A label column of text (class names) is compared as text with the predictions.
-        self.text_labels = config.label is not None and config.label not in dataset.numeric
         if config.label is None:
             self.labels = [math.nan] * dataset.rows
-        elif self.text_labels:
+        elif text_labels:
             self.labels = [to_class(v) for v in dataset.column(config.label)]
         else:
             self.labels = dataset.floats(config.label)
@@ -224,10 +293,15 @@ class _Replay:
         self.max_lateness = 0.0
         self.samples: dict[str, dict[str, list[str]]] = {}
         self.join: LabelJoin | None = None
+        self.grpc: GrpcInference | None = None
         self.failures: tuple[type[BaseException], ...] = (TimeoutError, OSError)
+        self.timeout = config.timeout.seconds
 
-    def key_of(self, row: int) -> str | None:
-        """The row's key as text (what chose its arm), or None."""
+    def key_of(self, row: int, seq: int) -> str | None:
+        """The row's key as text (what chose its arm), or None. The rows of a batched request
+        share its arm and its fate: their key is the request, which the statistics cluster on."""
+        if self.builder.batch > 1:
+            return f"request {seq}"
         key = None if self.keys is None else self.keys[row]
         return None if key is None else _key_text(key)
 
@@ -248,6 +322,10 @@ class _Replay:
 
         config = self.config
         self.failures = (aiohttp.ClientError, TimeoutError, OSError)  # the service's failures
+        if self.builder.grpc:
+            import grpc  # noqa: PLC0415
+
+            self.failures += (grpc.aio.AioRpcError,)
         connector = aiohttp.TCPConnector(limit=config.max_in_flight, limit_per_host=0)
         timeout = aiohttp.ClientTimeout(total=config.timeout.seconds)
         async with (
@@ -256,6 +334,7 @@ class _Replay:
         ):
             if config.labels is not None:
                 self.join = await stack.enter_async_context(LabelJoin(config.labels, session))
+            self.grpc = await _grpc_channel(config, stack)
             async with asyncio.TaskGroup() as tasks:
                 elapsed = await self._schedule(session, tasks)
         return self._result(elapsed)
@@ -264,30 +343,32 @@ class _Replay:
         """Start each request when it is due; return the length of the sending window."""
         rate = self.config.rate.per_second
         duration = self.config.duration.seconds
-        rows = len(self.order)
+        batch = self.builder.batch
+        size = len(self.order)
         t0 = _now()
         wall0 = self.clock()
         i = 0
         while (offset := i / rate) < duration:
             due = t0 + offset
             await _sleep_until(due)
-            row = self.order[i % rows]
-            arm = self.arm(row)
+            rows = [self.order[(i * batch + j) % size] for j in range(batch)]
+            arm = self.arm(rows[0])
             if self.in_flight >= self.config.max_in_flight:
                 self.dropped += 1
-                self.store.append(
-                    Observation(
-                        arm=arm,
-                        start=wall0 + offset,
-                        latency=math.nan,
-                        error=ErrorKind.OTHER,
-                        label=self.labels[row],
-                        key=self.key_of(row),
+                for row in rows:
+                    self.store.append(
+                        Observation(
+                            arm=arm,
+                            start=wall0 + offset,
+                            latency=math.nan,
+                            error=ErrorKind.OTHER,
+                            label=self.labels[row],
+                            key=self.key_of(row, i),
+                        )
                     )
-                )
             else:
                 self.in_flight += 1
-                tasks.create_task(self._send(session, i, row, arm, due, wall0 + offset))
+                tasks.create_task(self._send(session, i, rows, arm, due, wall0 + offset))
             i += 1
         return max(duration, _now() - t0)
 
@@ -295,7 +376,7 @@ class _Replay:
         self,
         session: aiohttp.ClientSession,
         seq: int,
-        row: int,
+        rows: list[int],
         arm: Arm | None,
         due: float,
         wall_start: float,
@@ -308,55 +389,58 @@ class _Replay:
         error = ErrorKind.OK
         fault = False
         payload = b""
-        answer = _Answer()
+        document: Any = None
+        headers: Mapping[str, str] = {}
         # Building the request is our code: a bug there is a crash (with its traceback in the
         # run's error), never an error observation in both arms.
-        data = json.dumps(
-            self.builder.body(row, str(seq)), separators=(",", ":"), default=str
-        ).encode()
+        body = self.builder.body(rows, str(seq))
         try:
-            async with session.request(
-                self.builder.method, self.builder.url, data=data, headers=self.headers[arm]
-            ) as response:
-                payload = await response.read()
-                status = response.status
-                fault = FAULT_HEADER in response.headers
+            exchange = await _call(
+                session, self.grpc, self.builder, body, self.headers[arm], self.timeout
+            )
+            status, payload, fault = exchange.status, exchange.payload, exchange.fault
+            document, headers = exchange.document, exchange.headers
             latency = _now() - origin
         except self.failures as exc:
             latency = _now() - origin
-            error = classify_error(exc)
+            status, error = grpc_error(exc) or (0, classify_error(exc))
             payload = (str(exc) or type(exc).__name__).encode()
         finally:
             self.in_flight -= 1
         cause = error_cause(status, error, fault)
         if cause is not None:
             self._sample(arm, cause, payload)
-        label = self.labels[row]
+        answers = [NO_ANSWER] * len(rows)
+        labels = [self.labels[row] for row in rows]
         if error is ErrorKind.OK:
             self.completed += 1
             if 200 <= status < 300:
-                answer = self._read(payload)
+                answers = self._read(document, payload, headers, len(rows))
                 if self.join is not None:
-                    key = None if self.keys is None else self.keys[row]
-                    label = await self.join.label(
-                        str(seq), row, None if key is None else _key_text(key), wall_start
-                    )
-        self.store.append(
-            Observation(
-                arm=arm,
-                start=wall_start,
-                latency=latency,
-                status=status,
-                error=error,
-                model=answer.model,
-                prediction=answer.prediction,
-                label=label,
-                fault=fault,
-                degradation=answer.degradation,
-                feature_age=answer.feature_age,
-                key=self.key_of(row),
+                    for j, row in enumerate(rows):
+                        labels[j] = await self.join.label(
+                            str(seq) if len(rows) == 1 else f"{seq}.{j}",
+                            row,
+                            None if self.keys is None else self.key_of(row, seq),
+                            wall_start,
+                        )
+        for row, answer, label in zip(rows, answers, labels, strict=True):
+            self.store.append(
+                Observation(
+                    arm=arm,
+                    start=wall_start,
+                    latency=latency,
+                    status=status,
+                    error=error,
+                    model=answer.model,
+                    prediction=answer.prediction,
+                    label=label,
+                    fault=fault,
+                    degradation=answer.degradation,
+                    feature_age=answer.feature_age,
+                    key=self.key_of(row, seq),
+                )
             )
-        )
 
     def _sample(self, arm: Arm | None, cause: str, payload: bytes) -> None:
         kept = self.samples.setdefault("none" if arm is None else arm.value, {}).setdefault(
@@ -365,24 +449,15 @@ class _Replay:
         if len(kept) < SAMPLES_PER_CAUSE:
             kept.append(sample_text(payload))
 
-    def _read(self, payload: bytes) -> _Answer:
-        paths = (self.prediction_path, self.model_path, self.degradation_path)
-        if all(p is None for p in paths) and self.feature_age_path is None:
-            return _Answer()
-        try:
-            document = json.loads(payload)
-        except ValueError:
-            return _Answer()
-
-        def get(path: tuple[PathPart, ...] | None) -> Any:
-            return None if path is None else extract(document, path)
-
-        return _Answer(
-            model=to_model(get(self.model_path)),
-            prediction=(to_class if self.text_labels else to_prediction)(get(self.prediction_path)),
-            degradation=to_degradation(get(self.degradation_path)),
-            feature_age=to_prediction(get(self.feature_age_path)),
-        )
+    def _read(
+        self, document: Any, payload: bytes, headers: Mapping[str, str], rows: int
+    ) -> list[Answer]:
+        if document is None and self.reader.reads_body:
+            try:
+                document = json.loads(payload)
+            except ValueError:
+                return [NO_ANSWER] * rows
+        return self.reader.read(document, headers, rows)
 
     def _result(self, elapsed: float) -> TrafficResult:
         rate = self.config.rate.per_second
@@ -427,15 +502,6 @@ def sample_text(payload: bytes, limit: int = SAMPLE_CHARS) -> str:
     """An answer body (or a client error) as a short line for people."""
     text = " ".join(payload.decode("utf-8", errors="replace").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _path(text: str | None, what: str) -> tuple[PathPart, ...] | None:
-    if text is None:
-        return None
-    try:
-        return parse_path(text, wildcards=False)
-    except ValueError as exc:
-        raise ConfigError(f"traffic.extract.{what}: {exc}") from None
 
 
 def _key_text(value: Any) -> str:
