@@ -10,6 +10,14 @@ STAMP   = $(VENV)/.installed
 FEAST_VENV  = .venv-feast
 FEAST_STAMP = $(FEAST_VENV)/.installed
 FEAST_PIN   = feast==0.67.0
+# Real model servers, each in its own environment too: Seldon MLServer with its scikit-learn
+# runtime, and KServe's ModelServer (the tests' model is scikit-learn).
+MLSERVER_VENV  = .venv-mlserver
+MLSERVER_STAMP = $(MLSERVER_VENV)/.installed
+MLSERVER_PINS  = mlserver==1.7.1 mlserver-sklearn==1.7.1
+KSERVE_VENV    = .venv-kserve
+KSERVE_STAMP   = $(KSERVE_VENV)/.installed
+KSERVE_PINS    = kserve==0.21.0 scikit-learn==1.9.1
 
 .PHONY: demo test lint typecheck unit bench clean
 
@@ -25,6 +33,18 @@ $(FEAST_STAMP):
 	$(FEAST_VENV)/bin/python -m pip install --quiet '$(FEAST_PIN)'
 	touch $(FEAST_STAMP)
 
+$(MLSERVER_STAMP):
+	$(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet $(MLSERVER_PINS)
+	touch $(MLSERVER_STAMP)
+
+$(KSERVE_STAMP):
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(KSERVE_VENV)/bin/python -m pip install --quiet $(KSERVE_PINS)
+	touch $(KSERVE_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/mlchaos demo
 
@@ -36,7 +56,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-unit: $(STAMP) $(FEAST_STAMP)
+unit: $(STAMP) $(FEAST_STAMP) $(MLSERVER_STAMP) $(KSERVE_STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit
@@ -48,4 +68,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/kill_switch.py
 
 clean:
-	rm -rf $(VENV) $(FEAST_VENV) reports .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(FEAST_VENV) $(MLSERVER_VENV) $(KSERVE_VENV) reports .mypy_cache .ruff_cache .pytest_cache
