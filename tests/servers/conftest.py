@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -18,14 +19,13 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mlchaos.observations import key_code
 from tests.conftest import ROOT, free_port
 
-HERE = Path(__file__).resolve().parent
+EXAMPLE = ROOT / "examples" / "your-service"
 MODEL = "cancer"
 
 
@@ -63,7 +63,7 @@ def venv_python(name: str) -> Path:
 
 
 def train(python: Path, work: Path) -> dict[str, list[float]]:
-    subprocess.run([str(python), str(HERE / "train.py"), str(work)], check=True)
+    subprocess.run([str(python), str(EXAMPLE / "train.py"), str(work)], check=True)
     expected: dict[str, list[float]] = json.loads((work / "expected.json").read_text())
     return expected
 
@@ -101,18 +101,11 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
     work = tmp_path_factory.mktemp("mlserver")
     expected = train(python, work)
     http, grpc, metrics = free_port(), free_port(), free_port()
-    (work / "settings.json").write_text(
-        json.dumps(
-            {
-                "host": "127.0.0.1",
-                "http_port": http,
-                "grpc_port": grpc,
-                "metrics_port": metrics,
-                "parallel_workers": 0,
-            }
-        )
-    )
-    (work / "model-settings.json").write_text(json.dumps(model_settings("./model.joblib")))
+    # The example's settings (docs/your-service.md), on ports free here.
+    settings = json.loads((EXAMPLE / "mlserver" / "settings.json").read_text())
+    settings |= {"http_port": http, "grpc_port": grpc, "metrics_port": metrics}
+    (work / "settings.json").write_text(json.dumps(settings))
+    shutil.copy(EXAMPLE / "mlserver" / "model-settings.json", work)
     log = work / "mlserver.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
@@ -128,16 +121,6 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
         stop(server)
 
 
-def model_settings(uri: str) -> dict[str, Any]:
-    """MLServer's model settings: the scikit-learn runtime, and the input it takes."""
-    return {
-        "name": MODEL,
-        "implementation": "mlserver_sklearn.SKLearnModel",
-        "inputs": [{"name": "features", "datatype": "FP64", "shape": [-1, 30]}],
-        "parameters": {"uri": uri, "version": "v1"},
-    }
-
-
 @pytest.fixture(scope="module")
 def kserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
     python = venv_python("kserve")
@@ -149,7 +132,7 @@ def kserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
         server = subprocess.Popen(
             [
                 str(python),
-                str(HERE / "kserve_model.py"),
+                str(EXAMPLE / "kserve_model.py"),
                 f"--model_name={MODEL}",
                 f"--model_path={work / 'model.joblib'}",
                 f"--http_port={http}",

@@ -44,6 +44,8 @@ class InitOptions:
     duration: float = 30.0
     proxy_port: int | None = None
     force: bool = False
+    wait: float = 0.0
+    """seconds to wait for the model to be ready"""
 
 
 async def init_experiment(options: InitOptions) -> int:
@@ -61,6 +63,7 @@ async def init_experiment(options: InitOptions) -> int:
     if options.key is not None and options.key not in dataset.columns:
         raise ConfigError(f"--key: {dataset.path} has no column {options.key!r}")
     features = [c for c in dataset.columns if c not in (label, options.key)]
+    await _wait_ready(_ready_url(url, options), options.wait)
     if options.protocol == "v1":
         request: dict[str, Any] = {"protocol": "v1", "model": options.model}
         metadata_note = "KServe v1 has no metadata: each instance is the row's columns, in order"
@@ -101,6 +104,36 @@ def _label(given: str | None, columns: list[str]) -> str | None:
             )
         return given
     return next((c for c in columns if c.lower() in _LABEL_GUESSES), None)
+
+
+def _ready_url(url: str, options: InitOptions) -> str:
+    """Where the server says whether the model is ready (v1: the model's own endpoint)."""
+    if options.protocol == "v1":
+        return f"{url}/v1/models/{options.model}"
+    return f"{url}/v2/models/{options.model}/ready"
+
+
+async def _wait_ready(url: str, seconds: float) -> None:
+    """Until ``url`` answers 200, for at most ``seconds`` (a server still loading its model)."""
+    import asyncio  # noqa: PLC0415
+
+    import aiohttp  # noqa: PLC0415
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        while True:
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+                    why = f"HTTP {response.status}"
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                why = str(exc) or type(exc).__name__
+            if loop.time() >= deadline:
+                waited = f" after {seconds:g} s" if seconds else " (--wait SECONDS waits for it)"
+                raise PreflightError(f"the model is not ready at {url}{waited}: {why}")
+            await asyncio.sleep(0.5)
 
 
 async def _metadata(url: str, model: str) -> dict[str, Any]:
@@ -239,6 +272,7 @@ def _render(
 ) -> str:
     host = urlsplit(url).hostname
     proxy_url = f"http://{host}:{port}"
+    ready = _ready_url(url, options)
     dataset = Path(traffic["dataset"])
     with contextlib.suppress(ValueError):  # on another drive it stays absolute
         dataset = Path(os.path.relpath(dataset, options.out.resolve().parent))
@@ -247,11 +281,6 @@ def _render(
         "analysis:\n  threshold: 0.5  # the prediction is a probability: class 1 from 0.5 on\n"
         if "index" in traffic["extract"]
         else ""
-    )
-    ready = (
-        f"{url}/v1/models/{options.model}"
-        if options.protocol == "v1"
-        else f"{url}/v2/models/{options.model}/ready"
     )
     accuracy = (
         """  # Answers the experiment arm still gets are as accurate as control's.

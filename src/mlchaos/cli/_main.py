@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--proxy-port", type=int, help="the proxy's port (default: a free one)")
     i.add_argument("--out", type=Path, default=Path("experiment.yaml"))
     i.add_argument("--force", action="store_true", help="overwrite --out")
+    i.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait for the model to load"
+    )
     i.set_defaults(func=_cmd_init)
 
     s = sub.add_parser("schema", help="print the JSON Schema of experiment files")
@@ -288,6 +291,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         duration=args.duration,
         proxy_port=args.proxy_port,
         force=args.force,
+        wait=max(args.wait, 0.0),
     )
     return _run_async(lambda: init_experiment(options))
 
