@@ -247,6 +247,8 @@ PUBLIC = {
         "TcpProbe",
         "Traffic",
         "TrafficConfig",
+        "V1Request",
+        "V2Input",
         "V2Request",
         "experiment_schema",
         "load_experiment",

@@ -128,6 +128,8 @@ async def _wait_ready(url: str, seconds: float) -> None:
                     if response.status == 200:
                         return
                     why = f"HTTP {response.status}"
+                    if response.status == 404:
+                        why += " (is --model the model's name on this server?)"
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 why = str(exc) or type(exc).__name__
             if loop.time() >= deadline:

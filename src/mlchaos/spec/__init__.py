@@ -59,6 +59,8 @@ from mlchaos.spec._traffic import (
     RequestShape,
     Traffic,
     TrafficConfig,
+    V1Request,
+    V2Input,
     V2Request,
 )
 
@@ -107,6 +109,8 @@ __all__ = [
     "TcpProbe",
     "Traffic",
     "TrafficConfig",
+    "V1Request",
+    "V2Input",
     "V2Request",
     "experiment_schema",
     "load_experiment",
