@@ -78,8 +78,9 @@ async def test_pushed_features_come_back_column_oriented_with_statuses(
             },
         )
     assert status == 200
-    assert doc["metadata"] == {"feature_names": ["entity_id", "f1", "f2", "f3"]}
-    entity, f1, f2, f3 = doc["results"]
+    # Like real Feast: the entity column first, the features not in the order asked for.
+    assert doc["metadata"] == {"feature_names": ["entity_id", "f3", "f2", "f1"]}
+    entity, f3, f2, f1 = doc["results"]
     assert entity == {
         "values": [2, 7, 1],
         "statuses": ["PRESENT"] * 3,
@@ -146,7 +147,7 @@ BAD_REQUESTS: list[tuple[str, object]] = [
     ("push", {**push_body([1], 1.0, 0.0), "to": "offline"}),
     ("push", {"push_source_name": "entity_features", "df": {"entity_id": [1]}}),
     ("push", _with_df(f1=[1.0, 2.0])),
-    ("push", _with_df(f2=[None])),
+    ("push", _with_df(f2=["x"])),
     ("push", _with_df(entity_id=[1.5])),
     ("push", _with_df(event_timestamp=["yesterday"])),
 ]
@@ -176,3 +177,19 @@ async def test_health_and_a_clean_exit_on_sigint(store: tuple[ServiceGroup, str]
     await group.kill("store", signal.SIGINT)
     assert await service.wait() == 0
     assert not any("Traceback" in line for line in service.log_tail())
+
+
+@pytest.mark.asyncio
+async def test_a_stored_null_comes_back_null_and_present_as_in_feast(
+    store: tuple[ServiceGroup, str],
+) -> None:
+    _, url = store
+    body = push_body([9], 1.0, time.time())
+    body["df"]["f2"] = [None]
+    query = {"features": FEATURES, "entities": {"entity_id": [9]}}
+    async with aiohttp.ClientSession() as http:
+        assert (await post(http, f"{url}/push", body))[0] == 200
+        _, doc = await post(http, f"{url}/get-online-features", query)
+    columns = dict(zip(doc["metadata"]["feature_names"], doc["results"], strict=True))
+    assert columns["f2"]["values"] == [None] and columns["f2"]["statuses"] == ["PRESENT"]
+    assert columns["f1"]["values"] == [10.0]

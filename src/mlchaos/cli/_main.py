@@ -170,9 +170,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--variant", choices=["resilient", "naive"], default="resilient")
     d.add_argument(
         "--feature-store",
-        choices=["sqlite", "redis"],
+        choices=["sqlite", "redis", "feast"],
         default="sqlite",
-        help="redis: a real redis-server behind a TCP proxy (apt-get install redis-server)",
+        help="redis: a real redis-server behind a TCP proxy (apt-get install redis-server); "
+        "feast: a real feast serve, SQLite online store (make .venv-feast/.installed)",
     )
     d.add_argument(
         "--only", action="append", metavar="NAME", help="run only this experiment (repeatable)"
@@ -189,7 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     ds = d.add_subparsers(dest="demo_command", parser_class=_Parser, metavar="[up]")
     dup = ds.add_parser("up", help="start the demo service and keep it running")
     dup.add_argument("--variant", choices=["resilient", "naive"], default="resilient")
-    dup.add_argument("--feature-store", choices=["sqlite", "redis"], default="sqlite")
+    dup.add_argument("--feature-store", choices=["sqlite", "redis", "feast"], default="sqlite")
     dup.add_argument(
         "--dir", type=Path, default=Path("reports/demo/up"), help="its working directory"
     )

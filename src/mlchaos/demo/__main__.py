@@ -13,6 +13,7 @@ Services (each binds ``127.0.0.1:--port``, 0 for an ephemeral port, prints one J
              [--max-feature-age S]
                                                     the service users call (OIP v2)
     redis    --port P                               a real redis-server (the Redis store)
+    feast    --dir DIR --port P                     a real feast serve (the Feast store)
     clients  --target URL --dataset CSV [--rate R] [--seed N] --port P
                                                     the users: calls at R per second
     prometheus --dir DIR --target NAME=HOST:PORT:TOKEN_FILE ... --port P
@@ -133,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
 
     redis = sub.add_parser("redis", help="a real redis-server as the feature store")
 
+    feast = sub.add_parser("feast", help="a real Feast feature server as the feature store")
+    feast.add_argument("--dir", type=Path, required=True, help="the Feast repository to write")
+
     clients = sub.add_parser("clients", help="the users: call the service at a steady rate")
     clients.add_argument("--target", type=_url, required=True, help="the service (or its edge)")
     clients.add_argument("--dataset", type=Path, required=True, help="CSV: entity_id,x1,x2")
@@ -150,7 +154,8 @@ def _parser() -> argparse.ArgumentParser:
         help="NAME=HOST:PORT:TOKEN_FILE, a proxy control API to scrape (repeatable)",
     )
 
-    for service in (world, store, pipeline, replica, gateway, redis, clients, prometheus):
+    services = (world, store, pipeline, replica, gateway, redis, feast, clients, prometheus)
+    for service in services:
         service.add_argument("--port", type=_port, default=0, help="0: an ephemeral port")
 
     accuracy = sub.add_parser("accuracy", help="train the models and print their accuracies")
@@ -176,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mlchaos.demo._redis import serve_redis  # noqa: PLC0415
 
             return run_service(lambda: serve_redis(args.port), "redis")
+        case "feast":
+            from mlchaos.demo._feast import serve_feast  # noqa: PLC0415
+
+            return run_service(lambda: serve_feast(args.dir, args.port), "feast")
         case "pipeline":
             from mlchaos.demo._pipeline import serve_pipeline  # noqa: PLC0415
 

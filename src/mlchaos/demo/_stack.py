@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["REPLICAS", "DemoStack", "FeatureStore", "Variant"]
 
 Variant = Literal["resilient", "naive"]
-FeatureStore = Literal["sqlite", "redis"]
+FeatureStore = Literal["sqlite", "redis", "feast"]
 REPLICAS = ("replica-a", "replica-b")
 _PROXIED = (*REPLICAS, "store")  # the gateway's links, each behind a proxy
 _PY = (sys.executable, "-m", "mlchaos.demo")
@@ -112,6 +112,14 @@ class DemoStack:
                 "the Redis feature store needs redis-py, an extra of the demo: "
                 "pip install 'mlchaos[demo]'"
             )
+        if self.feature_store == "feast":
+            from mlchaos.demo._feast import find_feast  # noqa: PLC0415
+
+            if find_feast() is None:
+                raise ConfigError(
+                    "the Feast feature store needs Feast: make .venv-feast/.installed (or set "
+                    "MLCHAOS_FEAST to a feast executable)"
+                )
         # Every start from fresh state: nothing of an earlier stack here (a store, Prometheus'
         # series, pid files, tokens) may leak into this one.
         for sub in ("models", "pids", "tokens", "prometheus"):
@@ -128,11 +136,16 @@ class DemoStack:
         db.unlink(missing_ok=True)
 
         redis = self.feature_store == "redis"
+        if redis:
+            store = self._service("store", "redis")
+        elif self.feature_store == "feast":
+            feast_dir = str(self.run_dir / "feast")
+            store = self._service("store", "feast", "--dir", feast_dir, ready_timeout=120.0)
+        else:
+            store = self._service("store", "store", "--db", str(db))
         await asyncio.gather(
             self._service("world", "world", "--seed", seed),
-            self._service("store", "redis")
-            if redis
-            else self._service("store", "store", "--db", str(db)),
+            store,
             *(
                 self._service(r, "replica", "--model-dir", str(models), "--name", r)
                 for r in REPLICAS
@@ -188,9 +201,12 @@ class DemoStack:
             *("--rate", f"{rate:g}", "--seed", str(self.seed)),
         )
 
-    async def _service(self, name: str, kind: str, *args: str) -> RunningService:
+    async def _service(
+        self, name: str, kind: str, *args: str, ready_timeout: float = 20.0
+    ) -> RunningService:
         port = self._ports.get(name, 0)  # a restart binds the same port again
-        spec = ServiceSpec(name, [*_PY, kind, *args, "--port", str(port)], ready_timeout=20.0)
+        argv = [*_PY, kind, *args, "--port", str(port)]
+        spec = ServiceSpec(name, argv, ready_timeout=ready_timeout)
         service = await self.group.start(spec)
         self._ports[name] = service.port
         self.pidfile(name).write_text(f"{service.pid}\n", encoding="ascii")
@@ -239,7 +255,8 @@ class DemoStack:
         argv = list(old.spec.argv)
         argv[-1] = str(self._ports[name])
         await self.group.stop(name)  # reap and clean up what is left of the dead one
-        service = await self.group.start(ServiceSpec(name, argv, ready_timeout=20.0))
+        spec = ServiceSpec(name, argv, ready_timeout=old.spec.ready_timeout)
+        service = await self.group.start(spec)
         self.pidfile(name).write_text(f"{service.pid}\n", encoding="ascii")
         return True
 

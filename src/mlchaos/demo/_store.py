@@ -6,13 +6,16 @@ waits for the pipeline's writes). The HTTP shapes are Feast's feature server's:
 
 * ``POST /get-online-features`` ``{"features": ["entity_features:f1", ...], "entities":
   {"entity_id": [1, 2]}, "full_feature_names": false}`` → column-oriented
-  ``{"metadata": {"feature_names": ["entity_id", "f1", ...]}, "results": [{"values",
-  "statuses", "event_timestamps"}, ...]}``; the entity column comes first; a missing entity's
-  value is null with status ``NOT_FOUND``; an unknown feature is answered 400.
+  ``{"metadata": {"feature_names": ["entity_id", "f3", ...]}, "results": [{"values",
+  "statuses", "event_timestamps"}, ...]}``. As in real Feast, where it matters to a client:
+  the entity column comes first and the features follow *not* in the order asked for (Feast's
+  own order varies; here it is the reverse), so a client must match columns by name; a missing
+  entity's value is null with status ``NOT_FOUND`` and the epoch as its timestamp; a stored
+  null is null with status ``PRESENT``; an unknown feature is answered 400.
 * ``POST /push`` ``{"push_source_name": "entity_features", "df": {"entity_id": [...], "f1":
   [...], ..., "event_timestamp": ["2026-11-28T19:54:10.123456Z", ...]}, "to": "online"}``
   upserts the rows (a row older than the stored one for its entity is ignored, so a late push
-  never overwrites fresher features) and answers ``{"written": n}`` (rows given).
+  never overwrites fresher features; a feature may be null) and answers ``{"written": n}``.
 * ``GET /health`` → ``{"ok": true}``.
 
 SQLite calls run on the event loop: each is a sub-millisecond local transaction.
@@ -52,9 +55,9 @@ _EPOCH_TEXT = "1970-01-01T00:00:00Z"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entity_features (
     entity_id INTEGER PRIMARY KEY,
-    f1 REAL NOT NULL,
-    f2 REAL NOT NULL,
-    f3 REAL NOT NULL,
+    f1 REAL,
+    f2 REAL,
+    f3 REAL,
     event_ts REAL NOT NULL
 )
 """
@@ -69,7 +72,7 @@ SELECT entity_id, f1, f2, f3, event_ts FROM entity_features
 WHERE entity_id IN (SELECT value FROM json_each(?))
 """
 
-Row = tuple[int, float, float, float, float]
+Row = tuple[int, float | None, float | None, float | None, float]
 
 
 def format_timestamp(unix: float) -> str:
@@ -154,6 +157,7 @@ async def _get_online_features(request: web.Request) -> web.Response:
     full = body.get("full_feature_names", False) is True
 
     stored = request.app[_DB].read(ids)
+    wanted = wanted[::-1]  # not the order asked for, as Feast's answers are not
     names = [ENTITY_KEY] + [f"{FEATURE_VIEW}__{f}" if full else f for f in wanted]
     results: list[dict[str, list[Any]]] = [
         {
@@ -209,15 +213,16 @@ async def _push(request: web.Request) -> web.Response:
         if not _is_int(entity):
             raise HTTPError(f"df.{ENTITY_KEY}[{i}] must be an integer, got {entity!r}")
         values = [f1, f2, f3]
-        if not all(_finite(v) for v in values):
-            raise HTTPError(f"df row {i}: features must be finite numbers, got {values!r}")
+        if not all(v is None or _finite(v) for v in values):
+            raise HTTPError(f"df row {i}: features must be finite numbers or null, got {values!r}")
         try:
             ts = parse_timestamp(stamp) if isinstance(stamp, str) else math.nan
         except ValueError:
             ts = math.nan
         if not math.isfinite(ts):
             raise HTTPError(f"df.event_timestamp[{i}] must be an ISO-8601 time, got {stamp!r}")
-        rows.append((int(entity), float(f1), float(f2), float(f3), ts))
+        a, b, c = (None if v is None else float(v) for v in values)
+        rows.append((int(entity), a, b, c, ts))
     request.app[_DB].upsert(rows)
     return web.json_response({"written": len(rows)})
 
