@@ -287,3 +287,48 @@ async def test_an_arm_fault_on_a_tcp_proxy_without_shares_is_refused_at_prefligh
             else:
                 await injector.check()
             assert await client.fault_ids() == []  # nothing left behind either way
+
+
+@pytest.mark.asyncio
+async def test_each_arm_listener_puts_all_its_connections_in_its_arm(
+    tcp_echo: Echo, make_proxy: MakeProxy
+) -> None:
+    proxy = await make_proxy(
+        tcp_echo.address,
+        protocol="tcp",
+        arm_listen={"experiment": "127.0.0.1:0", "control": "127.0.0.1:0"},
+    )
+    proxy.faults.add(rule(type="reset", arm="experiment"))
+
+    async def through(arm: str) -> bytes:
+        address = proxy.arm_addresses[arm]
+        reader, writer = await asyncio.open_connection(address.host, address.port)
+        try:
+            writer.write(b"ping")
+            await writer.drain()
+            async with asyncio.timeout(5):
+                return await reader.readexactly(4)
+        finally:
+            writer.close()
+
+    assert await through("control") == b"ping"
+    with pytest.raises((ConnectionResetError, asyncio.IncompleteReadError)):
+        await through("experiment")
+    assert await roundtrip(proxy, b"none") == b"none"  # the main listener: no arm, no fault
+    await settled(proxy)
+    arms = proxy.stats().arms
+    assert (arms["experiment"].requests, arms["control"].requests) == (1, 1)
+    assert proxy._info()["arm_listen"].keys() == {"experiment", "control"}
+
+
+def test_arm_listeners_are_for_tcp_proxies() -> None:
+    from mlchaos.proxy import ProxyConfig
+
+    with pytest.raises(ValueError, match="arm_listen is for tcp proxies"):
+        ProxyConfig.model_validate(
+            {
+                "listen": "127.0.0.1:0",
+                "upstream": "127.0.0.1:1",
+                "arm_listen": {"experiment": "127.0.0.1:0"},
+            }
+        )

@@ -120,7 +120,7 @@ async def run_demo(
         raise ConfigError(f"--duration must be at least 1 second, got {duration:g}")
     await asyncio.to_thread(_clear_previous, out_dir, names)
     rows: list[_Row] = []
-    if feature_store != "sqlite":
+    if feature_store == "redis":  # no HTTP answers to rewrite
         skipped = [n for n in names if n in _HTTP_STORE_ONLY]
         for name in skipped:
             console.print(

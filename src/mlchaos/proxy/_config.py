@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -66,6 +67,11 @@ class ProxyConfig(_Model):
     listen: Address
     upstream: Address
     arms: ArmSplit = ArmSplit()
+    arm_listen: dict[Literal["experiment", "control"], Address] = Field(
+        {},
+        description="tcp: one more listener per arm; every connection to it is of that arm (a "
+        "client that knows its arm, e.g. gRPC replay traffic, connects to its arm's listener)",
+    )
     control: ControlConfig = ControlConfig()
     upstream_timeout: PositiveDuration = Duration(30.0)
     max_idle_upstream: int = Field(64, ge=0, description="pooled idle upstream connections")
@@ -88,3 +94,11 @@ class ProxyConfig(_Model):
         description="client connections at once; beyond, 503 (at most what the open-file "
         "limit allows, keeping room for the upstream and the control API)",
     )
+
+    @model_validator(mode="after")
+    def _arm_listeners_on_tcp(self) -> Self:
+        if self.arm_listen and self.protocol is not Protocol.TCP:
+            raise ValueError(
+                "arm_listen is for tcp proxies (an http request carries its arm in a header)"
+            )
+        return self

@@ -21,6 +21,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from mlchaos.arms import Arm, ArmCode
 from mlchaos.control import TokenSource, resolve_token
 from mlchaos.errors import ProxyStartError
 from mlchaos.observations import ObservationStore
@@ -66,6 +67,9 @@ class ProxyServer:
         self._server: asyncio.Server | None = None
         self._control: web.AppRunner | None = None
         self._listen: Address | None = None
+        self._arm_servers: list[asyncio.Server] = []
+        self.arm_addresses: dict[str, Address] = {}
+        """where each arm's own listener listens (tcp, ``arm_listen``)"""
         self._control_address: Address | None = None
 
     # -- properties ----------------------------------------------------------------------------
@@ -138,6 +142,8 @@ class ProxyServer:
                 live = plane.live = LiveState(plane.assigner, config.control.default_lease)
             self._server = await loop.create_server(plane.protocol, sock=data_sock, backlog=1024)
             data_sock = None  # the server owns it now
+            if isinstance(plane, TcpPlane):
+                await self._arm_listeners(plane)
             plane.start()
             collector = ProxyCollector(config.name, self._recorder, self.faults)
             app = control_app(
@@ -162,8 +168,26 @@ class ProxyServer:
             await self.stop()
             raise
 
+    async def _arm_listeners(self, plane: TcpPlane) -> None:
+        """One more listener per arm of ``arm_listen``: its connections are all of that arm."""
+        loop = asyncio.get_running_loop()
+        for arm, address in self.config.arm_listen.items():
+            sock = _bind(address, f"the proxy's {arm} listener")
+            try:
+                self.arm_addresses[arm] = _bound(sock, address)
+                server = await loop.create_server(
+                    plane.protocol_of(ArmCode.of(Arm(arm))), sock=sock, backlog=1024
+                )
+            except BaseException:
+                sock.close()
+                raise
+            self._arm_servers.append(server)
+
     async def stop(self) -> None:
         """Close the listeners, every open connection and the control API; drop all faults."""
+        for extra in self._arm_servers:
+            extra.close()
+        self._arm_servers.clear()
         server, self._server = self._server, None
         plane, self._plane = self._plane, None
         control, self._control = self._control, None
@@ -204,6 +228,7 @@ class ProxyServer:
             "listen": str(self._listen),
             "upstream": str(self.config.upstream),
             "arms": {"experiment": str(arms.experiment), "control": str(arms.control)},
+            "arm_listen": {arm: str(a) for arm, a in self.arm_addresses.items()},
         }
 
 
@@ -229,6 +254,7 @@ async def serve_forever(
                 "port": server.listen_address.port,
                 "control": server.control_url,
                 "token_file": None if server.token_file is None else str(server.token_file),
+                "arm_ports": {arm: a.port for arm, a in server.arm_addresses.items()},
             }
             print_fn(json.dumps(ready))
         print_fn(

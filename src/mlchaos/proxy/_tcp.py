@@ -31,6 +31,7 @@ import asyncio
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import cast
 
 from mlchaos.arms import ArmCode, arm_for_unit
@@ -69,6 +70,10 @@ class TcpPlane:
 
     def protocol(self) -> _End:
         return _Relay(self).client
+
+    def protocol_of(self, arm: int) -> Callable[[], _End]:
+        """The protocol factory of a listener whose every connection is of ``arm``."""
+        return lambda: _Relay(self, arm).client
 
     def start(self) -> None:
         """Nothing to schedule: the relay has no timers of its own until a fault needs one."""
@@ -292,6 +297,7 @@ class _Relay:
         "done",
         "error",
         "fault",
+        "fixed_arm",
         "plane",
         "reset_armed",
         "start",
@@ -300,8 +306,9 @@ class _Relay:
         "upstream",
     )
 
-    def __init__(self, plane: TcpPlane) -> None:
+    def __init__(self, plane: TcpPlane, arm: int | None = None) -> None:
         self.plane = plane
+        self.fixed_arm = arm
         self.client = _End(self)
         self.upstream = _End(self)
         self.c2u = _Pipe(self, self.client, self.upstream)
@@ -322,7 +329,7 @@ class _Relay:
         plane = self.plane
         self.start = time.time()
         self.t0 = time.perf_counter()
-        self.arm = plane.arm()
+        self.arm = plane.arm() if self.fixed_arm is None else self.fixed_arm
         plane.relays.add(self)
         rules = plane.rules_for(self.arm) if len(plane.faults) else []
         if not self.replan(rules, accepting=True):

@@ -139,13 +139,15 @@ def _arm_issues(fault: ProxyFault, path: str, proxy: ProxySpec) -> list[SpecIssu
         return []
     if serve.arms.experiment.fraction > 0 or serve.arms.control.fraction > 0:
         return []
+    if fault.arm.value in serve.arm_listen:  # connections to that arm's own listener
+        return []
     return [
         SpecIssue(
             f"{path}.arm",
             f"fault '{fault.type}' aims at the {fault.arm.value} arm, but tcp proxy "
             f"'{proxy.name}' gives no connection an arm (connections carry no arm header and "
-            "its serve.arms shares are 0%): it would never fire. Use 'arm: all', or give the "
-            "proxy arm shares",
+            "its serve.arms shares are 0%): it would never fire. Use 'arm: all', give the "
+            "proxy arm shares, or give the arm its own listener (serve.arm_listen)",
         )
     ]
 

@@ -231,6 +231,11 @@ class TrafficConfig(_Model):
         None, description="or: fetch each request's label from a label service after it answers"
     )
     key: str | None = Field(None, description="dataset column hashed to choose the arm")
+    arm_targets: dict[Literal["experiment", "control"], str] = Field(
+        {},
+        description="where the requests of an arm go instead of 'target', e.g. the arm's own "
+        "listener of a tcp proxy (serve.arm_listen) for gRPC traffic",
+    )
     extract: Extract = Extract()
     headers: dict[str, str] = {}
     timeout: PositiveDuration = Duration(5.0)
@@ -240,20 +245,24 @@ class TrafficConfig(_Model):
     @field_validator("target")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://", "grpc://")):
-            raise ValueError(f"expected an http:// (or, for v2-grpc, grpc://) URL, got {v!r}")
-        return v.rstrip("/")
+        return _target(v)
+
+    @field_validator("arm_targets")
+    @classmethod
+    def _urls(cls, v: dict[str, str]) -> dict[str, str]:
+        return {arm: _target(url) for arm, url in v.items()}
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.label is not None and self.labels is not None:
             raise ValueError("give 'label' (a dataset column) or 'labels' (a service), not both")
         grpc = self.request.protocol == "v2-grpc"
-        if grpc != self.target.startswith("grpc://"):
-            raise ValueError(
-                f"target {self.target!r}: protocol {self.request.protocol} needs "
-                + ("a grpc://host:port target" if grpc else "an http:// target")
-            )
+        for target in (self.target, *self.arm_targets.values()):
+            if grpc != target.startswith("grpc://"):
+                raise ValueError(
+                    f"target {target!r}: protocol {self.request.protocol} needs "
+                    + ("a grpc://host:port target" if grpc else "an http:// target")
+                )
         if self.key is not None and self.request.batch > 1:
             raise ValueError(
                 "a batched request (request.batch > 1) has one arm, but rows with different "
@@ -307,6 +316,12 @@ Traffic = Annotated[
     Annotated[TrafficConfig, Tag("replay")] | Annotated[LiveTraffic, Tag("live")],
     Discriminator(traffic_mode),
 ]
+
+
+def _target(url: str) -> str:
+    if not url.startswith(("http://", "https://", "grpc://")):
+        raise ValueError(f"expected an http:// (or, for v2-grpc, grpc://) URL, got {url!r}")
+    return url.rstrip("/")
 
 
 def _http(url: str) -> str:

@@ -207,13 +207,14 @@ class _Exchange:
 
 
 async def _grpc_channel(
-    config: TrafficConfig, stack: contextlib.AsyncExitStack
+    config: TrafficConfig, stack: contextlib.AsyncExitStack, target: str | None = None
 ) -> GrpcInference | None:
+    """A channel to ``target`` (default: the traffic's), closed with ``stack``; None for HTTP."""
     request = config.request
     if request.protocol != "v2-grpc":
         return None
     return await stack.enter_async_context(
-        GrpcInference(config.target, request.model, request.version)
+        GrpcInference(target or config.target, request.model, request.version)
     )
 
 
@@ -224,13 +225,15 @@ async def _call(
     body: Any,
     headers: Mapping[str, str],
     deadline: float,
+    url: str | None = None,
 ) -> _Exchange:
-    """Send one request over HTTP or gRPC; the client's exceptions propagate."""
+    """Send one request over HTTP (to ``url``, default the builder's) or gRPC; the client's
+    exceptions propagate."""
     if grpc is not None:
         document, fault = await grpc.infer(body, headers, deadline)
         return _Exchange(200, b"", document, {}, fault)
     data = json.dumps(body, separators=(",", ":"), default=str).encode()
-    async with session.request(builder.method, builder.url, data=data, headers=headers) as r:
+    async with session.request(builder.method, url or builder.url, data=data, headers=headers) as r:
         payload = await r.read()
         return _Exchange(r.status, payload, None, r.headers, FAULT_HEADER in r.headers)
 
@@ -293,7 +296,15 @@ class _Replay:
         self.max_lateness = 0.0
         self.samples: dict[str, dict[str, list[str]]] = {}
         self.join: LabelJoin | None = None
-        self.grpc: GrpcInference | None = None
+        # Where each arm's requests go: an arm target, or the traffic's target.
+        self.urls: dict[Arm | None, str] = {
+            arm: self.builder.url.replace(
+                config.target, config.arm_targets.get(arm.value, config.target), 1
+            )
+            for arm in Arm
+        }
+        self.urls[None] = self.builder.url
+        self.grpc: dict[Arm | None, GrpcInference | None] = dict.fromkeys(self.urls)
         self.failures: tuple[type[BaseException], ...] = (TimeoutError, OSError)
         self.timeout = config.timeout.seconds
 
@@ -334,7 +345,11 @@ class _Replay:
         ):
             if config.labels is not None:
                 self.join = await stack.enter_async_context(LabelJoin(config.labels, session))
-            self.grpc = await _grpc_channel(config, stack)
+            channels: dict[str, GrpcInference | None] = {}
+            for arm, url in self.urls.items():
+                if url not in channels:
+                    channels[url] = await _grpc_channel(config, stack, url)
+                self.grpc[arm] = channels[url]
             async with asyncio.TaskGroup() as tasks:
                 elapsed = await self._schedule(session, tasks)
         return self._result(elapsed)
@@ -396,7 +411,13 @@ class _Replay:
         body = self.builder.body(rows, str(seq))
         try:
             exchange = await _call(
-                session, self.grpc, self.builder, body, self.headers[arm], self.timeout
+                session,
+                self.grpc[arm],
+                self.builder,
+                body,
+                self.headers[arm],
+                self.timeout,
+                self.urls[arm],
             )
             status, payload, fault = exchange.status, exchange.payload, exchange.fault
             document, headers = exchange.document, exchange.headers
