@@ -53,7 +53,7 @@ def test_the_store_experiments_on_feast_hold_on_the_resilient_gateway_and_fail_o
         (reach,) = missing["summary"]["reach"]
         assert reach["hits"] > 0  # the fault really rewrote Feast's own answers
     else:
-        assert "failed" in verdicts.values(), verdicts
+        assert set(verdicts.values()) <= {"failed", "aborted"}, verdicts  # a guardrail stops it
     assert_all_gone(demo_pids(tmp_path))
     leftovers = [p for p in Path("/proc").glob("[0-9]*") if _feast_serving(p, tmp_path)]
     assert not leftovers, "a feast serve outlived the demo"

@@ -45,7 +45,7 @@ def test_a_reset_on_the_experiment_listener_fails_only_experiment_grpc_calls(
                 "control": f"grpc://127.0.0.1:{control}",
             },
             "dataset": str(mlserver.rows),
-            "rate": "40/s",
+            "rate": "60/s",
             "duration": "12s",
             "timeout": "1s",
             "label": "target",

@@ -48,11 +48,13 @@ class ProxyFaultInjector:
             and self.rule.arm is not FaultArm.ALL
             and shares.get("experiment") in ("0%", None)
             and shares.get("control") in ("0%", None)
+            and self.rule.arm.value not in (info.get("arm_listen") or {})
         ):
             raise PreflightError(
                 f"{self.label} would never fire: tcp proxy '{self.proxy}' gives no connection "
-                "an arm (no arm header on a connection, and its arm shares are 0%); use "
-                "'arm: all', or start the proxy with arm shares"
+                "an arm (no arm header on a connection, its arm shares are 0%, and the arm has "
+                "no listener of its own); use 'arm: all', or start the proxy with arm shares or "
+                "arm_listen"
             )
         await self.rehearse()
 

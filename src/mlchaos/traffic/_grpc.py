@@ -48,6 +48,13 @@ _RAW = {  # datatype → numpy dtype of raw_*_contents (little-endian)
     "FP32": "<f4",
     "FP64": "<f8",
 }
+# The load generator reconnects within 100 ms to 1 s of a lost connection (gRPC's defaults back off
+# up to 2 min), so what it measures after a fault is the server's recovery, not its own backoff.
+_CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
 # HTTP headers gRPC itself sets, which metadata may not carry
 _RESERVED = frozenset({"content-type", "te", "user-agent", "host", "connection"})
 # gRPC status → the HTTP status that means the same (the gRPC-HTTP mapping of google.rpc.Code)
@@ -189,7 +196,7 @@ class GrpcInference:
         import grpc  # noqa: PLC0415
 
         messages = _messages()
-        self._channel = grpc.aio.insecure_channel(self.address)
+        self._channel = grpc.aio.insecure_channel(self.address, options=_CHANNEL_OPTIONS)
         self._infer = self._channel.unary_unary(
             f"{_SERVICE}/ModelInfer",
             request_serializer=messages["ModelInferRequest"].SerializeToString,
