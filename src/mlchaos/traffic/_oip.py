@@ -52,9 +52,7 @@ def output_rows(document: Any, name: str | None, index: int | None, rows: int) -
     if tensor is None:
         return [None] * rows
     flat = list(_flatten(tensor.get("data")))
-    shape = tensor.get("shape")
-    dims = [d for d in shape if isinstance(d, int)] if isinstance(shape, list) else []
-    width = math.prod(dims[1:]) if len(dims) > 1 else 1
+    width = _width(tensor)
     out: list[Any] = []
     for row in range(rows):
         values = flat[row * width : (row + 1) * width]
@@ -78,8 +76,11 @@ def output_names(document: Any) -> list[str]:
 def row_width(document: Any, name: str | None) -> int | None:
     """How many values a row of the output tensor ``name`` holds (None: no such tensor)."""
     tensor = _output(document, name)
-    if tensor is None:
-        return None
+    return None if tensor is None else _width(tensor)
+
+
+def _width(tensor: dict[str, Any]) -> int:
+    """Values per row: the product of the shape after its first (rows) dimension."""
     shape = tensor.get("shape")
     dims = [d for d in shape if isinstance(d, int)] if isinstance(shape, list) else []
     return math.prod(dims[1:]) if len(dims) > 1 else 1
