@@ -20,7 +20,7 @@ import pytest
 
 from mlchaos.agent import AgentClient, AgentServer
 from mlchaos.errors import ControlAPIError, PreflightError, RunError
-from mlchaos.faults import KillInjector, PauseInjector
+from mlchaos.faults import AgentInjector, KillInjector
 from mlchaos.process import ProcessSelector, resolve_process
 from mlchaos.units import Duration
 from tests.conftest import free_port, wait_for_port
@@ -156,7 +156,7 @@ async def test_a_pause_is_held_by_the_agent_and_resumed_on_removal_or_when_its_l
         AgentClient(agent.url, agent.token) as client,
     ):
         assert (tmp_path / "agent.token").stat().st_mode & 0o777 == 0o600
-        injector = PauseInjector(client, selector, lease=Duration(0.6), fault_id="run-0", agent="a")
+        injector = AgentInjector(client, selector, lease=Duration(0.6), fault_id="run-0", agent="a")
         await injector.check()
         assert state(sleeper.pid) != psutil.STATUS_STOPPED  # checking pauses nothing
 

@@ -12,11 +12,17 @@ __all__ = ["AgentClient"]
 
 
 class AgentClient(ControlAPIClient):
-    """``health``, ``renew`` and ``remove`` as for a proxy; plus check, pause and paused."""
+    """``health``, ``renew`` and ``remove`` as for a proxy; plus check, pause, confine and
+    the list of faults held (``paused``)."""
 
-    async def check(self, selector: ProcessSelector) -> dict[str, Any]:
-        """Resolve the selector on the agent's host without acting: ``{"pid", "name"}``."""
-        return await self._call("POST", "/check", {"process": _dump(selector)})
+    async def check(
+        self, selector: ProcessSelector, *, cpu: float | None = None, memory: int | None = None
+    ) -> dict[str, Any]:
+        """Resolve the selector on the agent's host without acting: ``{"pid", "name"}``; with
+        limits, also that the agent can make a cgroup with them."""
+        body: dict[str, Any] = {"process": _dump(selector)}
+        body |= {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
+        return await self._call("POST", "/check", body)
 
     async def pause(
         self, fault_id: str, selector: ProcessSelector, lease: Duration
@@ -28,6 +34,26 @@ class AgentClient(ControlAPIClient):
             "/faults",
             {"id": fault_id, "action": "pause", "process": _dump(selector), "lease": str(lease)},
         )
+
+    async def confine(
+        self,
+        fault_id: str,
+        selector: ProcessSelector,
+        lease: Duration,
+        *,
+        cpu: float | None = None,
+        memory: int | None = None,
+    ) -> dict[str, Any]:
+        """Move the process into a cgroup with a CPU quota (cores) and/or a memory limit
+        (bytes) for ``lease``: ``{"pid", "confirmed", "cgroup": {...}, ...}``."""
+        body: dict[str, Any] = {
+            "id": fault_id,
+            "action": "confine",
+            "process": _dump(selector),
+            "lease": str(lease),
+        }
+        body |= {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
+        return await self._call("POST", "/faults", body)
 
     async def paused(self) -> list[dict[str, Any]]:
         body = await self._call("GET", "/faults")

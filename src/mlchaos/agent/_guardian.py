@@ -1,44 +1,56 @@
-"""The agent's guardian: every process the agent paused is resumed when the agent dies.
+"""The agent's guardian: every process fault the agent holds is undone when the agent dies.
 
-A pause must not outlive the agent that holds its lease. The agent cannot promise that itself
+A fault must not outlive the agent that holds its lease. The agent cannot promise that itself
 (a SIGKILL or the OOM killer gives it no last word), so at start it spawns this small process,
-in a session of its own, and tells it over a pipe each process it holds stopped (``hold PID
-START_TIME``) and each it let go (``release PID``). When the agent exits, however it exits,
-the kernel closes the pipe; the guardian reads end-of-file, sends SIGCONT to every process it
-still holds (if it is still the same process: same start time) and exits.
+in a session of its own, and tells it over a pipe, one JSON object per line, each fault it holds
+(``{"op": "hold", "id", "pid", "created"}`` for a pause, ``{"op": "confine", "id",
+"confinement"}`` for a process moved into a cgroup of ours) and each it let go (``{"op":
+"release", "id"}``). When the agent exits, however it exits, the kernel closes the pipe; the
+guardian reads end-of-file, sends SIGCONT to every process it still holds paused (if it is still
+the same process: same start time), moves every confined one back out of our cgroups, and exits.
 
-Run as ``python -m mlchaos.agent._guardian``; it needs nothing but psutil.
+It runs ``mlchaos.agent._guardian.main`` in a Python of its own; it needs nothing but psutil.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlchaos.agent._cgroup import Confinement
 
 __all__ = ["Guardian", "main"]
 
 
 def main() -> None:
-    """Read hold/release lines until end-of-file, then resume what is still held."""
+    """Read hold/confine/release lines until end-of-file, then undo what is still held."""
     import signal  # noqa: PLC0415
 
     import psutil  # noqa: PLC0415
 
+    from mlchaos.agent._cgroup import Confinement, release  # noqa: PLC0415
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only end-of-file ends it
-    held: dict[int, float] = {}
-    stdin = sys.stdin.buffer
-    while line := stdin.readline():
-        parts = line.split()
-        with contextlib.suppress(ValueError):
-            if len(parts) == 3 and parts[0] == b"hold":
-                held[int(parts[1])] = float(parts[2])
-            elif len(parts) == 2 and parts[0] == b"release":
-                held.pop(int(parts[1]), None)
-    for pid, created in held.items():
-        with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(pid)
-            if proc.create_time() == created:
+    held: dict[str, dict[str, object]] = {}
+    while line := sys.stdin.buffer.readline():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            message = json.loads(line)
+            if message["op"] == "release":
+                held.pop(str(message["id"]), None)
+            else:
+                held[str(message["id"])] = message
+    for message in held.values():
+        with contextlib.suppress(psutil.Error, OSError, ValueError, KeyError):
+            if message["op"] == "confine":
+                release(Confinement.from_json(str(message["confinement"])))
+                continue
+            proc = psutil.Process(int(str(message["pid"])))
+            if proc.create_time() == message["created"]:
                 proc.resume()
 
 
@@ -46,17 +58,26 @@ class Guardian:
     """The agent's side: spawns the guardian and keeps it told (restarting it if it died)."""
 
     def __init__(self) -> None:
-        self._held: dict[int, float] = {}
+        self._held: dict[str, str] = {}  # fault id → its line
         self._proc: subprocess.Popen[bytes] | None = None
         self._spawn()
 
-    def hold(self, pid: int, created: float) -> None:
-        self._held[pid] = created
-        self._send(f"hold {pid} {created!r}\n")
+    def hold(self, fault_id: str, pid: int, created: float) -> None:
+        """A paused process: SIGCONT it if the agent dies."""
+        self._tell(fault_id, {"op": "hold", "id": fault_id, "pid": pid, "created": created})
 
-    def release(self, pid: int) -> None:
-        self._held.pop(pid, None)
-        self._send(f"release {pid}\n")
+    def confine(self, fault_id: str, confinement: Confinement) -> None:
+        """A process in a cgroup of ours: move it back if the agent dies."""
+        message = {"op": "confine", "id": fault_id, "confinement": confinement.to_json()}
+        self._tell(fault_id, message)
+
+    def release(self, fault_id: str) -> None:
+        self._held.pop(fault_id, None)
+        self._send(json.dumps({"op": "release", "id": fault_id}) + "\n")
+
+    def _tell(self, fault_id: str, message: Mapping[str, object]) -> None:
+        line = self._held[fault_id] = json.dumps(message) + "\n"
+        self._send(line)
 
     def close(self) -> None:
         """End the guardian (it resumes whatever is still held: nothing, after a clean stop)."""
@@ -74,7 +95,8 @@ class Guardian:
 
     def _spawn(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "mlchaos.agent._guardian"],
+            # not `-m`: the package is imported first, then runpy warns about this module
+            [sys.executable, "-c", "from mlchaos.agent._guardian import main; main()"],
             stdin=subprocess.PIPE,
             start_new_session=True,  # a signal to the agent's group does not reach it
         )
@@ -90,7 +112,7 @@ class Guardian:
                 except OSError:
                     pass
             self._spawn()  # it died: a new one, told everything still held
-            line = "".join(f"hold {p} {c!r}\n" for p, c in self._held.items()) or line
+            line = "".join(self._held.values()) or line
 
 
 if __name__ == "__main__":

@@ -4,16 +4,19 @@ Its control API (loopback, bearer token from a 0600 file):
 
 =========================  ===================================================================
 ``GET /health``            ``{"status": "ok", "faults": n, "resumed_by_lease": n}``
-``POST /check``            ``{"process": selector}`` → ``{"pid", "name"}`` (resolves, acts not)
+``POST /check``            ``{"process": selector, "cpu"?, "memory"?}`` → ``{"pid", "name"}``
+                           (resolves; with limits, checks cgroups can be made; acts not)
 ``GET /faults``            ``{"faults": [{"id", "pid", "name", "lease", "expires_in"}, ...]}``
-``POST /faults``           ``{"id", "action": "pause", "process": selector, "lease": "5s"}``
+``POST /faults``           ``{"id", "action": "pause", "process": selector, "lease": "5s"}``, or
+                           ``{"id", "action": "confine", "process", "lease", "cpu": 0.1,
+                           "memory": bytes}`` (a cgroup: CPU in cores, a memory limit; either)
                            → 201 (an active id naming the same process is renewed)
 ``POST /faults/{id}/renew`` ``{"lease": "5s"?}``
 ``DELETE /faults/{id}``    resume it: ``{"removed": id, "resumed": bool}``
 =========================  ===================================================================
 
 A selector is ``{"pidfile": PATH}`` (absolute), ``{"pattern": REGEX}`` or ``{"port": N}``.
-Stopping the agent (SIGTERM, SIGINT) resumes every process it paused.
+Stopping the agent (SIGTERM, SIGINT) undoes every fault it holds; its guardian does when it dies.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import json
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mlchaos.agent._cgroup import Limits, unsupported
 from mlchaos.agent._guardian import Guardian
 from mlchaos.agent._table import PauseTable, UnknownPauseError
 from mlchaos.control import guarded_app, parse_body, read_body, resolve_token
@@ -44,6 +48,8 @@ class _Model(BaseModel):
 
 class _Check(_Model):
     process: ProcessSelector
+    cpu: float | None = Field(None, gt=0, le=1024)
+    memory: int | None = Field(None, ge=1 << 20)
 
 
 class _Pause(_Model):
@@ -51,6 +57,21 @@ class _Pause(_Model):
     action: Literal["pause"] = "pause"
     process: ProcessSelector
     lease: PositiveDuration = Duration(5.0)
+
+
+class _Confine(_Model):
+    id: str
+    action: Literal["confine"]
+    process: ProcessSelector
+    lease: PositiveDuration = Duration(5.0)
+    cpu: float | None = Field(None, gt=0, le=1024, description="cores, e.g. 0.1")
+    memory: int | None = Field(None, ge=1 << 20, description="bytes, at least 1 MiB")
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.cpu is None and self.memory is None:
+            raise ValueError("give 'cpu' (cores), 'memory' (bytes) or both")
+        return self
 
 
 class _Renew(_Model):
@@ -124,15 +145,25 @@ def _app(table: PauseTable, token: str) -> web.Application:
     async def check(request: web.Request) -> web.Response:
         body = parse_body(await read_body(request), _Check, "check")
         target = await asyncio.to_thread(_resolve, body.process)  # a process scan
+        limits = Limits(cpu=body.cpu, memory=body.memory)
+        why = unsupported(limits) if limits.controllers() else None
+        if why is not None:
+            raise web.HTTPConflict(reason=f"cannot confine pid {target.pid}: {why}")
         return web.json_response({"pid": target.pid, "name": target.name})
 
     async def list_faults(request: web.Request) -> web.Response:
         return web.json_response({"faults": table.list()})
 
-    async def pause(request: web.Request) -> web.Response:
-        body = parse_body(await read_body(request), _Pause, "fault")
+    async def add(request: web.Request) -> web.Response:
+        raw = await read_body(request)
         try:
-            answer = await table.pause(body.id, body.process, body.lease)
+            if isinstance(raw, dict) and raw.get("action") == "confine":
+                body = parse_body(raw, _Confine, "fault")
+                limits = Limits(cpu=body.cpu, memory=body.memory)
+                answer = await table.confine(body.id, body.process, body.lease, limits)
+            else:
+                pause = parse_body(raw, _Pause, "fault")
+                answer = await table.pause(pause.id, pause.process, pause.lease)
         except RunError as exc:
             raise web.HTTPConflict(reason=str(exc)) from None
         return web.json_response(answer, status=201)
@@ -150,7 +181,7 @@ def _app(table: PauseTable, token: str) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_post("/check", check)
     app.router.add_get("/faults", list_faults)
-    app.router.add_post("/faults", pause)
+    app.router.add_post("/faults", add)
     app.router.add_post("/faults/{id}/renew", renew)
     app.router.add_delete("/faults/{id}", remove)
     return app

@@ -1,8 +1,9 @@
-"""Paused processes under leases: each is resumed when its lease ends, unless renewed first.
+"""Process faults under leases: each is undone when its lease ends, unless renewed first.
 
-The agent, not the runner, holds the lease: a runner that dies (even ``kill -9``) stops
-renewing, and the process is resumed once its lease has passed. Stopping the agent resumes
-every process it paused.
+Two kinds: a *pause* (SIGSTOP, undone by SIGCONT) and a *confinement* (the process moved into a
+cgroup of ours with a CPU quota or a memory limit, undone by moving it back; ``_cgroup``). The
+agent, not the runner, holds the lease: a runner that dies (even ``kill -9``) stops renewing,
+and the fault is undone once its lease has passed. Stopping the agent undoes every fault.
 
 Nothing here blocks the agent's event loop: process scans run in a thread, and a pause (or a
 resume) is answered once the kernel shows it in place — or reported unconfirmed, never assumed.
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlchaos.agent._cgroup import Confinement, Limits, confine, in_place, release
 from mlchaos.errors import ConfigError, RunError
 from mlchaos.process import ProcessSelector, TargetProcess, resolve_process
 from mlchaos.units import Duration
@@ -32,7 +34,7 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 class UnknownPauseError(LookupError):
-    """No paused process has this id (it was resumed, or its lease ended)."""
+    """No process fault has this id (it was undone, or its lease ended)."""
 
 
 @dataclass(eq=False)
@@ -43,21 +45,27 @@ class _Paused:
     expires_at: float
     handle: asyncio.TimerHandle
 
-    stopped: bool = True  # the kernel showed the process stopped
+    stopped: bool = True  # the kernel showed the process stopped (or confined)
+    confinement: Confinement | None = None  # a cgroup fault; None: a pause
 
     def to_dict(self, now: float) -> dict[str, Any]:
-        return {
+        answer: dict[str, Any] = {
             "id": self.id,
+            "action": "pause" if self.confinement is None else "confine",
             "pid": self.target.pid,
             "name": self.target.name,
             "lease": str(self.lease),
             "expires_in": round(max(0.0, self.expires_at - now), 3),
             "confirmed": self.stopped,
         }
+        if self.confinement is not None:
+            answer["cgroup"] = in_place(self.confinement)
+        return answer
 
 
 class PauseTable:
-    """SIGSTOP with a lease; SIGCONT on removal, on lease end and on :meth:`resume_all`."""
+    """Pauses and confinements with a lease; undone on removal, on lease end and on
+    :meth:`resume_all`."""
 
     def __init__(self, guardian: Guardian | None = None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -68,12 +76,10 @@ class PauseTable:
     def __len__(self) -> int:
         return len(self._paused)
 
-    async def pause(
+    async def _target(
         self, fault_id: str, selector: ProcessSelector, lease: Duration
-    ) -> dict[str, Any]:
-        """Stop the selected process for ``lease``; an active id is renewed if it names the
-        same process. RunError when there is no single process to stop. The answer's
-        ``confirmed`` says whether the kernel showed it stopped within 0.2 s."""
+    ) -> tuple[TargetProcess, dict[str, Any] | None]:
+        """The selected process, and the renewal's answer when ``fault_id`` already holds it."""
         if not _ID.fullmatch(fault_id):
             raise ConfigError(f"invalid id {fault_id!r}: letters, digits and ._:- only")
         if not lease.seconds > 0:
@@ -82,17 +88,53 @@ class PauseTable:
         current = self._paused.get(fault_id)
         if current is not None:
             if current.target != target:
-                raise ConfigError(f"id {fault_id!r} already pauses another process")
-            return self.renew(fault_id, lease)
+                raise ConfigError(f"id {fault_id!r} already holds another process")
+            return target, self.renew(fault_id, lease)
+        return target, None
+
+    def _hold(self, fault_id: str, target: TargetProcess, lease: Duration) -> _Paused:
+        expires = self._loop.time() + lease.seconds
+        handle = self._loop.call_at(expires, self._expire, fault_id)
+        entry = self._paused[fault_id] = _Paused(fault_id, target, lease, expires, handle)
+        return entry
+
+    async def confine(
+        self, fault_id: str, selector: ProcessSelector, lease: Duration, limits: Limits
+    ) -> dict[str, Any]:
+        """Move the selected process into a cgroup of ours with ``limits`` for ``lease``;
+        RunError when there is no single process, or the kernel refuses."""
+        target, renewed = await self._target(fault_id, selector, lease)
+        if renewed is not None:
+            return renewed
+        if target.alive() is None:
+            raise RunError(f"{selector.describe()} exited before it could be confined")
+        try:
+            confinement = await asyncio.to_thread(confine, target.pid, fault_id, limits)
+        except OSError as exc:
+            raise RunError(f"cannot confine pid {target.pid}: {exc.strerror or exc}") from None
+        if self._guardian is not None:  # from here on, the agent's death releases it
+            self._guardian.confine(fault_id, confinement)
+        entry = self._hold(fault_id, target, lease)
+        entry.confinement = confinement
+        entry.stopped = in_place(confinement)["confined"]
+        return entry.to_dict(self._loop.time())
+
+    async def pause(
+        self, fault_id: str, selector: ProcessSelector, lease: Duration
+    ) -> dict[str, Any]:
+        """Stop the selected process for ``lease``; an active id is renewed if it names the
+        same process. RunError when there is no single process to stop. The answer's
+        ``confirmed`` says whether the kernel showed it stopped within 0.2 s."""
+        target, renewed = await self._target(fault_id, selector, lease)
+        if renewed is not None:
+            return renewed
         proc = target.alive()
         if proc is None:
             raise RunError(f"{selector.describe()} exited before it could be paused")
         if self._guardian is not None:  # told first: from here on, the agent's death resumes it
-            self._guardian.hold(target.pid, target.created)
+            self._guardian.hold(fault_id, target.pid, target.created)
         proc.suspend()
-        expires = self._loop.time() + lease.seconds
-        handle = self._loop.call_at(expires, self._expire, fault_id)
-        entry = self._paused[fault_id] = _Paused(fault_id, target, lease, expires, handle)
+        entry = self._hold(fault_id, target, lease)
         entry.stopped = await _shown(proc, stopped=True)
         return entry.to_dict(self._loop.time())
 
@@ -105,22 +147,28 @@ class PauseTable:
         return entry.to_dict(self._loop.time())
 
     def resume(self, fault_id: str) -> bool:
-        """Resume (SIGCONT at once) and forget; True when the process was still there."""
+        """Undo at once (SIGCONT, or out of our cgroup) and forget; True when the process was
+        still there."""
         entry = self._get(fault_id)
         entry.handle.cancel()
         del self._paused[fault_id]
-        proc = entry.target.alive()
-        if proc is not None:
-            proc.resume()
+        if entry.confinement is not None:
+            undone = release(entry.confinement)
+        else:
+            proc = entry.target.alive()
+            if proc is not None:
+                proc.resume()
+            undone = proc is not None
         if self._guardian is not None:
-            self._guardian.release(entry.target.pid)
-        return proc is not None
+            self._guardian.release(fault_id)
+        return undone
 
     async def resume_confirmed(self, fault_id: str) -> bool:
         """:meth:`resume`, answered once the kernel shows the process running (at most 0.2 s)."""
-        proc = self._get(fault_id).target.alive()
+        entry = self._get(fault_id)
+        proc = entry.target.alive()
         resumed = self.resume(fault_id)
-        if resumed and proc is not None:
+        if resumed and proc is not None and entry.confinement is None:
             await _shown(proc, stopped=False)
         return resumed
 
@@ -135,7 +183,7 @@ class PauseTable:
         try:
             return self._paused[fault_id]
         except KeyError:
-            raise UnknownPauseError(f"no paused process with id {fault_id!r}") from None
+            raise UnknownPauseError(f"no process fault with id {fault_id!r}") from None
 
     def _expire(self, fault_id: str) -> None:
         if fault_id in self._paused:

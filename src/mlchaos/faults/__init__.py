@@ -2,13 +2,13 @@
 
 from mlchaos.faults._base import Injector
 from mlchaos.faults._build import build_injector
-from mlchaos.faults._process import KillInjector, PauseInjector
+from mlchaos.faults._process import AgentInjector, KillInjector
 from mlchaos.faults._proxy import ProxyFaultInjector
 
 __all__ = [
+    "AgentInjector",
     "Injector",
     "KillInjector",
-    "PauseInjector",
     "ProxyFaultInjector",
     "build_injector",
 ]

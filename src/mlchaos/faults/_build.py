@@ -6,7 +6,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlchaos.faults._process import KillInjector, PauseInjector
+from mlchaos.faults._process import AgentInjector, KillInjector
 from mlchaos.faults._proxy import ProxyFaultInjector
 
 if TYPE_CHECKING:
@@ -29,18 +29,20 @@ def build_injector(
     lease: Duration,
 ) -> Injector:
     """A kill acts here, a pause through its agent, every other fault through its proxy."""
-    from mlchaos.spec import KillFault, PauseFault  # noqa: PLC0415
+    from mlchaos.spec import AgentFault, CpuFault, KillFault, MemoryFault  # noqa: PLC0415
 
     if isinstance(fault, KillFault):
         selector = fault.process.relative_to(base_dir)
         return KillInjector(selector, signal.Signals[fault.signal], fault.restart)
-    if isinstance(fault, PauseFault):
-        return PauseInjector(
+    if isinstance(fault, AgentFault):
+        return AgentInjector(
             agents[fault.target],
             fault.process.relative_to(base_dir),
             lease=lease,
             fault_id=fault_id,
             agent=fault.target,
+            cpu=fault.share.fraction if isinstance(fault, CpuFault) else None,
+            memory=int(fault.limit) if isinstance(fault, MemoryFault) else None,
         )
     return ProxyFaultInjector(
         proxies[fault.target], fault.rule(), lease=lease, fault_id=fault_id, proxy=fault.target

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mlchaos.agent import AgentClient
     from mlchaos.units import Duration
 
-__all__ = ["KillInjector", "PauseInjector"]
+__all__ = ["AgentInjector", "KillInjector"]
 
 _RESTART_TIMEOUT_S = 60.0
 
@@ -107,8 +107,9 @@ class KillInjector:
         return True
 
 
-class PauseInjector:
-    """Pause the selected process through an agent, under the experiment's lease."""
+class AgentInjector:
+    """A process fault through an agent, under the experiment's lease: a pause (SIGSTOP), or,
+    with ``cpu`` (cores) or ``memory`` (bytes), a confinement in a cgroup with those limits."""
 
     def __init__(
         self,
@@ -118,35 +119,59 @@ class PauseInjector:
         lease: Duration,
         fault_id: str,
         agent: str,
+        cpu: float | None = None,
+        memory: int | None = None,
     ) -> None:
         self._client = client
         self.selector = selector
         self._lease = lease
         self.fault_id = fault_id
         self.agent = agent
+        self.cpu = cpu
+        self.memory = memory
 
     hits: dict[str, int] | None = None
     unit = "processes"
 
     @property
+    def confining(self) -> bool:
+        return self.cpu is not None or self.memory is not None
+
+    @property
     def label(self) -> str:
-        return f"pause of {self.selector.describe()} (agent {self.agent})"
+        what = "pause"
+        if self.cpu is not None:
+            what = f"cpu limit {self.cpu:.0%} of a core"
+        if self.memory is not None:
+            what = f"memory limit {self.memory / 2**20:g} MiB"
+        return f"{what} of {self.selector.describe()} (agent {self.agent})"
 
     async def check(self) -> None:
-        """The agent answers and finds exactly one process to pause (nothing is paused)."""
+        """The agent answers, finds exactly one process, and (for a cgroup fault) can make
+        cgroups with these limits; nothing is done to the process."""
         try:
-            await self._client.check(self.selector)
+            await self._client.check(self.selector, cpu=self.cpu, memory=self.memory)
         except ControlAPIError as exc:
-            raise PreflightError(f"agent '{self.agent}' cannot pause: {exc}") from None
+            raise PreflightError(f"agent '{self.agent}' cannot act: {exc}") from None
 
     async def rehearse(self) -> str:
-        """A pause has no traffic share: check the agent and the process, pause nothing."""
+        """A process fault has no traffic share: check the agent and the process, do nothing."""
         await self.check()
-        return "the agent answers and finds the process; not paused (no traffic share)"
+        return "the agent answers and finds the process; nothing done (no traffic share)"
 
     async def inject(self) -> None:
-        """Pause it; RunError if the agent could not see it stopped (then rollback resumes
-        it, like any fault whose injection was attempted)."""
+        """Apply it; RunError if the agent could not see it in place (then rollback undoes it,
+        like any fault whose injection was attempted)."""
+        if self.confining:
+            answer = await self._client.confine(
+                self.fault_id, self.selector, self._lease, cpu=self.cpu, memory=self.memory
+            )
+            if answer.get("confirmed") is False:
+                raise RunError(
+                    f"the agent moved pid {answer.get('pid')} into a cgroup but the kernel does "
+                    "not show it there: the confinement is unconfirmed"
+                )
+            return
         answer = await self._client.pause(self.fault_id, self.selector, self._lease)
         if answer.get("confirmed") is False:
             raise RunError(

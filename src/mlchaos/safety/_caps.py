@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 
 from mlchaos.safety._site import Profile
 from mlchaos.spec import (
+    AgentFault,
     Experiment,
     HttpAction,
     HttpProbe,
     KillFault,
-    PauseFault,
     TcpProbe,
     TrafficConfig,
 )
@@ -32,7 +32,7 @@ def fault_targets(exp: Experiment) -> list[str]:
     proxies = {p.name: p for p in exp.proxies}
     keys: list[str] = []
     for fault in exp.faults:
-        if isinstance(fault, KillFault | PauseFault):
+        if isinstance(fault, KillFault | AgentFault):
             key = fault.process.describe()
         else:
             spec = proxies[fault.target]
@@ -94,7 +94,7 @@ def _undeclared_processes(exp: Experiment, environment: str, allowed: list[str])
     from mlchaos.errors import RunError  # noqa: PLC0415
     from mlchaos.process import resolve_processes  # noqa: PLC0415
 
-    faults = [f for f in exp.faults if isinstance(f, KillFault | PauseFault)]
+    faults = [f for f in exp.faults if isinstance(f, KillFault | AgentFault)]
     if not faults:
         return []
     if not allowed:

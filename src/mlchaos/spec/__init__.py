@@ -24,6 +24,7 @@ from mlchaos.spec._crossref import cross_check
 from mlchaos.spec._load import load_model, parse_text, validate_data
 from mlchaos.spec._models import (
     AbortFault,
+    AgentFault,
     AgentSpec,
     Alerts,
     Analysis,
@@ -32,6 +33,7 @@ from mlchaos.spec._models import (
     CommandAction,
     ConnectAgent,
     ConnectProxy,
+    CpuFault,
     ExpectedAlert,
     Experiment,
     Fault,
@@ -39,6 +41,7 @@ from mlchaos.spec._models import (
     HttpAction,
     KillFault,
     LatencyFault,
+    MemoryFault,
     PauseFault,
     ProcessSelector,
     ProxyFault,
@@ -66,6 +69,7 @@ from mlchaos.spec._traffic import (
 
 __all__ = [
     "AbortFault",
+    "AgentFault",
     "AgentSpec",
     "Alerts",
     "Analysis",
@@ -77,6 +81,7 @@ __all__ = [
     "CommandAction",
     "ConnectAgent",
     "ConnectProxy",
+    "CpuFault",
     "ExpectedAlert",
     "Experiment",
     "Extract",
@@ -90,6 +95,7 @@ __all__ = [
     "LabelSource",
     "LatencyFault",
     "LiveTraffic",
+    "MemoryFault",
     "Metric",
     "MetricCheck",
     "PauseFault",

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from mlchaos.errors import SpecIssue
 from mlchaos.proxy._config import Protocol
 from mlchaos.proxy._rules import HTTP_RULES, TCP_RULES, FaultArm
-from mlchaos.spec._models import Experiment, KillFault, PauseFault, ProxyFault, ProxySpec
+from mlchaos.spec._models import AgentFault, Experiment, KillFault, ProxyFault, ProxySpec
 from mlchaos.spec._traffic import LiveTraffic
 
 __all__ = ["cross_check"]
@@ -34,11 +34,12 @@ def cross_check(exp: Experiment) -> list[SpecIssue]:
     traffic_s = exp.traffic.duration.seconds
     for i, fault in enumerate(exp.faults):
         path = f"faults[{i}]"
-        if isinstance(fault, PauseFault):
+        if isinstance(fault, AgentFault):
             if fault.process.pick is not None:
                 issues.append(
                     SpecIssue(
-                        f"{path}.process.pick", "a pause acts on one process: pick is for kill"
+                        f"{path}.process.pick",
+                        f"a {fault.type} fault acts on one process: pick is for kill",
                     )
                 )
             if fault.target not in agents:

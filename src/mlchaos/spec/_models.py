@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
+    ByteSize,
     ConfigDict,
     Discriminator,
     Field,
@@ -41,7 +42,9 @@ from mlchaos.spec._traffic import Traffic
 from mlchaos.units import Duration, NonNegativeDuration, PositiveDuration, Share
 
 __all__ = [
+    "AGENT_FAULTS",
     "AbortFault",
+    "AgentFault",
     "AgentSpec",
     "Analysis",
     "BandwidthFault",
@@ -49,12 +52,14 @@ __all__ = [
     "CommandAction",
     "ConnectAgent",
     "ConnectProxy",
+    "CpuFault",
     "Experiment",
     "Fault",
     "FeastMissingFault",
     "HttpAction",
     "KillFault",
     "LatencyFault",
+    "MemoryFault",
     "PauseFault",
     "ProcessSelector",
     "ProxyFault",
@@ -256,16 +261,16 @@ class KillFault(_Model):
         return traffic_duration.seconds
 
 
-class PauseFault(_Model):
-    """Pause a process (SIGSTOP) through an agent that holds the lease: it is resumed on
-    removal, on rollback, and by the agent itself when the runner stops renewing."""
+class AgentFault(_Model):
+    """A fault on a process held by an agent under the experiment's lease: undone on removal,
+    on rollback, by the agent itself when the runner stops renewing, and by the agent's guardian
+    when the agent dies."""
 
-    type: Literal["pause"]
-    target: str = Field(description="name of the agent (section 'agents') that pauses it")
+    target: str = Field(description="name of the agent (section 'agents') that holds it")
     process: ProcessSelector
     start: NonNegativeDuration = Field(Duration(0.0), description="offset from traffic start")
     duration: PositiveDuration | None = Field(
-        None, description="how long it stays paused; default: to the end"
+        None, description="how long it stays; default: to the end"
     )
 
     def end(self, traffic_duration: Duration) -> float:
@@ -274,7 +279,49 @@ class PauseFault(_Model):
         return self.start.seconds + self.duration.seconds
 
 
-Fault = Annotated[ProxyFault | KillFault | PauseFault, Field(discriminator="type")]
+class PauseFault(AgentFault):
+    """Pause a process (SIGSTOP); resumed (SIGCONT) when undone."""
+
+    type: Literal["pause"]
+
+
+class CpuFault(AgentFault):
+    """Throttle a process to a share of one core: it is moved into a cgroup with that CPU
+    quota (``cpu.cfs_quota_us`` on cgroup v1, ``cpu.max`` on v2), and moved back when undone.
+    Needs root on the agent's host. Acts on the process, so on every arm."""
+
+    type: Literal["cpu"]
+    share: Share = Field(description="of one core, e.g. 10%; at least 1% (the kernel's least)")
+
+    @model_validator(mode="after")
+    def _at_least_one_percent(self) -> Self:
+        if self.share.fraction < 0.01:
+            raise ValueError(f"share {self.share}: the kernel's smallest CPU quota is 1%")
+        return self
+
+
+class MemoryFault(AgentFault):
+    """Cap what a process may allocate: it is moved into a cgroup with that memory limit
+    (``memory.limit_in_bytes`` on v1, ``memory.max`` on v2), so allocations past it fail and
+    the OOM killer acts; moved back when undone. Memory it held before stays charged where it
+    was: the limit caps what it allocates while confined. Needs root. Acts on every arm."""
+
+    type: Literal["memory"]
+    limit: ByteSize = Field(description="e.g. 64MiB; at least 1MiB")
+
+    @model_validator(mode="after")
+    def _at_least_a_mebibyte(self) -> Self:
+        if self.limit < 2**20:
+            raise ValueError(f"limit {self.limit.human_readable()}: at least 1MiB")
+        return self
+
+
+AGENT_FAULTS = (PauseFault, CpuFault, MemoryFault)
+
+
+Fault = Annotated[
+    ProxyFault | KillFault | PauseFault | CpuFault | MemoryFault, Field(discriminator="type")
+]
 
 
 class ConnectAgent(_Model):
