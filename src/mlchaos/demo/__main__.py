@@ -7,7 +7,8 @@ Services (each binds ``127.0.0.1:--port``, 0 for an ephemeral port, prints one J
     store    --db PATH --port P                     the feature store (Feast HTTP, SQLite)
     pipeline --store URL --seed N --interval S --port P
                                                     the feature pipeline (pushes to the store)
-    replica  --model-dir DIR --name NAME --port P   one primary-model replica (OIP v2)
+    replica  --model-dir DIR --name NAME [--work-ms MS] --port P
+                                                    one primary-model replica (OIP v2)
     gateway  --variant resilient|naive --replica URL --replica URL --store URL
              --model-dir DIR --port P [--model-timeout S] [--store-timeout S] [--cache-ttl S]
              [--max-feature-age S]
@@ -119,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     replica = sub.add_parser("replica", help="one primary-model replica (OIP v2)")
     replica.add_argument("--model-dir", type=Path, required=True)
     replica.add_argument("--name", required=True)
+    replica.add_argument(
+        "--work-ms", type=float, default=1.0, help="CPU time each inference spends (default 1)"
+    )
 
     gateway = sub.add_parser("gateway", help="the service users call (OIP v2, model 'churn')")
     gateway.add_argument("--variant", choices=("resilient", "naive"), default="resilient")
@@ -196,7 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mlchaos.demo._replica import serve_replica  # noqa: PLC0415
 
             return run_service(
-                lambda: serve_replica(args.model_dir, args.name, args.port), args.name
+                lambda: serve_replica(args.model_dir, args.name, args.port, args.work_ms),
+                args.name,
             )
         case "clients":
             from mlchaos.demo._clients import serve_clients  # noqa: PLC0415

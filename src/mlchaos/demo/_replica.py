@@ -8,10 +8,16 @@ in the order of the model file's ``features`` (``x1, x2, f1, f2, f3``). The answ
 outputs ``label`` (INT64) and ``probability`` (FP32), and ``parameters.replica``: the
 replica's name, so a caller can tell which replica answered. Errors: 400 for bad input, 404 for
 an unknown model, both ``{"error": "..."}``.
+
+Each inference also spends ``work_ms`` of CPU (1 ms by default), as a real model does: the
+logistic model alone costs microseconds, so a replica starved of CPU would not show it. The work
+is counted in the thread's CPU time, so a throttled replica takes longer in wall time, exactly as
+a real model would.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +41,16 @@ __all__ = ["PRIMARY", "replica_app", "serve_replica"]
 PRIMARY = "primary"
 _MODEL = web.AppKey("model", LinearModel)
 _NAME = web.AppKey("name", str)
+_WORK = web.AppKey("work", float)
+WORK_MS = 1.0
 
 
-def replica_app(model_dir: Path, name: str) -> web.Application:
+def replica_app(model_dir: Path, name: str, work_ms: float = WORK_MS) -> web.Application:
     """The replica's aiohttp application; :class:`ModelFileError` if the model cannot load."""
     app = web.Application(middlewares=[json_errors()])
     app[_MODEL] = LinearModel.load(model_dir / f"{PRIMARY}.json")
     app[_NAME] = name
+    app[_WORK] = work_ms / 1000
     add_v2_routes(
         app,
         server=f"mlchaos-demo-replica/{name}",
@@ -52,9 +61,9 @@ def replica_app(model_dir: Path, name: str) -> web.Application:
     return app
 
 
-async def serve_replica(model_dir: Path, name: str, port: int) -> None:
+async def serve_replica(model_dir: Path, name: str, port: int, work_ms: float = WORK_MS) -> None:
     """Serve one replica until SIGTERM or SIGINT."""
-    await serve(replica_app(model_dir, name), name, port)
+    await serve(replica_app(model_dir, name, work_ms), name, port)
 
 
 async def _metadata(request: web.Request) -> web.Response:
@@ -69,9 +78,17 @@ async def _infer(request: web.Request) -> web.Response:
     model = request.app[_MODEL]
     request_id, values = single_row(await read_json_object(request), len(model.features))
     label, probability = model.predict(values)
+    _spend_cpu(request.app[_WORK])
     answer: dict[str, Any] = {"model_name": PRIMARY, "model_version": model.version}
     if request_id is not None:
         answer["id"] = request_id
     answer["outputs"] = [label_output(label), probability_output(probability)]
     answer["parameters"] = {"replica": request.app[_NAME]}
     return web.json_response(answer)
+
+
+def _spend_cpu(seconds: float) -> None:
+    """Busy for ``seconds`` of this thread's CPU time (wall time when it gets all of a core)."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass

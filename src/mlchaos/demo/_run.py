@@ -40,6 +40,7 @@ EXPERIMENTS = (
     "feature-store-outage",
     "feature-missing",
     "pipeline-delay",
+    "replica-cpu-starvation",
     "staleness-sweep",
     "live-harmless",
     "live-kill-switch",
@@ -51,11 +52,20 @@ _HTTP_STORE_ONLY = frozenset({"feature-missing"})
 _LIVE = frozenset({"live-harmless", "live-kill-switch"})
 # Experiments that validate alerts: they need Debian's prometheus, and are skipped without it.
 _ALERTING = frozenset({"alert-validation"})
+# Experiments whose fault is a cgroup (the agent needs root and the controller).
+_CGROUPS = frozenset({"replica-cpu-starvation"})
 LIVE_RATE = 120.0  # the simulated users' calls per second (more saturates 2 cores)
 # How an experiment is meant to end when the service behaves: held, unless it shows a safety
 # mechanism at work (the kill switch stopping a harmful fault).
 _EXPECTED = {"live-kill-switch": "aborted"}
 _EXIT_INTERRUPTED = 130
+
+
+def cgroups_unsupported() -> str | None:
+    """Why this host cannot run the CPU-quota experiments (None: it can)."""
+    from mlchaos.agent._cgroup import Limits, unsupported  # noqa: PLC0415
+
+    return unsupported(Limits(cpu=0.1))
 
 
 def experiment_path(name: str) -> Path:
@@ -134,6 +144,11 @@ async def run_demo(
                 "(apt-get install prometheus)[/]"
             )
         names = [n for n in names if n not in _ALERTING]
+    why = cgroups_unsupported()
+    if why is not None:
+        for name in [n for n in names if n in _CGROUPS]:
+            console.print(f"[yellow]skipping {name}: {why}[/]")
+        names = [n for n in names if n not in _CGROUPS]
     try:
         for name in names:
             console.rule(f"[bold]{name}[/] ({variant} gateway, {feature_store} feature store)")
