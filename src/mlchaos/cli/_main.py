@@ -264,6 +264,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"{args.file}: valid — '{exp.title}': {len(exp.faults)} faults, "
         f"{len(exp.hypothesis)} hypothesis checks, {len(exp.guardrails)} guardrails"
     )
+    for i, fault in enumerate(exp.faults):  # a process is shared: its fault reaches both arms
+        if fault.type in ("kill", "pause", "cpu", "memory"):
+            print(f"  note: faults[{i}] ({fault.type}) acts on a whole process: it hits every arm")
     lines = plan(exp)
     if lines:
         print(

@@ -144,7 +144,7 @@ class AgentInjector:
             what = f"cpu limit {self.cpu:.0%} of a core"
         if self.memory is not None:
             what = f"memory limit {self.memory / 2**20:g} MiB"
-        return f"{what} of {self.selector.describe()} (agent {self.agent})"
+        return f"{what} of {self.selector.describe()} (agent {self.agent}; every arm)"
 
     async def check(self) -> None:
         """The agent answers, finds exactly one process, and (for a cgroup fault) can make
