@@ -7,7 +7,7 @@ Services (each binds ``127.0.0.1:--port``, 0 for an ephemeral port, prints one J
     store    --db PATH --port P                     the feature store (Feast HTTP, SQLite)
     pipeline --store URL --seed N --interval S --port P
                                                     the feature pipeline (pushes to the store)
-    replica  --model-dir DIR --name NAME [--work-ms MS] --port P
+    replica  --model-dir DIR --name NAME [--work-ms MS] [--workspace-mib N] --port P
                                                     one primary-model replica (OIP v2)
     gateway  --variant resilient|naive --replica URL --replica URL --store URL
              --model-dir DIR --port P [--model-timeout S] [--store-timeout S] [--cache-ttl S]
@@ -123,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     replica.add_argument(
         "--work-ms", type=float, default=1.0, help="CPU time each inference spends (default 1)"
     )
+    replica.add_argument(
+        "--workspace-mib", type=int, default=4, help="scratch memory per inference (default 4)"
+    )
 
     gateway = sub.add_parser("gateway", help="the service users call (OIP v2, model 'churn')")
     gateway.add_argument("--variant", choices=("resilient", "naive"), default="resilient")
@@ -200,7 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mlchaos.demo._replica import serve_replica  # noqa: PLC0415
 
             return run_service(
-                lambda: serve_replica(args.model_dir, args.name, args.port, args.work_ms),
+                lambda: serve_replica(
+                    args.model_dir, args.name, args.port, args.work_ms, args.workspace_mib
+                ),
                 args.name,
             )
         case "clients":

@@ -9,14 +9,17 @@ outputs ``label`` (INT64) and ``probability`` (FP32), and ``parameters.replica``
 replica's name, so a caller can tell which replica answered. Errors: 400 for bad input, 404 for
 an unknown model, both ``{"error": "..."}``.
 
-Each inference also spends ``work_ms`` of CPU (1 ms by default), as a real model does: the
-logistic model alone costs microseconds, so a replica starved of CPU would not show it. The work
-is counted in the thread's CPU time, so a throttled replica takes longer in wall time, exactly as
-a real model would.
+Each inference also spends ``work_ms`` of CPU (1 ms by default) and allocates a
+``workspace_mib`` scratch buffer (4 MiB by default, every page touched, freed after), as a real
+model does: the logistic model alone costs microseconds and no memory, so a replica starved of
+CPU or memory would not show it. The work is counted in the thread's CPU time, so a throttled
+replica takes longer in wall time, exactly as a real model would; a replica whose memory is
+capped below its workspace meets the OOM killer at its next inference.
 """
 
 from __future__ import annotations
 
+import mmap
 import time
 from pathlib import Path
 from typing import Any
@@ -41,16 +44,19 @@ __all__ = ["PRIMARY", "replica_app", "serve_replica"]
 PRIMARY = "primary"
 _MODEL = web.AppKey("model", LinearModel)
 _NAME = web.AppKey("name", str)
-_WORK = web.AppKey("work", float)
+_WORK = web.AppKey("work", tuple[float, int])
 WORK_MS = 1.0
+WORKSPACE_MIB = 4
 
 
-def replica_app(model_dir: Path, name: str, work_ms: float = WORK_MS) -> web.Application:
+def replica_app(
+    model_dir: Path, name: str, work_ms: float = WORK_MS, workspace_mib: int = WORKSPACE_MIB
+) -> web.Application:
     """The replica's aiohttp application; :class:`ModelFileError` if the model cannot load."""
     app = web.Application(middlewares=[json_errors()])
     app[_MODEL] = LinearModel.load(model_dir / f"{PRIMARY}.json")
     app[_NAME] = name
-    app[_WORK] = work_ms / 1000
+    app[_WORK] = (work_ms / 1000, workspace_mib * 2**20)
     add_v2_routes(
         app,
         server=f"mlchaos-demo-replica/{name}",
@@ -61,9 +67,15 @@ def replica_app(model_dir: Path, name: str, work_ms: float = WORK_MS) -> web.App
     return app
 
 
-async def serve_replica(model_dir: Path, name: str, port: int, work_ms: float = WORK_MS) -> None:
+async def serve_replica(
+    model_dir: Path,
+    name: str,
+    port: int,
+    work_ms: float = WORK_MS,
+    workspace_mib: int = WORKSPACE_MIB,
+) -> None:
     """Serve one replica until SIGTERM or SIGINT."""
-    await serve(replica_app(model_dir, name, work_ms), name, port)
+    await serve(replica_app(model_dir, name, work_ms, workspace_mib), name, port)
 
 
 async def _metadata(request: web.Request) -> web.Response:
@@ -78,7 +90,7 @@ async def _infer(request: web.Request) -> web.Response:
     model = request.app[_MODEL]
     request_id, values = single_row(await read_json_object(request), len(model.features))
     label, probability = model.predict(values)
-    _spend_cpu(request.app[_WORK])
+    _work(*request.app[_WORK])
     answer: dict[str, Any] = {"model_name": PRIMARY, "model_version": model.version}
     if request_id is not None:
         answer["id"] = request_id
@@ -87,8 +99,17 @@ async def _infer(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
-def _spend_cpu(seconds: float) -> None:
-    """Busy for ``seconds`` of this thread's CPU time (wall time when it gets all of a core)."""
+def _work(seconds: float, workspace: int) -> None:
+    """A scratch buffer of ``workspace`` bytes, and busy for ``seconds`` of this thread's CPU
+    time (wall time when it gets all of a core).
+
+    The buffer is a fresh anonymous mapping with every page written, unmapped after: new pages
+    each time, charged to the process's cgroup now (heap memory freed earlier would be reused,
+    and stay charged wherever it was first touched)."""
+    if workspace:
+        with mmap.mmap(-1, workspace) as scratch:
+            for offset in range(0, workspace, mmap.PAGESIZE):
+                scratch[offset] = 1
     until = time.thread_time() + seconds
     while time.thread_time() < until:
         pass

@@ -41,6 +41,7 @@ EXPERIMENTS = (
     "feature-missing",
     "pipeline-delay",
     "replica-cpu-starvation",
+    "replica-memory-exhaustion",
     "staleness-sweep",
     "live-harmless",
     "live-kill-switch",
@@ -53,7 +54,7 @@ _LIVE = frozenset({"live-harmless", "live-kill-switch"})
 # Experiments that validate alerts: they need Debian's prometheus, and are skipped without it.
 _ALERTING = frozenset({"alert-validation"})
 # Experiments whose fault is a cgroup (the agent needs root and the controller).
-_CGROUPS = frozenset({"replica-cpu-starvation"})
+_CGROUPS = frozenset({"replica-cpu-starvation", "replica-memory-exhaustion"})
 LIVE_RATE = 120.0  # the simulated users' calls per second (more saturates 2 cores)
 # How an experiment is meant to end when the service behaves: held, unless it shows a safety
 # mechanism at work (the kill switch stopping a harmful fault).
@@ -65,7 +66,7 @@ def cgroups_unsupported() -> str | None:
     """Why this host cannot run the CPU-quota experiments (None: it can)."""
     from mlchaos.agent._cgroup import Limits, unsupported  # noqa: PLC0415
 
-    return unsupported(Limits(cpu=0.1))
+    return unsupported(Limits(cpu=0.1, memory=2**20))
 
 
 def experiment_path(name: str) -> Path:
