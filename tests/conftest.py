@@ -83,6 +83,29 @@ def first_line(proc: subprocess.Popen[str], timeout: float = 20.0) -> str:
 
 
 @pytest.fixture
+def needs_cgroups() -> None:
+    """Skip, naming why, where the agent cannot make cgroups with a CPU quota and a memory
+    limit (not root, no controller); fail instead when ``MLCHAOS_REQUIRE_CGROUPS=1`` (CI)."""
+    from mlchaos.agent._cgroup import Limits, unsupported
+
+    why = unsupported(Limits(cpu=0.5, memory=64 * 2**20))
+    if why is None:
+        return
+    if os.environ.get("MLCHAOS_REQUIRE_CGROUPS") == "1":
+        pytest.fail(f"MLCHAOS_REQUIRE_CGROUPS=1 but {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture
+def burner() -> Iterator[subprocess.Popen[bytes]]:
+    """A process that uses all the CPU it is given."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
 def upstream(spawn: Spawn) -> int:
     """The bundled toy model server as its own process, on a port the system chose (read back
     from its ready line: no window for another process to take it); returns the port."""

@@ -9,18 +9,15 @@ required in CI with ``MLCHAOS_REQUIRE_CGROUPS=1``).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mlchaos.agent._cgroup import Limits, unsupported
 from mlchaos.journal import read_journal
 from mlchaos.report._runs import rebuild_store
 from tests.conftest import ROOT, Spawn
@@ -28,25 +25,10 @@ from tests.e2e.test_pause_lease import ready_line
 
 LEASE_S = 1.0
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="cgroups are Linux's")
-
-
-@pytest.fixture(autouse=True)
-def needs_cgroups() -> None:
-    why = unsupported(Limits(cpu=0.5))
-    if why is None:
-        return
-    if os.environ.get("MLCHAOS_REQUIRE_CGROUPS") == "1":
-        pytest.fail(f"MLCHAOS_REQUIRE_CGROUPS=1 but {why}")
-    pytest.skip(why)
-
-
-@pytest.fixture
-def burner() -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    yield proc
-    proc.kill()
-    proc.wait()
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="cgroups are Linux's"),
+    pytest.mark.usefixtures("needs_cgroups"),
+]
 
 
 def agent_section(spawn: Spawn, tmp_path: Path) -> str:

@@ -17,21 +17,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mlchaos.agent import AgentClient, AgentServer
-from mlchaos.agent._cgroup import Limits, unsupported
 from mlchaos.errors import ControlAPIError
 from mlchaos.faults import AgentInjector
 from mlchaos.process import ProcessSelector
 from mlchaos.units import Duration
 from tests.conftest import MLCHAOS
 
+pytestmark = pytest.mark.usefixtures("needs_cgroups")
+
 MIB = 2**20
-BURN = "while True: pass"
 ALLOCATE = """
 import sys
 held = []
@@ -39,24 +38,6 @@ for line in sys.stdin:
     held.append(bytearray(int(line) * 2**20))  # zero-filled: every page touched
     print("ok", flush=True)
 """
-
-
-@pytest.fixture(autouse=True)
-def needs_cgroups() -> None:
-    why = unsupported(Limits(cpu=0.5, memory=64 * MIB))
-    if why is None:
-        return
-    if os.environ.get("MLCHAOS_REQUIRE_CGROUPS") == "1":
-        pytest.fail(f"MLCHAOS_REQUIRE_CGROUPS=1 but {why}")
-    pytest.skip(why)
-
-
-@pytest.fixture
-def burner() -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-c", BURN])
-    yield proc
-    proc.kill()
-    proc.wait()
 
 
 def cpu_seconds(pid: int) -> float:
