@@ -95,6 +95,23 @@ def stop(server: subprocess.Popen[bytes]) -> None:
             server.wait()
 
 
+def serving(
+    argv: list[str], work: Path, http: int, grpc: int, expected: dict[str, list[float]]
+) -> Iterator[ModelServer]:
+    """Run the server ``argv`` (its log in ``work``) until the model is ready; the server, then
+    stopped with every process it started."""
+    log = work / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_ready(f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready", server, log)
+        yield ModelServer(f"http://127.0.0.1:{http}", f"grpc://127.0.0.1:{grpc}", work, expected)
+    finally:
+        stop(server)
+
+
 @pytest.fixture(scope="module")
 def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
     python = venv_python("mlserver")
@@ -106,19 +123,8 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
     settings |= {"http_port": http, "grpc_port": grpc, "metrics_port": metrics}
     (work / "settings.json").write_text(json.dumps(settings))
     shutil.copy(EXAMPLE / "mlserver" / "model-settings.json", work)
-    log = work / "mlserver.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [str(python.parent / "mlserver"), "start", str(work)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_ready(f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready", server, log)
-        yield ModelServer(f"http://127.0.0.1:{http}", f"grpc://127.0.0.1:{grpc}", work, expected)
-    finally:
-        stop(server)
+    argv = [str(python.parent / "mlserver"), "start", str(work)]
+    yield from serving(argv, work, http, grpc, expected)
 
 
 @pytest.fixture(scope="module")
@@ -127,23 +133,12 @@ def kserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
     work = tmp_path_factory.mktemp("kserve")
     expected = train(python, work)
     http, grpc = free_port(), free_port()
-    log = work / "kserve.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [
-                str(python),
-                str(EXAMPLE / "kserve_model.py"),
-                f"--model_name={MODEL}",
-                f"--model_path={work / 'model.joblib'}",
-                f"--http_port={http}",
-                f"--grpc_port={grpc}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_ready(f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready", server, log)
-        yield ModelServer(f"http://127.0.0.1:{http}", f"grpc://127.0.0.1:{grpc}", work, expected)
-    finally:
-        stop(server)
+    argv = [
+        str(python),
+        str(EXAMPLE / "kserve_model.py"),
+        f"--model_name={MODEL}",
+        f"--model_path={work / 'model.joblib'}",
+        f"--http_port={http}",
+        f"--grpc_port={grpc}",
+    ]
+    yield from serving(argv, work, http, grpc, expected)

@@ -14,7 +14,8 @@ from typing import Any
 from mlchaos.errors import ConfigError
 from mlchaos.jsonpath import ROWS, PathPart, extract
 from mlchaos.observations import class_code
-from mlchaos.spec._traffic import Extract, row_path
+from mlchaos.spec._traffic import Extract, TrafficConfig, row_path
+from mlchaos.traffic._dataset import Dataset
 from mlchaos.traffic._oip import output_rows
 
 __all__ = [
@@ -101,6 +102,13 @@ class AnswerReader:
     place in its batch.
     """
 
+    @classmethod
+    def for_config(cls, config: TrafficConfig, dataset: Dataset) -> AnswerReader:
+        """The reader of a replay: a label column of text (class names) makes predictions
+        compare as text."""
+        text_labels = config.label is not None and config.label not in dataset.numeric
+        return cls(config.extract, config.request.protocol, text_labels=text_labels)
+
     def __init__(self, extract: Extract, protocol: str, *, text_labels: bool) -> None:
         self.extract = extract
         self.tensor = extract.protocol_prediction and protocol in ("v2", "v2-grpc")
@@ -113,6 +121,7 @@ class AnswerReader:
         self.degradation = _parse(extract.degradation, "degradation")
         self.feature_age = _parse(extract.feature_age, "feature_age")
         self.header = None if extract.model_header is None else extract.model_header.lower()
+        self.text_labels = text_labels
         self.to_value = to_class if text_labels else to_prediction
 
     @property
@@ -161,6 +170,8 @@ class AnswerReader:
 def _row_value(document: Any, path: tuple[PathPart, ...] | None, row: int) -> Any:
     if path is None:
         return None
+    if ROWS not in path:
+        return extract(document, path)
     return extract(document, [row if p is ROWS else p for p in path])
 
 

@@ -11,6 +11,7 @@ code spares a generated module and a protoc step. grpcio and protobuf are import
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -250,6 +251,8 @@ def grpc_error(exc: BaseException) -> tuple[int, ErrorKind] | None:
     """A failed call as (HTTP-equivalent status, kind), or None for a non-gRPC exception: a
     server that could not be reached or dropped the connection is a client-side failure, like
     HTTP's; a status the server chose is its HTTP equivalent (UNAVAILABLE → 503)."""
+    if "grpc" not in sys.modules:  # never imported: not a gRPC failure (an HTTP run's errors
+        return None  # must not pay for importing grpcio)
     import grpc  # noqa: PLC0415
 
     if not isinstance(exc, grpc.aio.AioRpcError):

@@ -110,11 +110,7 @@ async def first_request(config: TrafficConfig, *, base_dir: str | Path = ".") ->
     path = Path(config.dataset)
     dataset = load_dataset(path if path.is_absolute() else Path(base_dir) / path, config)
     builder = RequestBuilder.for_config(config, dataset)
-    reader = AnswerReader(
-        config.extract,
-        config.request.protocol,
-        text_labels=config.label is not None and config.label not in dataset.numeric,
-    )
+    reader = AnswerReader.for_config(config, dataset)
     rows = [r % dataset.rows for r in range(builder.batch)]
     headers = {"content-type": "application/json"}
     headers |= {k: v for k, v in config.headers.items() if k.lower() != ARM_HEADER}
@@ -272,16 +268,14 @@ class _Replay:
         self.store = store
         self.clock = clock
         self.builder = RequestBuilder.for_config(config, dataset)
-        # A label column of text (class names) is compared as text with the predictions.
-        text_labels = config.label is not None and config.label not in dataset.numeric
-        self.reader = AnswerReader(config.extract, config.request.protocol, text_labels=text_labels)
+        self.reader = AnswerReader.for_config(config, dataset)
         rng = random.Random(config.seed)
         self.order = list(range(dataset.rows))
         rng.shuffle(self.order)
         self.rng = rng
         if config.label is None:
             self.labels = [math.nan] * dataset.rows
-        elif text_labels:
+        elif self.reader.text_labels:  # class names: compared as text with the predictions
             self.labels = [to_class(v) for v in dataset.column(config.label)]
         else:
             self.labels = dataset.floats(config.label)
