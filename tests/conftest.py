@@ -97,6 +97,21 @@ def needs_cgroups() -> None:
 
 
 @pytest.fixture
+def needs_netns() -> None:
+    """Skip, naming why, where network namespaces cannot be made and cut apart (not root, no
+    ``ip`` or ``nsenter``); fail instead when ``MLCHAOS_REQUIRE_NETNS=1`` (CI)."""
+    from mlchaos.agent._netns import unsupported
+    from mlchaos.demo._isolation import isolation_unsupported
+
+    why = isolation_unsupported() or unsupported()
+    if why is None:
+        return
+    if os.environ.get("MLCHAOS_REQUIRE_NETNS") == "1":
+        pytest.fail(f"MLCHAOS_REQUIRE_NETNS=1 but {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture
 def burner() -> Iterator[subprocess.Popen[bytes]]:
     """A process that uses all the CPU it is given."""
     proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])

@@ -233,6 +233,7 @@ PUBLIC = {
         "MemoryFault",
         "Metric",
         "MetricCheck",
+        "PartitionFault",
         "PauseFault",
         "Probe",
         "ProcessSelector",

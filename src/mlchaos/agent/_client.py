@@ -16,12 +16,20 @@ class AgentClient(ControlAPIClient):
     the list of faults held (``paused``)."""
 
     async def check(
-        self, selector: ProcessSelector, *, cpu: float | None = None, memory: int | None = None
+        self,
+        selector: ProcessSelector,
+        *,
+        cpu: float | None = None,
+        memory: int | None = None,
+        peer: ProcessSelector | None = None,
     ) -> dict[str, Any]:
         """Resolve the selector on the agent's host without acting: ``{"pid", "name"}``; with
-        limits, also that the agent can make a cgroup with them."""
+        limits, also that the agent can make a cgroup with them; with a peer, that the two
+        processes' network namespaces can be cut apart."""
         body: dict[str, Any] = {"process": _dump(selector)}
         body |= {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
+        if peer is not None:
+            body["peer"] = _dump(peer)
         return await self._call("POST", "/check", body)
 
     async def pause(
@@ -53,6 +61,30 @@ class AgentClient(ControlAPIClient):
             "lease": str(lease),
         }
         body |= {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
+        return await self._call("POST", "/faults", body)
+
+    async def partition(
+        self,
+        fault_id: str,
+        selector: ProcessSelector,
+        peer: ProcessSelector,
+        lease: Duration,
+        *,
+        direction: str = "both",
+        mode: str = "silent",
+    ) -> dict[str, Any]:
+        """Cut the network between the two processes' namespaces for ``lease`` (``direction``:
+        both, outbound — the process's packets to the peer — or inbound; ``mode``: silent
+        drops, loud refuses): ``{"pid", "confirmed", "rules": [...], ...}``."""
+        body = {
+            "id": fault_id,
+            "action": "partition",
+            "process": _dump(selector),
+            "peer": _dump(peer),
+            "lease": str(lease),
+            "direction": direction,
+            "mode": mode,
+        }
         return await self._call("POST", "/faults", body)
 
     async def paused(self) -> list[dict[str, Any]]:

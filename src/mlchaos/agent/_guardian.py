@@ -4,12 +4,15 @@ A fault must not outlive the agent that holds its lease. The agent cannot promis
 (a SIGKILL or the OOM killer gives it no last word), so at start it spawns this small process,
 in a session of its own, and tells it over a pipe, one JSON object per line, each fault it holds
 (``{"op": "hold", "id", "pid", "created"}`` for a pause, ``{"op": "confine", "id",
-"confinement"}`` for a process moved into a cgroup of ours) and each it let go (``{"op":
-"release", "id"}``). When the agent exits, however it exits, the kernel closes the pipe; the
-guardian reads end-of-file, sends SIGCONT to every process it still holds paused (if it is still
-the same process: same start time), moves every confined one back out of our cgroups, and exits.
+"confinement"}`` for a process moved into a cgroup of ours, ``{"op": "partition", "id",
+"partition"}`` for routing rules that cut two network namespaces apart) and each it let go
+(``{"op": "release", "id"}``). When the agent exits, however it exits, the kernel closes the
+pipe; the guardian reads end-of-file, sends SIGCONT to every process it still holds paused (if it
+is still the same process: same start time), moves every confined one back out of our cgroups,
+deletes every partition's rules, and exits.
 
-It runs ``mlchaos.agent._guardian.main`` in a Python of its own; it needs nothing but psutil.
+It runs ``mlchaos.agent._guardian.main`` in a Python of its own; it needs nothing but psutil
+(and ``ip`` and ``nsenter`` for partitions).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlchaos.agent._cgroup import Confinement
+    from mlchaos.agent._netns import Partition
 
 __all__ = ["Guardian", "main"]
 
@@ -34,6 +38,8 @@ def main() -> None:
     import psutil  # noqa: PLC0415
 
     from mlchaos.agent._cgroup import Confinement, release  # noqa: PLC0415
+    from mlchaos.agent._netns import Partition  # noqa: PLC0415
+    from mlchaos.agent._netns import release as rejoin  # noqa: PLC0415
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only end-of-file ends it
     held: dict[str, dict[str, object]] = {}
@@ -48,6 +54,9 @@ def main() -> None:
         with contextlib.suppress(psutil.Error, OSError, ValueError, KeyError):
             if message["op"] == "confine":
                 release(Confinement.from_json(str(message["confinement"])))
+                continue
+            if message["op"] == "partition":
+                rejoin(Partition.from_json(str(message["partition"])))
                 continue
             proc = psutil.Process(int(str(message["pid"])))
             if proc.create_time() == message["created"]:
@@ -69,6 +78,11 @@ class Guardian:
     def confine(self, fault_id: str, confinement: Confinement) -> None:
         """A process in a cgroup of ours: move it back if the agent dies."""
         message = {"op": "confine", "id": fault_id, "confinement": confinement.to_json()}
+        self._tell(fault_id, message)
+
+    def partition(self, fault_id: str, partition: Partition) -> None:
+        """Routing rules that cut two namespaces apart: delete them if the agent dies."""
+        message = {"op": "partition", "id": fault_id, "partition": partition.to_json()}
         self._tell(fault_id, message)
 
     def release(self, fault_id: str) -> None:

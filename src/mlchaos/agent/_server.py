@@ -4,8 +4,9 @@ Its control API (loopback, bearer token from a 0600 file):
 
 =========================  ===================================================================
 ``GET /health``            ``{"status": "ok", "faults": n, "resumed_by_lease": n}``
-``POST /check``            ``{"process": selector, "cpu"?, "memory"?}`` → ``{"pid", "name"}``
-                           (resolves; with limits, checks cgroups can be made; acts not)
+``POST /check``            ``{"process": selector, "cpu"?, "memory"?, "peer"?}`` → ``{"pid",
+                           "name"}`` (resolves; with limits, checks cgroups can be made; with
+                           a peer, that the two can be partitioned; acts not)
 ``GET /faults``            ``{"faults": [{"id", "pid", "name", "lease", "expires_in"}, ...]}``
 ``POST /faults``           ``{"id", "action": "pause", "process": selector, "lease": "5s"}``, or
                            ``{"id", "action": "confine", "process", "lease", "cpu": 0.1,
@@ -33,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlchaos.agent._cgroup import Limits, unsupported
 from mlchaos.agent._guardian import Guardian
-from mlchaos.agent._table import PauseTable, UnknownPauseError
+from mlchaos.agent._table import PauseTable, UnknownPauseError, plan_partition
 from mlchaos.control import guarded_app, parse_body, read_body, resolve_token
 from mlchaos.errors import AgentStartError, MlchaosError, RunError
 from mlchaos.process import ProcessSelector, TargetProcess, resolve_process
@@ -50,6 +51,17 @@ class _Check(_Model):
     process: ProcessSelector
     cpu: float | None = Field(None, gt=0, le=1024)
     memory: int | None = Field(None, ge=1 << 20)
+    peer: ProcessSelector | None = None
+
+
+class _Partition(_Model):
+    id: str
+    action: Literal["partition"]
+    process: ProcessSelector
+    peer: ProcessSelector
+    lease: PositiveDuration = Duration(5.0)
+    direction: Literal["both", "outbound", "inbound"] = "both"
+    mode: Literal["silent", "loud"] = "silent"
 
 
 class _Pause(_Model):
@@ -149,6 +161,11 @@ def _app(table: PauseTable, token: str) -> web.Application:
         why = unsupported(limits) if limits.controllers() else None
         if why is not None:
             raise web.HTTPConflict(reason=f"cannot confine pid {target.pid}: {why}")
+        if body.peer is not None:
+            try:
+                await asyncio.to_thread(plan_partition, target, body.peer, "both", "silent")
+            except RunError as exc:
+                raise web.HTTPConflict(reason=str(exc)) from None
         return web.json_response({"pid": target.pid, "name": target.name})
 
     async def list_faults(request: web.Request) -> web.Response:
@@ -157,7 +174,12 @@ def _app(table: PauseTable, token: str) -> web.Application:
     async def add(request: web.Request) -> web.Response:
         raw = await read_body(request)
         try:
-            if isinstance(raw, dict) and raw.get("action") == "confine":
+            if isinstance(raw, dict) and raw.get("action") == "partition":
+                cut = parse_body(raw, _Partition, "fault")
+                answer = await table.partition(
+                    cut.id, cut.process, cut.peer, cut.lease, direction=cut.direction, mode=cut.mode
+                )
+            elif isinstance(raw, dict) and raw.get("action") == "confine":
                 body = parse_body(raw, _Confine, "fault")
                 limits = Limits(cpu=body.cpu, memory=body.memory)
                 answer = await table.confine(body.id, body.process, body.lease, limits)

@@ -1,7 +1,9 @@
 """Process faults under leases: each is undone when its lease ends, unless renewed first.
 
-Two kinds: a *pause* (SIGSTOP, undone by SIGCONT) and a *confinement* (the process moved into a
-cgroup of ours with a CPU quota or a memory limit, undone by moving it back; ``_cgroup``). The
+Three kinds: a *pause* (SIGSTOP, undone by SIGCONT), a *confinement* (the process moved into a
+cgroup of ours with a CPU quota or a memory limit, undone by moving it back; ``_cgroup``) and a
+*partition* (routing rules that cut the process's network namespace from a peer's, undone by
+deleting them; ``_netns``). The
 agent, not the runner, holds the lease: a runner that dies (even ``kill -9``) stops renewing,
 and the fault is undone once its lease has passed. Stopping the agent undoes every fault.
 
@@ -18,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlchaos.agent import _netns
 from mlchaos.agent._cgroup import Confinement, Limits, confine, in_place, release
 from mlchaos.errors import ConfigError, RunError
 from mlchaos.process import ProcessSelector, TargetProcess, resolve_process
@@ -46,12 +49,14 @@ class _Paused:
     handle: asyncio.TimerHandle
 
     stopped: bool = True  # the kernel showed the process stopped (or confined)
-    confinement: Confinement | None = None  # a cgroup fault; None: a pause
+    confinement: Confinement | None = None  # a cgroup fault
+    partition: _netns.Partition | None = None  # a network partition; neither: a pause
 
     def to_dict(self, now: float) -> dict[str, Any]:
+        action = "pause" if self.confinement is None else "confine"
         answer: dict[str, Any] = {
             "id": self.id,
-            "action": "pause" if self.confinement is None else "confine",
+            "action": "partition" if self.partition is not None else action,
             "pid": self.target.pid,
             "name": self.target.name,
             "lease": str(self.lease),
@@ -60,6 +65,8 @@ class _Paused:
         }
         if self.confinement is not None:
             answer["cgroup"] = in_place(self.confinement)
+        if self.partition is not None:
+            answer["rules"] = self.partition.describe()
         return answer
 
 
@@ -119,6 +126,35 @@ class PauseTable:
         entry.stopped = in_place(confinement)["confined"]
         return entry.to_dict(self._loop.time())
 
+    async def partition(
+        self,
+        fault_id: str,
+        selector: ProcessSelector,
+        peer: ProcessSelector,
+        lease: Duration,
+        *,
+        direction: _netns.Direction = "both",
+        mode: _netns.Mode = "silent",
+    ) -> dict[str, Any]:
+        """Cut the network between the selected process's namespace and the peer's for
+        ``lease``; RunError when either is not a single process or they cannot be cut."""
+        target, renewed = await self._target(fault_id, selector, lease)
+        if renewed is not None:
+            return renewed
+        partition = await asyncio.to_thread(plan_partition, target, peer, direction, mode)
+        if self._guardian is not None:  # told first: from here on, the agent's death undoes it
+            self._guardian.partition(fault_id, partition)
+        try:
+            await asyncio.to_thread(_netns.apply, partition)
+        except OSError as exc:
+            if self._guardian is not None:
+                self._guardian.release(fault_id)
+            raise RunError(f"cannot partition: {exc}") from None
+        entry = self._hold(fault_id, target, lease)
+        entry.partition = partition
+        entry.stopped = await asyncio.to_thread(_netns.in_place, partition)
+        return entry.to_dict(self._loop.time())
+
     async def pause(
         self, fault_id: str, selector: ProcessSelector, lease: Duration
     ) -> dict[str, Any]:
@@ -154,6 +190,8 @@ class PauseTable:
         del self._paused[fault_id]
         if entry.confinement is not None:
             undone = release(entry.confinement)
+        elif entry.partition is not None:
+            undone = _netns.release(entry.partition)
         else:
             proc = entry.target.alive()
             if proc is not None:
@@ -168,7 +206,8 @@ class PauseTable:
         entry = self._get(fault_id)
         proc = entry.target.alive()
         resumed = self.resume(fault_id)
-        if resumed and proc is not None and entry.confinement is None:
+        paused = entry.confinement is None and entry.partition is None
+        if resumed and proc is not None and paused:
             await _shown(proc, stopped=False)
         return resumed
 
@@ -189,6 +228,24 @@ class PauseTable:
         if fault_id in self._paused:
             self.resumed_by_lease += 1
             self.resume(fault_id)
+
+
+def plan_partition(
+    target: TargetProcess,
+    peer: ProcessSelector,
+    direction: _netns.Direction,
+    mode: _netns.Mode,
+) -> _netns.Partition:
+    """The rules that cut ``target`` from the process ``peer`` selects; RunError when that is
+    not one live process, or the two cannot be cut (one namespace, the host's, no address)."""
+    why = _netns.unsupported()
+    if why is not None:
+        raise RunError(why)
+    other = resolve_process(peer)
+    try:
+        return _netns.plan(_netns.netns_of(target.pid), _netns.netns_of(other.pid), direction, mode)
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot partition pid {target.pid} from pid {other.pid}: {exc}") from None
 
 
 async def _shown(proc: psutil.Process, *, stopped: bool, limit_s: float = 0.2) -> bool:

@@ -265,7 +265,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"{len(exp.hypothesis)} hypothesis checks, {len(exp.guardrails)} guardrails"
     )
     for i, fault in enumerate(exp.faults):  # a process is shared: its fault reaches both arms
-        if fault.type in ("kill", "pause", "cpu", "memory"):
+        if fault.type == "partition":
+            print(f"  note: faults[{i}] (partition) cuts the network itself: it hits every arm")
+        elif fault.type in ("kill", "pause", "cpu", "memory"):
             print(f"  note: faults[{i}] ({fault.type}) acts on a whole process: it hits every arm")
     lines = plan(exp)
     if lines:

@@ -161,6 +161,8 @@ def _parser() -> argparse.ArgumentParser:
         help="NAME=HOST:PORT:TOKEN_FILE, a proxy control API to scrape (repeatable)",
     )
 
+    sub.add_parser("netns", help="hold a new network namespace (isolation mode) until stopped")
+
     services = (world, store, pipeline, replica, gateway, redis, feast, clients, prometheus)
     for service in services:
         service.add_argument("--port", type=_port, default=0, help="0: an ephemeral port")
@@ -220,6 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             targets = dict(args.targets)
             return run_service(lambda: serve_prometheus(args.dir, targets, args.port), "prometheus")
+        case "netns":
+            from mlchaos.demo._isolation import hold  # noqa: PLC0415
+
+            return hold()
         case "gateway":
             from mlchaos.demo._gateway import GatewayConfig, serve_gateway  # noqa: PLC0415
 

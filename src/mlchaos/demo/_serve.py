@@ -1,7 +1,8 @@
 """Run one demo service: serve an aiohttp app on loopback, announce it, stop on a signal.
 
 Every demo service is its own OS process started by :class:`~mlchaos.demo.ServiceGroup`. It
-binds ``127.0.0.1:port`` (0: an ephemeral port), installs SIGTERM and SIGINT handlers, and only
+binds ``127.0.0.1:port`` (0: an ephemeral port; in isolation mode the
+address in ``MLCHAOS_DEMO_BIND``), installs SIGTERM and SIGINT handlers, and only
 then prints its ONE ready line, ``{"ready": true, "name": ..., "port": ...}``, so a stop signal
 can never arrive unhandled. On either signal it shuts the app down (its ``cleanup_ctx`` and
 ``on_cleanup`` run: background tasks are cancelled, sessions and databases closed) and the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -33,7 +35,8 @@ __all__ = [
     "serve",
 ]
 
-HOST = "127.0.0.1"
+# Loopback, unless isolation mode gives the service an address of its own namespace.
+HOST = os.environ.get("MLCHAOS_DEMO_BIND", "127.0.0.1")
 
 
 def free_port() -> int:

@@ -6,7 +6,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlchaos.faults._process import AgentInjector, KillInjector
+from mlchaos.faults._process import AgentInjector, Cut, KillInjector
 from mlchaos.faults._proxy import ProxyFaultInjector
 
 if TYPE_CHECKING:
@@ -28,8 +28,15 @@ def build_injector(
     base_dir: Path,
     lease: Duration,
 ) -> Injector:
-    """A kill acts here, a pause through its agent, every other fault through its proxy."""
-    from mlchaos.spec import AgentFault, CpuFault, KillFault, MemoryFault  # noqa: PLC0415
+    """A kill acts here, a process or network fault through its agent, every other fault
+    through its proxy."""
+    from mlchaos.spec import (  # noqa: PLC0415
+        AgentFault,
+        CpuFault,
+        KillFault,
+        MemoryFault,
+        PartitionFault,
+    )
 
     if isinstance(fault, KillFault):
         selector = fault.process.relative_to(base_dir)
@@ -43,6 +50,11 @@ def build_injector(
             agent=fault.target,
             cpu=fault.share.fraction if isinstance(fault, CpuFault) else None,
             memory=int(fault.limit) if isinstance(fault, MemoryFault) else None,
+            partition=(
+                Cut(fault.peer.relative_to(base_dir), fault.direction, fault.mode)
+                if isinstance(fault, PartitionFault)
+                else None
+            ),
         )
     return ProxyFaultInjector(
         proxies[fault.target], fault.rule(), lease=lease, fault_id=fault_id, proxy=fault.target

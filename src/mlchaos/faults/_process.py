@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlchaos.errors import ControlAPIError, PreflightError, RunError
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from mlchaos.agent import AgentClient
     from mlchaos.units import Duration
 
-__all__ = ["AgentInjector", "KillInjector"]
+__all__ = ["AgentInjector", "Cut", "KillInjector"]
 
 _RESTART_TIMEOUT_S = 60.0
 
@@ -107,9 +108,19 @@ class KillInjector:
         return True
 
 
+@dataclass(frozen=True)
+class Cut:
+    """A network partition's other side and kind (``PartitionFault``)."""
+
+    peer: ProcessSelector
+    direction: str = "both"
+    mode: str = "silent"
+
+
 class AgentInjector:
-    """A process fault through an agent, under the experiment's lease: a pause (SIGSTOP), or,
-    with ``cpu`` (cores) or ``memory`` (bytes), a confinement in a cgroup with those limits."""
+    """A process fault through an agent, under the experiment's lease: a pause (SIGSTOP); with
+    ``cpu`` (cores) or ``memory`` (bytes), a confinement in a cgroup with those limits; with
+    ``partition``, the network cut between the process's namespace and a peer's."""
 
     def __init__(
         self,
@@ -121,6 +132,7 @@ class AgentInjector:
         agent: str,
         cpu: float | None = None,
         memory: int | None = None,
+        partition: Cut | None = None,
     ) -> None:
         self._client = client
         self.selector = selector
@@ -129,6 +141,7 @@ class AgentInjector:
         self.agent = agent
         self.cpu = cpu
         self.memory = memory
+        self.partition = partition
 
     hits: dict[str, int] | None = None
     unit = "processes"
@@ -144,13 +157,21 @@ class AgentInjector:
             what = f"cpu limit {self.cpu:.0%} of a core"
         if self.memory is not None:
             what = f"memory limit {self.memory / 2**20:g} MiB"
+        cut = self.partition
+        if cut is not None:
+            ways = {"both": "both ways", "outbound": "one way, out", "inbound": "one way, in"}
+            return (
+                f"{cut.mode} partition ({ways[cut.direction]}) between {self.selector.describe()} "
+                f"and {cut.peer.describe()} (agent {self.agent}; every arm)"
+            )
         return f"{what} of {self.selector.describe()} (agent {self.agent}; every arm)"
 
     async def check(self) -> None:
         """The agent answers, finds exactly one process, and (for a cgroup fault) can make
         cgroups with these limits; nothing is done to the process."""
+        peer = None if self.partition is None else self.partition.peer
         try:
-            await self._client.check(self.selector, cpu=self.cpu, memory=self.memory)
+            await self._client.check(self.selector, cpu=self.cpu, memory=self.memory, peer=peer)
         except ControlAPIError as exc:
             raise PreflightError(f"agent '{self.agent}' cannot act: {exc}") from None
 
@@ -162,6 +183,22 @@ class AgentInjector:
     async def inject(self) -> None:
         """Apply it; RunError if the agent could not see it in place (then rollback undoes it,
         like any fault whose injection was attempted)."""
+        if self.partition is not None:
+            cut = self.partition
+            answer = await self._client.partition(
+                self.fault_id,
+                self.selector,
+                cut.peer,
+                self._lease,
+                direction=cut.direction,
+                mode=cut.mode,
+            )
+            if answer.get("confirmed") is False:
+                raise RunError(
+                    "the agent added the partition's routing rules but the kernel does not list "
+                    "them all: the partition is unconfirmed"
+                )
+            return
         if self.confining:
             answer = await self._client.confine(
                 self.fault_id, self.selector, self._lease, cpu=self.cpu, memory=self.memory

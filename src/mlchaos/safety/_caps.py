@@ -32,7 +32,9 @@ def fault_targets(exp: Experiment) -> list[str]:
     proxies = {p.name: p for p in exp.proxies}
     keys: list[str] = []
     for fault in exp.faults:
-        if isinstance(fault, KillFault | AgentFault):
+        if isinstance(fault, AgentFault):
+            key = " and ".join(p.describe() for p in fault.processes())
+        elif isinstance(fault, KillFault):
             key = fault.process.describe()
         else:
             spec = proxies[fault.target]
@@ -104,9 +106,14 @@ def _undeclared_processes(exp: Experiment, environment: str, allowed: list[str])
         ]
     patterns = [re.compile(p) for p in allowed]
     out = []
-    for fault in faults:
+    selectors = [
+        selector
+        for fault in faults
+        for selector in (fault.processes() if isinstance(fault, AgentFault) else (fault.process,))
+    ]
+    for selector in selectors:
         try:
-            found = resolve_processes(fault.process, every=True)
+            found = resolve_processes(selector, every=True)
         except RunError:
             continue  # nothing to act on now: preflight says so
         for target in found:
@@ -116,7 +123,7 @@ def _undeclared_processes(exp: Experiment, environment: str, allowed: list[str])
                 continue
             if not any(p.search(cmdline) for p in patterns):
                 out.append(
-                    f"process_targets: {fault.process.describe()} is pid {target.pid} "
+                    f"process_targets: {selector.describe()} is pid {target.pid} "
                     f"({cmdline[:80]!r}), which {environment}'s profile does not declare"
                 )
     return out

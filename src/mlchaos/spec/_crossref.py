@@ -35,13 +35,14 @@ def cross_check(exp: Experiment) -> list[SpecIssue]:
     for i, fault in enumerate(exp.faults):
         path = f"faults[{i}]"
         if isinstance(fault, AgentFault):
-            if fault.process.pick is not None:
-                issues.append(
-                    SpecIssue(
-                        f"{path}.process.pick",
-                        f"a {fault.type} fault acts on one process: pick is for kill",
+            for field, selector in zip(("process", "peer"), fault.processes(), strict=False):
+                if selector.pick is not None:
+                    issues.append(
+                        SpecIssue(
+                            f"{path}.{field}.pick",
+                            f"a {fault.type} fault acts on one process: pick is for kill",
+                        )
                     )
-                )
             if fault.target not in agents:
                 known = ", ".join(sorted(agents)) or "none are defined"
                 issues.append(

@@ -278,6 +278,10 @@ class AgentFault(_Model):
             return traffic_duration.seconds
         return self.start.seconds + self.duration.seconds
 
+    def processes(self) -> tuple[ProcessSelector, ...]:
+        """The processes it acts on."""
+        return (self.process,)
+
 
 class PauseFault(AgentFault):
     """Pause a process (SIGSTOP); resumed (SIGCONT) when undone."""
@@ -316,11 +320,28 @@ class MemoryFault(AgentFault):
         return self
 
 
-AGENT_FAULTS = (PauseFault, CpuFault, MemoryFault)
+class PartitionFault(AgentFault):
+    """Cut the network between the network namespaces of ``process`` and ``peer`` with
+    policy-routing rules inside them: ``silent`` drops packets (connections time out), ``loud``
+    refuses them at once. ``outbound`` cuts the process's packets to the peer, ``inbound`` the
+    peer's to it, ``both`` both. Each must have a namespace of its own (not the host's). Needs
+    root, ``ip`` and ``nsenter``. Acts on every connection, so on every arm."""
+
+    type: Literal["partition"]
+    peer: ProcessSelector = Field(description="the process on the other side")
+    direction: Literal["both", "outbound", "inbound"] = "both"
+    mode: Literal["silent", "loud"] = "silent"
+
+    def processes(self) -> tuple[ProcessSelector, ...]:
+        return (self.process, self.peer)
+
+
+AGENT_FAULTS = (PauseFault, CpuFault, MemoryFault, PartitionFault)
 
 
 Fault = Annotated[
-    ProxyFault | KillFault | PauseFault | CpuFault | MemoryFault, Field(discriminator="type")
+    ProxyFault | KillFault | PauseFault | CpuFault | MemoryFault | PartitionFault,
+    Field(discriminator="type"),
 ]
 
 
