@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,30 @@ def test_the_sandbox_refuses_an_address_off_this_machine() -> None:
         True,
         False,
     ]
+
+
+def test_the_sandbox_takes_an_address_of_a_network_namespace_on_this_machine(
+    needs_netns: None,
+) -> None:
+    """Isolation mode: a service in a namespace of its own is on this machine all the same."""
+    namespace = "mlchaos-test-caps"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        subprocess.run(
+            ["ip", "-n", namespace, "addr", "add", "10.213.255.7/32", "dev", "lo"], check=True
+        )
+        held = subprocess.Popen(["ip", "netns", "exec", namespace, "sleep", "30"])
+        try:
+            time.sleep(0.2)  # exec'd into the namespace
+            exp = experiment(traffic={"target": "http://10.213.255.7:8000"})
+            assert violations(exp) == []
+        finally:
+            held.kill()
+            held.wait()
+        (found,) = violations(exp)  # no process in it any more: nothing shows it is here
+        assert "10.213.255.7 is not on loopback or in a network namespace" in found
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=True)
 
 
 def test_a_site_file_replaces_a_profile_and_may_add_one(tmp_path: Path) -> None:

@@ -75,6 +75,7 @@ class IsolatedNetwork:
         self._tag = secrets.token_hex(3)  # interface names: at most 15 characters
         self._switch = 0
         self._subnet: ipaddress.IPv4Network | None = None
+        self._count = 0  # members asked for (several may be on their way at once)
         self.members: dict[str, Member] = {}
 
     @property
@@ -101,9 +102,10 @@ class IsolatedNetwork:
 
     async def add(self, name: str) -> Member:
         """A new namespace for the service ``name``, on the bridge, with the next address."""
+        index, self._count = self._count, self._count + 1
         holder = await self._holder(name)
-        address = self._host(_FIRST_HOST + len(self.members))
-        end = f"mlc{self._tag}{len(self.members)}"
+        address = self._host(_FIRST_HOST + index)
+        end = f"mlc{self._tag}{index}"
         await _ip("link", "add", end, "type", "veth", "peer", "name", "eth0", "netns", str(holder))
         await _ip("link", "set", end, "netns", self._pid)
         await _ip_in(self._switch, f"link set {end} master br0", f"link set {end} up")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlchaos.demo._isolation import isolation_unsupported
 from mlchaos.demo._stack import DemoStack, FeatureStore, Variant
 from mlchaos.errors import EXIT_FAILED, EXIT_OK, ConfigError
 from mlchaos.units import Duration
@@ -42,6 +43,9 @@ EXPERIMENTS = (
     "pipeline-delay",
     "replica-cpu-starvation",
     "replica-memory-exhaustion",
+    "feature-store-partition",
+    "replica-partition",
+    "replica-partition-loud",
     "staleness-sweep",
     "live-harmless",
     "live-kill-switch",
@@ -55,6 +59,8 @@ _LIVE = frozenset({"live-harmless", "live-kill-switch"})
 _ALERTING = frozenset({"alert-validation"})
 # Experiments whose fault is a cgroup (the agent needs root and the controller).
 _CGROUPS = frozenset({"replica-cpu-starvation", "replica-memory-exhaustion"})
+# Experiments that cut the network between services: isolation mode (root, namespaces).
+_ISOLATED = frozenset({"feature-store-partition", "replica-partition", "replica-partition-loud"})
 LIVE_RATE = 120.0  # the simulated users' calls per second (more saturates 2 cores)
 # How an experiment is meant to end when the service behaves: held, unless it shows a safety
 # mechanism at work (the kill switch stopping a harmful fault).
@@ -138,6 +144,13 @@ async def run_demo(
                 f"[yellow]skipping {name}: it rewrites the HTTP feature store's answers[/]"
             )
         names = [n for n in names if n not in _HTTP_STORE_ONLY]
+    why_not_isolated = isolation_unsupported()
+    if feature_store != "sqlite":
+        why_not_isolated = "isolation mode runs the built-in feature store"
+    if why_not_isolated is not None:
+        for name in [n for n in names if n in _ISOLATED]:
+            console.print(f"[yellow]skipping {name}: {why_not_isolated}[/]")
+        names = [n for n in names if n not in _ISOLATED]
     if shutil.which("prometheus") is None:
         for name in [n for n in names if n in _ALERTING]:
             console.print(
@@ -161,6 +174,7 @@ async def run_demo(
                 feature_store=feature_store,
                 clients=clients,
                 prometheus=name in _ALERTING,
+                isolation=name in _ISOLATED,
             ) as stack:
                 console.print(f"demo service up: {len(stack.describe())} processes")
                 exp = load_demo_experiment(name, stack.variables, duration=duration)

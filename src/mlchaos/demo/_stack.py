@@ -5,8 +5,11 @@
 each of the gateway's links (replica A, replica B, feature store) and runs the supervisor's
 control API. With ``clients`` (a rate) it also puts an edge proxy in front of the gateway and
 starts the client simulator calling through it: live traffic, for live experiments. With
-``prometheus`` it runs Prometheus scraping the replica proxies, with alert rules. Leaving
-``async with`` stops everything; nothing survives, however the demo ends.
+``prometheus`` it runs Prometheus scraping the replica proxies, with alert rules. With
+``isolation`` the gateway, the feature store and both replicas each run in a network namespace
+of their own on a bridge (:mod:`~mlchaos.demo._isolation`), linked directly rather than through
+proxies, so that partitions between them are the kernel's. Leaving ``async with`` stops
+everything; nothing survives, however the demo ends.
 
 Everything a user (or an experiment file) needs to reach it is in :attr:`DemoStack.variables`:
 ``${MLCHAOS_DEMO_GATEWAY}`` and friends, which the bundled experiments refer to.
@@ -26,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
 
+from mlchaos.demo._isolation import IsolatedNetwork
 from mlchaos.demo._services import RunningService, ServiceGroup, ServiceSpec
 from mlchaos.errors import ConfigError
 
@@ -38,6 +42,7 @@ Variant = Literal["resilient", "naive"]
 FeatureStore = Literal["sqlite", "redis", "feast"]
 REPLICAS = ("replica-a", "replica-b")
 _PROXIED = (*REPLICAS, "store")  # the gateway's links, each behind a proxy
+_ISOLATED = ("gateway", *_PROXIED)  # in isolation mode: each in a network namespace of its own
 _PY = (sys.executable, "-m", "mlchaos.demo")
 _MLCHAOS = (sys.executable, "-m", "mlchaos")
 
@@ -64,14 +69,20 @@ class DemoStack:
         seed: int = 7,
         clients: float | None = None,
         prometheus: bool = False,
+        isolation: bool = False,
     ) -> None:
+        if isolation and feature_store != "sqlite":
+            raise ConfigError("isolation mode runs the built-in feature store (sqlite)")
         self.run_dir = run_dir.resolve()
         self.variant = variant
         self.feature_store = feature_store
         self.seed = seed
         self.clients = clients
         self.prometheus = prometheus
+        self.isolation = isolation
         self.group = ServiceGroup(grace=3.0)
+        self.network: IsolatedNetwork | None = None
+        self._hosts: dict[str, str] = {}  # isolation mode: each isolated service's address
         self.links: dict[str, _Link] = {}
         self.accuracies: dict[str, float] = {}
         self._ports: dict[str, int] = {}
@@ -102,6 +113,9 @@ class DemoStack:
             await self._control.cleanup()
             self._control = None
         await self.group.stop_all()
+        if self.network is not None:
+            await self.network.close()
+            self.network = None
 
     async def _start(self) -> None:
         from mlchaos.demo._models import train_models  # noqa: PLC0415
@@ -132,6 +146,9 @@ class DemoStack:
         self.accuracies = await asyncio.to_thread(train_models, self.seed, models)
         write_dataset(make_dataset(self.seed), self.dataset)
         seed = str(self.seed)
+        if self.isolation:
+            self.network = IsolatedNetwork(self.group)
+            await self.network.start()
         db = self.run_dir / "store.db"
         db.unlink(missing_ok=True)
 
@@ -155,17 +172,22 @@ class DemoStack:
             self._service("pipeline", "pipeline", "--store", self.store_url(), "--seed", seed),
             *(
                 self._proxy(name, "tcp" if redis and name == "store" else "http", name)
-                for name in _PROXIED
+                for name in ([] if self.isolation else _PROXIED)
             ),
         )
         gateway_args = ["--variant", self.variant, "--model-dir", str(models)]
-        for r in REPLICAS:
-            gateway_args += ["--replica", self.links[r].listen]
-        store_link = self.links["store"].listen
-        gateway_args += [
-            "--store",
-            store_link.replace("http://", "redis://") if redis else store_link,
-        ]
+        if self.isolation:  # direct links: a partition between namespaces cuts them
+            for r in REPLICAS:
+                gateway_args += ["--replica", self.url(r)]
+            gateway_args += ["--store", self.store_url()]
+        else:
+            for r in REPLICAS:
+                gateway_args += ["--replica", self.links[r].listen]
+            store_link = self.links["store"].listen
+            gateway_args += [
+                "--store",
+                store_link.replace("http://", "redis://") if redis else store_link,
+            ]
         await asyncio.gather(
             self._service("gateway", "gateway", *gateway_args), self._start_agent()
         )
@@ -206,7 +228,12 @@ class DemoStack:
     ) -> RunningService:
         port = self._ports.get(name, 0)  # a restart binds the same port again
         argv = [*_PY, kind, *args, "--port", str(port)]
-        spec = ServiceSpec(name, argv, ready_timeout=ready_timeout)
+        env = {}
+        if self.network is not None and name in _ISOLATED:
+            member = await self.network.add(name)
+            argv = [*member.enter(), *argv]
+            env["MLCHAOS_DEMO_BIND"] = self._hosts[name] = member.address
+        spec = ServiceSpec(name, argv, env=env, ready_timeout=ready_timeout)
         service = await self.group.start(spec)
         self._ports[name] = service.port
         self.pidfile(name).write_text(f"{service.pid}\n", encoding="ascii")
@@ -255,7 +282,7 @@ class DemoStack:
         argv = list(old.spec.argv)
         argv[-1] = str(self._ports[name])
         await self.group.stop(name)  # reap and clean up what is left of the dead one
-        spec = ServiceSpec(name, argv, ready_timeout=old.spec.ready_timeout)
+        spec = ServiceSpec(name, argv, env=old.spec.env, ready_timeout=old.spec.ready_timeout)
         service = await self.group.start(spec)
         self.pidfile(name).write_text(f"{service.pid}\n", encoding="ascii")
         return True
@@ -305,12 +332,12 @@ class DemoStack:
 
     def url(self, name: str) -> str:
         """The direct (unproxied) address of a service."""
-        return f"http://127.0.0.1:{self._ports[name]}"
+        return f"http://{self._hosts.get(name, '127.0.0.1')}:{self._ports[name]}"
 
     def store_url(self) -> str:
         """The feature store's direct address: http://... (SQLite) or redis://..."""
         scheme = "redis" if self.feature_store == "redis" else "http"
-        return f"{scheme}://127.0.0.1:{self._ports['store']}"
+        return f"{scheme}://{self._hosts.get('store', '127.0.0.1')}:{self._ports['store']}"
 
     def describe(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []

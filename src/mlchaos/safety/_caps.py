@@ -79,11 +79,16 @@ def cap_violations(exp: Experiment, environment: str, profile: Profile) -> list[
         out += _undeclared_processes(exp, environment, profile.process_targets)
     if profile.loopback_only:
         remote = [a for a in addresses(exp) if not is_loopback(a)]
+        if remote:  # on this machine all the same when a namespace of it has that address
+            from mlchaos.safety._machine import machine_addresses  # noqa: PLC0415
+
+            local = machine_addresses()
+            remote = [a for a in remote if _normal(a) not in local]
         if remote:
             out.append(
                 f"loopback_only: {environment} is for services on this machine, but "
-                f"{', '.join(sorted(set(remote)))} is not on loopback; set environment: "
-                "staging or production"
+                f"{', '.join(sorted(set(remote)))} is not on loopback or in a network "
+                "namespace of this machine; set environment: staging or production"
             )
     return out
 
@@ -162,6 +167,13 @@ def addresses(exp: Experiment) -> list[str]:
         if p.serve is not None:
             found += [p.serve.listen.host, p.serve.upstream.host]
     return found
+
+
+def _normal(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host  # a name: never one of the machine's addresses
 
 
 def is_loopback(host: str) -> bool:

@@ -7,7 +7,8 @@ it exists) the built-in profiles apply:
 ==============  ========  =======  ========  ==========================================
 profile         share     targets  duration  also
 ==============  ========  =======  ========  ==========================================
-``sandbox``     100%      10       1h        every address must be on loopback (127/8, ::1)
+``sandbox``     100%      10       1h        every address on this machine: loopback (127/8,
+                                             ::1), or a network namespace on it
 ``staging``     5%        1        15min
 ``production``  5%        1        15min     ``--confirm-production``, and a passed
                                              rehearsal of the same spec within 24h
