@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from mlchaos.demo._isolation import isolation_unsupported
 from mlchaos.demo._run import cgroups_unsupported
 from tests.browser import assert_renders, headless_chromium, inspect_report
 from tests.conftest import MLCHAOS
@@ -25,6 +26,9 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the demo superv
 
 # The experiments whose faults are cgroups (root only; the demo skips them elsewhere).
 CGROUP_EXPERIMENTS = ["replica-cpu-starvation", "replica-memory-exhaustion"]
+# The experiments that cut the network between services (isolation mode: root only).
+ISOLATED_EXPERIMENTS = ["feature-store-partition", "replica-partition", "replica-partition-loud"]
+ISOLATED = [] if isolation_unsupported() else ISOLATED_EXPERIMENTS
 # Shortened traffic, long enough for the checks that fail to show it.
 DURATION = "7"
 
@@ -61,6 +65,14 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def isolation_left() -> list[str]:
+    """Interfaces of the demo's isolation mode still on the host (none may outlive it)."""
+    if shutil.which("ip") is None:
+        return []
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True)
+    return [line for line in links.stdout.splitlines() if line.startswith("mlc")]
 
 
 def assert_all_gone(pids: dict[str, int], within: float = 5.0) -> None:
@@ -100,6 +112,7 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(
         "feature-missing",
         "pipeline-delay",
         *([] if cgroups_unsupported() else CGROUP_EXPERIMENTS),
+        *ISOLATED,
         "staleness-sweep",
         "live-harmless",
         "live-kill-switch",
@@ -154,7 +167,16 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(
     assert crash["summary"]["recovered"] is True
     assert "replica-crash" in done.stdout and "held" in done.stdout
     assert '"old"' not in (tmp_path / "endpoint-failover" / "journal.jsonl").read_text()
+    # The partitions took effect: replica A answered (almost) nothing while cut off; the store's
+    # answers gave way to cached or default features.
+    for name in ISOLATED:
+        arms = by_name[name]["summary"]["arms"]
+        if name == "feature-store-partition":
+            assert arms["experiment"]["silent"]["value"] > 0.9
+        else:
+            assert arms["experiment"]["model_share"]["replica-a"]["value"] < 0.5
     assert_all_gone(demo_pids(tmp_path))
+    assert not isolation_left()
     # Every experiment's HTML report (the sweep's covers its runs) renders in headless Chromium
     # with its charts, and the index links each one.
     index = (tmp_path / "index.html").read_text()
@@ -178,6 +200,7 @@ NAIVE = [
     "feature-missing",
     "pipeline-delay",
     *([] if cgroups_unsupported() else CGROUP_EXPERIMENTS),
+    *ISOLATED,
 ]
 
 
@@ -206,6 +229,8 @@ def test_the_naive_gateway_fails_and_each_failed_check_is_named(tmp_path: Path) 
     if "replica-cpu-starvation" in failed:  # they need root: the demo skips them otherwise
         assert "experiment p99 latency under 500ms" in failed["replica-cpu-starvation"]
         assert "experiment errors under 1%" in failed["replica-memory-exhaustion"]
+    for name in ISOLATED:
+        assert "experiment errors under 1%" in failed[name]
     for names in failed.values():
         for name in names:
             assert name in done.stdout  # named in the output, not only in the files
@@ -241,6 +266,54 @@ def test_no_demo_process_survives_an_interrupted_demo(tmp_path: Path, sig: signa
         assert proc.returncode == 130, output
         assert "Traceback" not in output
     assert_all_gone(pids)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_an_interrupted_isolated_demo_leaves_no_process_namespace_or_rule(
+    tmp_path: Path, sig: signal.Signals, needs_netns: None
+) -> None:
+    """Interrupted while the gateway is cut off from replica A: every service, namespace holder
+    and interface goes, and (SIGTERM) the run says it was interrupted."""
+    proc = subprocess.Popen(
+        [*MLCHAOS, "demo", "--quiet", "--only", "replica-partition", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        journal = tmp_path / "replica-partition" / "journal.jsonl"
+        while not (journal.exists() and '"event":"injected"' in journal.read_text()):
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "the demo did not start"
+            time.sleep(0.1)
+        pids = demo_pids(tmp_path)
+        # 7 services (world, store, pipeline, two replicas, gateway, agent) and 5 namespace
+        # holders (the switch, the gateway, the store, two replicas)
+        assert len(pids) == 12 and all(alive(p) for p in pids.values())
+        gateway = pids["replica-partition/gateway"]
+        rules = subprocess.run(
+            ["nsenter", f"--net=/proc/{gateway}/ns/net", "ip", "rule"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "blackhole" in rules  # the cut is in place
+        assert isolation_left()
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if sig != signal.SIGKILL:
+        assert proc.returncode == 130, output
+        assert "Traceback" not in output
+    assert_all_gone(pids)
+    deadline = time.monotonic() + 5
+    while isolation_left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not isolation_left()
 
 
 def test_demo_up_prints_the_variables_serves_until_interrupted_and_leaves_nothing(

@@ -73,10 +73,15 @@ class IsolatedNetwork:
             raise ConfigError(why)
         self._group = group
         self._tag = secrets.token_hex(3)  # interface names: at most 15 characters
-        self._switch = 0
+        self._switch = 0  # the switch's holder
         self._subnet: ipaddress.IPv4Network | None = None
         self._count = 0  # members asked for (several may be on their way at once)
         self.members: dict[str, Member] = {}
+
+    @property
+    def switch(self) -> int:
+        """The pid of the switch's holder (0 before :meth:`start`)."""
+        return self._switch
 
     @property
     def uplink(self) -> str:

@@ -149,6 +149,7 @@ class DemoStack:
         if self.isolation:
             self.network = IsolatedNetwork(self.group)
             await self.network.start()
+            self.pidfile("netns-switch").write_text(f"{self.network.switch}\n", encoding="ascii")
         db = self.run_dir / "store.db"
         db.unlink(missing_ok=True)
 
@@ -231,6 +232,7 @@ class DemoStack:
         env = {}
         if self.network is not None and name in _ISOLATED:
             member = await self.network.add(name)
+            self.pidfile(f"netns-{name}").write_text(f"{member.holder}\n", encoding="ascii")
             argv = [*member.enter(), *argv]
             env["MLCHAOS_DEMO_BIND"] = self._hosts[name] = member.address
         spec = ServiceSpec(name, argv, env=env, ready_timeout=ready_timeout)
