@@ -113,3 +113,42 @@ def test_proxy_serve_announce_prints_one_json_ready_line_first(
     with urllib.request.urlopen(f"http://127.0.0.1:{ready['port']}/v2/health/ready") as r:
         assert r.status == 200
     assert up.poll() is None
+
+
+PARTITION = """\
+title: partition
+agents: [{{name: a, connect: {{url: "http://127.0.0.1:9", token_file: t}}}}]
+traffic:
+  target: http://127.0.0.1:8000
+  dataset: {dataset}
+  rate: 10/s
+  duration: 5s
+  request: {{protocol: v2, model: toy}}
+  label: label
+faults:
+  - {{type: partition, target: a, process: {{pidfile: g.pid}}, {rest}}}
+hypothesis:
+  - {{metric: error_rate, arm: control, max: 5%}}
+"""
+
+
+def test_validate_says_a_partition_hits_every_arm_and_refuses_a_bad_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "p.yaml"
+    dataset = EXAMPLES / "data" / "toy.csv"
+    spec.write_text(PARTITION.format(dataset=dataset, rest="peer: {pidfile: s.pid}, mode: loud"))
+    assert main(["validate", str(spec)]) == 0
+    assert "(partition) cuts the network itself: it hits every arm" in capsys.readouterr().out
+    bad = "peer: {pidfile: s.pid, pick: one}, mode: quiet, direction: sideways"
+    spec.write_text(PARTITION.format(dataset=dataset, rest=bad))
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "faults[0].mode" in err and "'silent' or 'loud'" in err
+    assert "'both', 'outbound' or 'inbound'" in err
+    spec.write_text(PARTITION.format(dataset=dataset, rest="peer: {pidfile: s.pid, pick: one}"))
+    assert main(["validate", str(spec)]) == 2
+    assert "faults[0].peer.pick: a partition fault acts on one process" in capsys.readouterr().err
+    spec.write_text(PARTITION.format(dataset=dataset, rest="mode: loud"))
+    assert main(["validate", str(spec)]) == 2
+    assert "peer" in capsys.readouterr().err
