@@ -222,6 +222,7 @@ PUBLIC = {
         "Extract",
         "Fault",
         "FeastMissingFault",
+        "GpuMemoryFault",
         "HttpAction",
         "HttpProbe",
         "JsonRequest",

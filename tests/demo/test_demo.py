@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mlchaos.demo._isolation import isolation_unsupported
-from mlchaos.demo._run import cgroups_unsupported
+from mlchaos.demo._run import cgroups_unsupported, gpu_unsupported
 from tests.browser import assert_renders, headless_chromium, inspect_report
 from tests.conftest import MLCHAOS
 
@@ -26,6 +26,8 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the demo superv
 
 # The experiments whose faults are cgroups (root only; the demo skips them elsewhere).
 CGROUP_EXPERIMENTS = ["replica-cpu-starvation", "replica-memory-exhaustion"]
+# The experiment on a GPU (skipped on hosts without one).
+GPU = [] if gpu_unsupported() else ["gpu-memory-exhaustion"]
 # The experiments that cut the network between services (isolation mode: root only).
 ISOLATED_EXPERIMENTS = ["feature-store-partition", "replica-partition", "replica-partition-loud"]
 ISOLATED = [] if isolation_unsupported() else ISOLATED_EXPERIMENTS
@@ -112,6 +114,7 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(
         "feature-missing",
         "pipeline-delay",
         *([] if cgroups_unsupported() else CGROUP_EXPERIMENTS),
+        *GPU,
         *ISOLATED,
         "staleness-sweep",
         "live-harmless",
@@ -142,6 +145,9 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(
         assert silent["must_not_fire"] and silent["fired_at"] is None
     else:
         assert "skipping alert-validation: prometheus is not installed" in done.stdout
+    if not GPU:  # says why, and which experiment stands in for it
+        assert "skipping gpu-memory-exhaustion: " in done.stdout
+        assert "replica-memory-exhaustion tests the same hypothesis" in done.stdout
     # The sweep held up to at least 4 s of staleness, and failed somewhere beyond: not vacuous.
     sweep = by_name["staleness-sweep"]["sweep"]
     assert [p["value"] for p in sweep["points"]] == ["3s", "4s", "8s", "24s"]
@@ -200,6 +206,7 @@ NAIVE = [
     "feature-missing",
     "pipeline-delay",
     *([] if cgroups_unsupported() else CGROUP_EXPERIMENTS),
+    *GPU,
     *ISOLATED,
 ]
 
@@ -229,7 +236,7 @@ def test_the_naive_gateway_fails_and_each_failed_check_is_named(tmp_path: Path) 
     if "replica-cpu-starvation" in failed:  # they need root: the demo skips them otherwise
         assert "experiment p99 latency under 500ms" in failed["replica-cpu-starvation"]
         assert "experiment errors under 1%" in failed["replica-memory-exhaustion"]
-    for name in ISOLATED:
+    for name in [*GPU, *ISOLATED]:
         assert "experiment errors under 1%" in failed[name]
     for names in failed.values():
         for name in names:

@@ -120,3 +120,64 @@ async def test_a_missing_model_file_stops_the_replica_with_one_line(tmp_path: Pa
     assert caught.value.returncode == 2
     assert len(caught.value.log_tail) == 1
     assert "cannot read model file" in caught.value.log_tail[0]
+
+
+@pytest.mark.asyncio
+async def test_a_gpu_workspace_on_a_host_without_a_gpu_stops_the_replica_with_one_line(
+    model_dir: Path,
+) -> None:
+    from mlchaos._cuda import Cuda, CudaError
+
+    try:
+        Cuda()
+    except CudaError:
+        pass
+    else:
+        pytest.skip("this host has a GPU: the workspace is made")
+    args = ("replica", "--model-dir", str(model_dir), "--name", "r", "--workspace-device", "cuda")
+    async with ServiceGroup() as group:
+        with pytest.raises(ServiceStartError) as caught:
+            await group.start(demo_spec("r", *args))
+    assert caught.value.returncode == 2
+    (line,) = caught.value.log_tail
+    assert line == (
+        "mlchaos.demo r: error: a GPU workspace needs a GPU: no CUDA driver "
+        "(libcuda.so.1 not found)"
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_gpu_replica_answers_503_while_its_gpu_has_no_room(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """On a GPU: the workspace fails to allocate while the agent holds the memory, and the
+    replica serves again once it is given back."""
+    from mlchaos.agent import AgentClient, AgentServer
+    from mlchaos.agent._gpu import unsupported
+    from mlchaos.process import ProcessSelector
+    from mlchaos.units import Duration
+
+    why = unsupported()
+    if why is not None:
+        pytest.skip(f"needs a GPU: {why}")
+    args = ("replica", "--model-dir", str(model_dir), "--name", "r", "--workspace-device", "cuda")
+    async with ServiceGroup() as group, aiohttp.ClientSession() as session:
+        service = await group.start(demo_spec("r", *args, "--workspace-mib", "256"))
+        url = f"http://127.0.0.1:{service.port}/v2/models/primary/infer"
+        body = infer_body([0.1, 0.2, 0.3, 0.4, 0.5])
+        pidfile = tmp_path / "r.pid"
+        pidfile.write_text(str(service.pid))
+        async with (
+            AgentServer(token_file=str(tmp_path / "agent.token")) as agent,
+            AgentClient(agent.url, agent.token) as client,
+        ):
+            async with session.post(url, json=body) as r:
+                assert r.status == 200
+            selector = ProcessSelector(pidfile=str(pidfile))
+            await client.take_gpu_memory("g", selector, Duration(30), leave_free=64 * 2**20)
+            async with session.post(url, json=body) as r:
+                assert r.status == 503
+                assert (await r.json())["error"].startswith("out of GPU memory")
+            await client.remove("g")
+            async with session.post(url, json=body) as r:
+                assert r.status == 200

@@ -22,14 +22,19 @@ class AgentClient(ControlAPIClient):
         cpu: float | None = None,
         memory: int | None = None,
         peer: ProcessSelector | None = None,
+        gpu: bool = False,
+        device: int | None = None,
     ) -> dict[str, Any]:
         """Resolve the selector on the agent's host without acting: ``{"pid", "name"}``; with
         limits, also that the agent can make a cgroup with them; with a peer, that the two
-        processes' network namespaces can be cut apart."""
+        processes' network namespaces can be cut apart; with ``gpu``, that there is a GPU
+        (``device``, or the process's) and a driver to take its memory."""
         body: dict[str, Any] = {"process": _dump(selector)}
         body |= {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
         if peer is not None:
             body["peer"] = _dump(peer)
+        if gpu:
+            body |= {"gpu": True} | ({} if device is None else {"device": device})
         return await self._call("POST", "/check", body)
 
     async def pause(
@@ -84,6 +89,31 @@ class AgentClient(ControlAPIClient):
             "lease": str(lease),
             "direction": direction,
             "mode": mode,
+        }
+        return await self._call("POST", "/faults", body)
+
+    async def take_gpu_memory(
+        self,
+        fault_id: str,
+        selector: ProcessSelector,
+        lease: Duration,
+        *,
+        device: int | None = None,
+        leave_free: int | None = None,
+        leave_free_share: float | None = None,
+    ) -> dict[str, Any]:
+        """Take device memory on the process's GPU (or GPU ``device``) until only ``leave_free``
+        bytes (or ``leave_free_share`` of it) stay free, for ``lease``: ``{"pid", "confirmed",
+        "gpu": {"gpu", "uuid", "held", "free", "holder"}, ...}``."""
+        body: dict[str, Any] = {
+            "id": fault_id,
+            "action": "gpu_memory",
+            "process": _dump(selector),
+            "lease": str(lease),
+        }
+        options = (("device", device), ("leave_free", leave_free))
+        body |= {
+            k: v for k, v in (*options, ("leave_free_share", leave_free_share)) if v is not None
         }
         return await self._call("POST", "/faults", body)
 

@@ -4,9 +4,10 @@ Its control API (loopback, bearer token from a 0600 file):
 
 =========================  ===================================================================
 ``GET /health``            ``{"status": "ok", "faults": n, "resumed_by_lease": n}``
-``POST /check``            ``{"process": selector, "cpu"?, "memory"?, "peer"?}`` → ``{"pid",
-                           "name"}`` (resolves; with limits, checks cgroups can be made; with
-                           a peer, that the two can be partitioned; acts not)
+``POST /check``            ``{"process": selector, "cpu"?, "memory"?, "peer"?, "gpu"?,
+                           "device"?}`` → ``{"pid", "name"}`` (resolves; with limits, checks
+                           cgroups can be made; with a peer, that the two can be partitioned;
+                           with ``"gpu": true``, that there is a GPU to take memory on; acts not)
 ``GET /faults``            ``{"faults": [{"id", "pid", "name", "lease", "expires_in"}, ...]}``
 ``POST /faults``           ``{"id", "action": "pause", "process": selector, "lease": "5s"}``, or
                            ``{"id", "action": "confine", "process", "lease", "cpu": 0.1,
@@ -34,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlchaos.agent._cgroup import Limits, unsupported
 from mlchaos.agent._guardian import Guardian
-from mlchaos.agent._table import PauseTable, UnknownPauseError, plan_partition
+from mlchaos.agent._table import PauseTable, UnknownPauseError, choose_gpu, plan_partition
 from mlchaos.control import guarded_app, parse_body, read_body, resolve_token
 from mlchaos.errors import AgentStartError, MlchaosError, RunError
 from mlchaos.process import ProcessSelector, TargetProcess, resolve_process
@@ -52,6 +53,24 @@ class _Check(_Model):
     cpu: float | None = Field(None, gt=0, le=1024)
     memory: int | None = Field(None, ge=1 << 20)
     peer: ProcessSelector | None = None
+    gpu: bool = False
+    device: int | None = Field(None, ge=0)
+
+
+class _GpuMemory(_Model):
+    id: str
+    action: Literal["gpu_memory"]
+    process: ProcessSelector
+    lease: PositiveDuration = Duration(5.0)
+    device: int | None = Field(None, ge=0, description="NVML index; default: the process's GPU")
+    leave_free: int | None = Field(None, ge=0, description="bytes left free")
+    leave_free_share: float | None = Field(None, ge=0, lt=1, description="share left free")
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if (self.leave_free is None) == (self.leave_free_share is None):
+            raise ValueError("give one of 'leave_free' (bytes) and 'leave_free_share'")
+        return self
 
 
 class _Partition(_Model):
@@ -161,6 +180,11 @@ def _app(table: PauseTable, token: str) -> web.Application:
         why = unsupported(limits) if limits.controllers() else None
         if why is not None:
             raise web.HTTPConflict(reason=f"cannot confine pid {target.pid}: {why}")
+        if body.gpu:
+            try:
+                await asyncio.to_thread(choose_gpu, target, body.device)
+            except RunError as exc:
+                raise web.HTTPConflict(reason=str(exc)) from None
         if body.peer is not None:
             try:
                 await asyncio.to_thread(plan_partition, target, body.peer, "both", "silent")
@@ -174,12 +198,23 @@ def _app(table: PauseTable, token: str) -> web.Application:
     async def add(request: web.Request) -> web.Response:
         raw = await read_body(request)
         try:
-            if isinstance(raw, dict) and raw.get("action") == "partition":
+            action = raw.get("action") if isinstance(raw, dict) else None
+            if action == "gpu_memory":
+                taken = parse_body(raw, _GpuMemory, "fault")
+                answer = await table.take_gpu_memory(
+                    taken.id,
+                    taken.process,
+                    taken.lease,
+                    device=taken.device,
+                    leave_free=taken.leave_free,
+                    leave_free_share=taken.leave_free_share,
+                )
+            elif action == "partition":
                 cut = parse_body(raw, _Partition, "fault")
                 answer = await table.partition(
                     cut.id, cut.process, cut.peer, cut.lease, direction=cut.direction, mode=cut.mode
                 )
-            elif isinstance(raw, dict) and raw.get("action") == "confine":
+            elif action == "confine":
                 body = parse_body(raw, _Confine, "fault")
                 limits = Limits(cpu=body.cpu, memory=body.memory)
                 answer = await table.confine(body.id, body.process, body.lease, limits)

@@ -1,9 +1,10 @@
 """Process faults under leases: each is undone when its lease ends, unless renewed first.
 
-Three kinds: a *pause* (SIGSTOP, undone by SIGCONT), a *confinement* (the process moved into a
+Four kinds: a *pause* (SIGSTOP, undone by SIGCONT), a *confinement* (the process moved into a
 cgroup of ours with a CPU quota or a memory limit, undone by moving it back; ``_cgroup``) and a
 *partition* (routing rules that cut the process's network namespace from a peer's, undone by
-deleting them; ``_netns``). The
+deleting them; ``_netns``) and *GPU memory pressure* (a holder process that takes device memory on
+the process's GPU, undone by ending it; ``_gpu``). The
 agent, not the runner, holds the lease: a runner that dies (even ``kill -9``) stops renewing,
 and the fault is undone once its lease has passed. Stopping the agent undoes every fault.
 
@@ -20,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlchaos.agent import _netns
+from mlchaos.agent import _gpu, _netns
 from mlchaos.agent._cgroup import Confinement, Limits, confine, in_place, release
 from mlchaos.errors import ConfigError, RunError
 from mlchaos.process import ProcessSelector, TargetProcess, resolve_process
@@ -50,13 +51,18 @@ class _Paused:
 
     stopped: bool = True  # the kernel showed the process stopped (or confined)
     confinement: Confinement | None = None  # a cgroup fault
-    partition: _netns.Partition | None = None  # a network partition; neither: a pause
+    partition: _netns.Partition | None = None  # a network partition
+    gpu: _gpu.Pressure | None = None  # GPU memory taken; none of these: a pause
 
     def to_dict(self, now: float) -> dict[str, Any]:
         action = "pause" if self.confinement is None else "confine"
+        if self.partition is not None:
+            action = "partition"
+        if self.gpu is not None:
+            action = "gpu_memory"
         answer: dict[str, Any] = {
             "id": self.id,
-            "action": "partition" if self.partition is not None else action,
+            "action": action,
             "pid": self.target.pid,
             "name": self.target.name,
             "lease": str(self.lease),
@@ -67,6 +73,8 @@ class _Paused:
             answer["cgroup"] = in_place(self.confinement)
         if self.partition is not None:
             answer["rules"] = self.partition.describe()
+        if self.gpu is not None:
+            answer["gpu"] = self.gpu.describe()
         return answer
 
 
@@ -155,6 +163,30 @@ class PauseTable:
         entry.stopped = await asyncio.to_thread(_netns.in_place, partition)
         return entry.to_dict(self._loop.time())
 
+    async def take_gpu_memory(
+        self,
+        fault_id: str,
+        selector: ProcessSelector,
+        lease: Duration,
+        *,
+        device: int | None = None,
+        leave_free: int | None = None,
+        leave_free_share: float | None = None,
+    ) -> dict[str, Any]:
+        """Take device memory on the selected process's GPU (or GPU ``device``) until only
+        ``leave_free`` bytes (or that share of it) stay free, for ``lease``; RunError when there
+        is no GPU, no driver, or the memory cannot be taken."""
+        target, renewed = await self._target(fault_id, selector, lease)
+        if renewed is not None:
+            return renewed
+        pressure = await asyncio.to_thread(
+            _take_gpu_memory, target, device, leave_free, leave_free_share
+        )
+        entry = self._hold(fault_id, target, lease)
+        entry.gpu = pressure
+        entry.stopped = await asyncio.to_thread(_gpu.in_place, pressure)
+        return entry.to_dict(self._loop.time())
+
     async def pause(
         self, fault_id: str, selector: ProcessSelector, lease: Duration
     ) -> dict[str, Any]:
@@ -192,6 +224,8 @@ class PauseTable:
             undone = release(entry.confinement)
         elif entry.partition is not None:
             undone = _netns.release(entry.partition)
+        elif entry.gpu is not None:
+            undone = _gpu.release(entry.gpu)
         else:
             proc = entry.target.alive()
             if proc is not None:
@@ -206,7 +240,7 @@ class PauseTable:
         entry = self._get(fault_id)
         proc = entry.target.alive()
         resumed = self.resume(fault_id)
-        paused = entry.confinement is None and entry.partition is None
+        paused = entry.confinement is None and entry.partition is None and entry.gpu is None
         if resumed and proc is not None and paused:
             await _shown(proc, stopped=False)
         return resumed
@@ -246,6 +280,31 @@ def plan_partition(
         return _netns.plan(_netns.netns_of(target.pid), _netns.netns_of(other.pid), direction, mode)
     except (OSError, ValueError) as exc:
         raise RunError(f"cannot partition pid {target.pid} from pid {other.pid}: {exc}") from None
+
+
+def choose_gpu(target: TargetProcess, device: int | None) -> _gpu.Gpu:
+    """The GPU a ``gpu_memory`` fault on ``target`` acts on; RunError when there is none."""
+    why = _gpu.unsupported()
+    if why is not None:
+        raise RunError(why)
+    try:
+        return _gpu.choose(target.pid, device)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+
+
+def _take_gpu_memory(
+    target: TargetProcess,
+    device: int | None,
+    leave_free: int | None,
+    leave_free_share: float | None,
+) -> _gpu.Pressure:
+    gpu = choose_gpu(target, device)
+    leave = leave_free if leave_free is not None else int((leave_free_share or 0.0) * gpu.total)
+    try:
+        return _gpu.occupy(gpu, leave)
+    except OSError as exc:
+        raise RunError(str(exc)) from None
 
 
 async def _shown(proc: psutil.Process, *, stopped: bool, limit_s: float = 0.2) -> bool:

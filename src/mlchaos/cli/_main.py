@@ -267,6 +267,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     for i, fault in enumerate(exp.faults):  # a process is shared: its fault reaches both arms
         if fault.type == "partition":
             print(f"  note: faults[{i}] (partition) cuts the network itself: it hits every arm")
+        elif fault.type == "gpu_memory":
+            print(
+                f"  note: faults[{i}] (gpu_memory) takes a shared GPU's memory: it hits every arm"
+            )
         elif fault.type in ("kill", "pause", "cpu", "memory"):
             print(f"  note: faults[{i}] ({fault.type}) acts on a whole process: it hits every arm")
     lines = plan(exp)

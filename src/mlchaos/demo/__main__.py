@@ -7,7 +7,8 @@ Services (each binds ``127.0.0.1:--port``, 0 for an ephemeral port, prints one J
     store    --db PATH --port P                     the feature store (Feast HTTP, SQLite)
     pipeline --store URL --seed N --interval S --port P
                                                     the feature pipeline (pushes to the store)
-    replica  --model-dir DIR --name NAME [--work-ms MS] [--workspace-mib N] --port P
+    replica  --model-dir DIR --name NAME [--work-ms MS] [--workspace-mib N]
+             [--workspace-device host|cuda] --port P
                                                     one primary-model replica (OIP v2)
     gateway  --variant resilient|naive --replica URL --replica URL --store URL
              --model-dir DIR --port P [--model-timeout S] [--store-timeout S] [--cache-ttl S]
@@ -17,6 +18,8 @@ Services (each binds ``127.0.0.1:--port``, 0 for an ephemeral port, prints one J
     feast    --dir DIR --port P                     a real feast serve (the Feast store)
     clients  --target URL --dataset CSV [--rate R] [--seed N] --port P
                                                     the users: calls at R per second
+    netns                                           holds a new network namespace (isolation
+                                                    mode; prints port 0) until stopped
     prometheus --dir DIR --target NAME=HOST:PORT:TOKEN_FILE ... --port P
                                                     Prometheus scraping the proxies
     accuracy [--seed N]                             print the models' measured accuracies
@@ -126,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     replica.add_argument(
         "--workspace-mib", type=int, default=4, help="scratch memory per inference (default 4)"
     )
+    replica.add_argument(
+        "--workspace-device",
+        choices=("host", "cuda"),
+        default="host",
+        help="where the scratch memory is: host memory, or the GPU's (CUDA driver API)",
+    )
 
     gateway = sub.add_parser("gateway", help="the service users call (OIP v2, model 'churn')")
     gateway.add_argument("--variant", choices=("resilient", "naive"), default="resilient")
@@ -206,7 +215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_service(
                 lambda: serve_replica(
-                    args.model_dir, args.name, args.port, args.work_ms, args.workspace_mib
+                    args.model_dir,
+                    args.name,
+                    args.port,
+                    args.work_ms,
+                    args.workspace_mib,
+                    args.workspace_device,
                 ),
                 args.name,
             )

@@ -15,6 +15,12 @@ model does: the logistic model alone costs microseconds and no memory, so a repl
 CPU or memory would not show it. The work is counted in the thread's CPU time, so a throttled
 replica takes longer in wall time, exactly as a real model would; a replica whose memory is
 capped below its workspace meets the OOM killer at its next inference.
+
+With ``workspace_device="cuda"`` the workspace is GPU device memory instead, allocated through
+the CUDA driver API (:mod:`mlchaos._cuda`) on the first GPU the replica sees, written, and freed
+after each inference; when the GPU has no room left the inference answers 503 ``{"error": "out of
+GPU memory ..."}`` — as a GPU model server does when another job took the device memory — and the
+replica serves again once memory is free.
 """
 
 from __future__ import annotations
@@ -26,9 +32,12 @@ from typing import Any
 
 from aiohttp import web
 
+from mlchaos._cuda import OUT_OF_MEMORY, Cuda, CudaError
 from mlchaos.demo._logistic import LinearModel
 from mlchaos.demo._serve import serve
+from mlchaos.errors import ConfigError
 from mlchaos.testing._oip import (
+    HTTPError,
     add_v2_routes,
     check_model,
     json_errors,
@@ -45,18 +54,29 @@ PRIMARY = "primary"
 _MODEL = web.AppKey("model", LinearModel)
 _NAME = web.AppKey("name", str)
 _WORK = web.AppKey("work", tuple[float, int])
+_CUDA = web.AppKey("cuda", Cuda)
 WORK_MS = 1.0
 WORKSPACE_MIB = 4
 
 
 def replica_app(
-    model_dir: Path, name: str, work_ms: float = WORK_MS, workspace_mib: int = WORKSPACE_MIB
+    model_dir: Path,
+    name: str,
+    work_ms: float = WORK_MS,
+    workspace_mib: int = WORKSPACE_MIB,
+    workspace_device: str = "host",
 ) -> web.Application:
-    """The replica's aiohttp application; :class:`ModelFileError` if the model cannot load."""
+    """The replica's aiohttp application; :class:`ModelFileError` if the model cannot load,
+    ConfigError when the workspace is on a GPU there is no driver or device for."""
     app = web.Application(middlewares=[json_errors()])
     app[_MODEL] = LinearModel.load(model_dir / f"{PRIMARY}.json")
     app[_NAME] = name
     app[_WORK] = (work_ms / 1000, workspace_mib * 2**20)
+    if workspace_device == "cuda":
+        try:
+            app[_CUDA] = Cuda()
+        except CudaError as exc:
+            raise ConfigError(f"a GPU workspace needs a GPU: {exc}") from None
     add_v2_routes(
         app,
         server=f"mlchaos-demo-replica/{name}",
@@ -73,9 +93,11 @@ async def serve_replica(
     port: int,
     work_ms: float = WORK_MS,
     workspace_mib: int = WORKSPACE_MIB,
+    workspace_device: str = "host",
 ) -> None:
     """Serve one replica until SIGTERM or SIGINT."""
-    await serve(replica_app(model_dir, name, work_ms, workspace_mib), name, port)
+    app = replica_app(model_dir, name, work_ms, workspace_mib, workspace_device)
+    await serve(app, name, port)
 
 
 async def _metadata(request: web.Request) -> web.Response:
@@ -90,13 +112,33 @@ async def _infer(request: web.Request) -> web.Response:
     model = request.app[_MODEL]
     request_id, values = single_row(await read_json_object(request), len(model.features))
     label, probability = model.predict(values)
-    _work(*request.app[_WORK])
+    seconds, workspace = request.app[_WORK]
+    cuda = request.app.get(_CUDA)
+    if cuda is not None:
+        _gpu_workspace(cuda, workspace)
+        workspace = 0
+    _work(seconds, workspace)
     answer: dict[str, Any] = {"model_name": PRIMARY, "model_version": model.version}
     if request_id is not None:
         answer["id"] = request_id
     answer["outputs"] = [label_output(label), probability_output(probability)]
     answer["parameters"] = {"replica": request.app[_NAME]}
     return web.json_response(answer)
+
+
+def _gpu_workspace(cuda: Cuda, size: int) -> None:
+    """Device memory for this inference: allocated, written, freed; 503 when there is none."""
+    cuda.current()
+    try:
+        pointer = cuda.alloc(size)
+    except CudaError as exc:
+        if exc.errno == OUT_OF_MEMORY:
+            raise HTTPError(f"out of GPU memory: {exc}", status=503) from None
+        raise HTTPError(f"GPU workspace: {exc}", status=500) from None
+    try:
+        cuda.touch(pointer, size)
+    finally:
+        cuda.free(pointer)
 
 
 def _work(seconds: float, workspace: int) -> None:

@@ -43,6 +43,7 @@ EXPERIMENTS = (
     "pipeline-delay",
     "replica-cpu-starvation",
     "replica-memory-exhaustion",
+    "gpu-memory-exhaustion",
     "feature-store-partition",
     "replica-partition",
     "replica-partition-loud",
@@ -59,6 +60,9 @@ _LIVE = frozenset({"live-harmless", "live-kill-switch"})
 _ALERTING = frozenset({"alert-validation"})
 # Experiments whose fault is a cgroup (the agent needs root and the controller).
 _CGROUPS = frozenset({"replica-cpu-starvation", "replica-memory-exhaustion"})
+# Experiments on a GPU (replica A's workspace is device memory): skipped on hosts without one,
+# where replica-memory-exhaustion tests the same hypothesis on host memory.
+_GPU = frozenset({"gpu-memory-exhaustion"})
 # Experiments that cut the network between services: isolation mode (root, namespaces).
 _ISOLATED = frozenset({"feature-store-partition", "replica-partition", "replica-partition-loud"})
 LIVE_RATE = 120.0  # the simulated users' calls per second (more saturates 2 cores)
@@ -73,6 +77,13 @@ def cgroups_unsupported() -> str | None:
     from mlchaos.agent._cgroup import Limits, unsupported  # noqa: PLC0415
 
     return unsupported(Limits(cpu=0.1, memory=2**20))
+
+
+def gpu_unsupported() -> str | None:
+    """Why this host cannot run the GPU experiments (None: it can)."""
+    from mlchaos.agent._gpu import unsupported  # noqa: PLC0415
+
+    return unsupported()
 
 
 def experiment_path(name: str) -> Path:
@@ -163,6 +174,14 @@ async def run_demo(
         for name in [n for n in names if n in _CGROUPS]:
             console.print(f"[yellow]skipping {name}: {why}[/]")
         names = [n for n in names if n not in _CGROUPS]
+    why = gpu_unsupported() if any(n in _GPU for n in names) else None
+    if why is not None:
+        for name in [n for n in names if n in _GPU]:
+            console.print(
+                f"[yellow]skipping {name}: {why}; replica-memory-exhaustion tests the same "
+                "hypothesis on host memory[/]"
+            )
+        names = [n for n in names if n not in _GPU]
     try:
         for name in names:
             console.rule(f"[bold]{name}[/] ({variant} gateway, {feature_store} feature store)")
@@ -175,6 +194,7 @@ async def run_demo(
                 clients=clients,
                 prometheus=name in _ALERTING,
                 isolation=name in _ISOLATED,
+                gpu=name in _GPU,
             ) as stack:
                 console.print(f"demo service up: {len(stack.describe())} processes")
                 exp = load_demo_experiment(name, stack.variables, duration=duration)

@@ -8,7 +8,8 @@ starts the client simulator calling through it: live traffic, for live experimen
 ``prometheus`` it runs Prometheus scraping the replica proxies, with alert rules. With
 ``isolation`` the gateway, the feature store and both replicas each run in a network namespace
 of their own on a bridge (:mod:`~mlchaos.demo._isolation`), linked directly rather than through
-proxies, so that partitions between them are the kernel's. Leaving ``async with`` stops
+proxies, so that partitions between them are the kernel's. With ``gpu`` replica A's
+per-inference workspace is GPU memory. Leaving ``async with`` stops
 everything; nothing survives, however the demo ends.
 
 Everything a user (or an experiment file) needs to reach it is in :attr:`DemoStack.variables`:
@@ -70,6 +71,7 @@ class DemoStack:
         clients: float | None = None,
         prometheus: bool = False,
         isolation: bool = False,
+        gpu: bool = False,
     ) -> None:
         if isolation and feature_store != "sqlite":
             raise ConfigError("isolation mode runs the built-in feature store (sqlite)")
@@ -80,6 +82,7 @@ class DemoStack:
         self.clients = clients
         self.prometheus = prometheus
         self.isolation = isolation
+        self.gpu = gpu
         self.group = ServiceGroup(grace=3.0)
         self.network: IsolatedNetwork | None = None
         self._hosts: dict[str, str] = {}  # isolation mode: each isolated service's address
@@ -165,8 +168,8 @@ class DemoStack:
             self._service("world", "world", "--seed", seed),
             store,
             *(
-                self._service(r, "replica", "--model-dir", str(models), "--name", r)
-                for r in REPLICAS
+                self._service(r, "replica", "--model-dir", str(models), "--name", r, *gpu)
+                for r, gpu in zip(REPLICAS, self._workspaces(), strict=True)
             ),
         )
         await asyncio.gather(
@@ -197,6 +200,14 @@ class DemoStack:
         if self.prometheus:
             await self._start_prometheus()
         await self._start_control()
+
+    def _workspaces(self) -> list[list[str]]:
+        """Each replica's workspace options: with ``gpu``, replica A's is 64 MiB of GPU memory
+        and B's host memory (a GPU replica with a CPU one beside it: one GPU cannot fail over
+        to itself)."""
+        if not self.gpu:
+            return [[], []]
+        return [["--workspace-device", "cuda", "--workspace-mib", "64"], []]
 
     async def _start_prometheus(self) -> None:
         """Prometheus scraping the replica proxies' metrics, with alert rules on them."""

@@ -6,7 +6,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlchaos.faults._process import AgentInjector, Cut, KillInjector
+from mlchaos.faults._process import AgentInjector, Cut, GpuTake, KillInjector
 from mlchaos.faults._proxy import ProxyFaultInjector
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ def build_injector(
     from mlchaos.spec import (  # noqa: PLC0415
         AgentFault,
         CpuFault,
+        GpuMemoryFault,
         KillFault,
         MemoryFault,
         PartitionFault,
@@ -53,6 +54,15 @@ def build_injector(
             partition=(
                 Cut(fault.peer.relative_to(base_dir), fault.direction, fault.mode)
                 if isinstance(fault, PartitionFault)
+                else None
+            ),
+            gpu=(
+                GpuTake(
+                    fault.device,
+                    None if fault.leave_free is None else int(fault.leave_free),
+                    None if fault.leave_free_share is None else fault.leave_free_share.fraction,
+                )
+                if isinstance(fault, GpuMemoryFault)
                 else None
             ),
         )

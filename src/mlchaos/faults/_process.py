@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mlchaos.agent import AgentClient
     from mlchaos.units import Duration
 
-__all__ = ["AgentInjector", "Cut", "KillInjector"]
+__all__ = ["AgentInjector", "Cut", "GpuTake", "KillInjector"]
 
 _RESTART_TIMEOUT_S = 60.0
 
@@ -117,10 +117,29 @@ class Cut:
     mode: str = "silent"
 
 
+@dataclass(frozen=True)
+class GpuTake:
+    """How much GPU memory a ``GpuMemoryFault`` leaves free, and on which GPU."""
+
+    device: int | None = None
+    leave_free: int | None = None
+    leave_free_share: float | None = None
+
+    def describe(self) -> str:
+        left = (
+            f"{(self.leave_free or 0) / 2**20:g} MiB"
+            if self.leave_free_share is None
+            else f"{self.leave_free_share:.1%}"
+        )
+        where = "the GPU" if self.device is None else f"GPU {self.device}"
+        return f"memory of {where} taken down to {left} free"
+
+
 class AgentInjector:
     """A process fault through an agent, under the experiment's lease: a pause (SIGSTOP); with
     ``cpu`` (cores) or ``memory`` (bytes), a confinement in a cgroup with those limits; with
-    ``partition``, the network cut between the process's namespace and a peer's."""
+    ``partition``, the network cut between the process's namespace and a peer's; with ``gpu``,
+    device memory taken on its GPU."""
 
     def __init__(
         self,
@@ -133,6 +152,7 @@ class AgentInjector:
         cpu: float | None = None,
         memory: int | None = None,
         partition: Cut | None = None,
+        gpu: GpuTake | None = None,
     ) -> None:
         self._client = client
         self.selector = selector
@@ -142,6 +162,7 @@ class AgentInjector:
         self.cpu = cpu
         self.memory = memory
         self.partition = partition
+        self.gpu = gpu
 
     hits: dict[str, int] | None = None
     unit = "processes"
@@ -157,6 +178,9 @@ class AgentInjector:
             what = f"cpu limit {self.cpu:.0%} of a core"
         if self.memory is not None:
             what = f"memory limit {self.memory / 2**20:g} MiB"
+        if self.gpu is not None:
+            where = self.selector.describe()
+            return f"{self.gpu.describe()} (used by {where}; agent {self.agent}; every arm)"
         cut = self.partition
         if cut is not None:
             ways = {"both": "both ways", "outbound": "one way, out", "inbound": "one way, in"}
@@ -170,8 +194,16 @@ class AgentInjector:
         """The agent answers, finds exactly one process, and (for a cgroup fault) can make
         cgroups with these limits; nothing is done to the process."""
         peer = None if self.partition is None else self.partition.peer
+        gpu = self.gpu
         try:
-            await self._client.check(self.selector, cpu=self.cpu, memory=self.memory, peer=peer)
+            await self._client.check(
+                self.selector,
+                cpu=self.cpu,
+                memory=self.memory,
+                peer=peer,
+                gpu=gpu is not None,
+                device=None if gpu is None else gpu.device,
+            )
         except ControlAPIError as exc:
             raise PreflightError(f"agent '{self.agent}' cannot act: {exc}") from None
 
@@ -183,6 +215,21 @@ class AgentInjector:
     async def inject(self) -> None:
         """Apply it; RunError if the agent could not see it in place (then rollback undoes it,
         like any fault whose injection was attempted)."""
+        if self.gpu is not None:
+            answer = await self._client.take_gpu_memory(
+                self.fault_id,
+                self.selector,
+                self._lease,
+                device=self.gpu.device,
+                leave_free=self.gpu.leave_free,
+                leave_free_share=self.gpu.leave_free_share,
+            )
+            if answer.get("confirmed") is False:
+                raise RunError(
+                    "the agent's holder took GPU memory but NVML does not list it among the "
+                    "GPU's processes: the pressure is unconfirmed"
+                )
+            return
         if self.partition is not None:
             cut = self.partition
             answer = await self._client.partition(

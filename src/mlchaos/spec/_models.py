@@ -336,11 +336,32 @@ class PartitionFault(AgentFault):
         return (self.process, self.peer)
 
 
-AGENT_FAULTS = (PauseFault, CpuFault, MemoryFault, PartitionFault)
+class GpuMemoryFault(AgentFault):
+    """Take device memory on the GPU the process uses (or GPU ``device``) until only
+    ``leave_free`` (bytes) or ``leave_free_share`` (of the GPU's memory) stays free: a holder
+    process of the agent's allocates it through the CUDA driver API, and ends (freeing it) when
+    undone. Needs an NVIDIA GPU and driver on the agent's host, and nvidia-ml-py. The GPU is
+    shared, so it acts on every arm."""
+
+    type: Literal["gpu_memory"]
+    device: int | None = Field(None, ge=0, description="NVML index; default: the process's GPU")
+    leave_free: ByteSize | None = Field(None, description="e.g. 256MiB")
+    leave_free_share: Share | None = Field(None, description="e.g. 1%")
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> Self:
+        if (self.leave_free is None) == (self.leave_free_share is None):
+            raise ValueError("give one of leave_free (e.g. 256MiB) and leave_free_share (e.g. 1%)")
+        if self.leave_free_share is not None and self.leave_free_share.fraction >= 1:
+            raise ValueError("leave_free_share must be under 100%: the fault takes the rest")
+        return self
+
+
+AGENT_FAULTS = (PauseFault, CpuFault, MemoryFault, PartitionFault, GpuMemoryFault)
 
 
 Fault = Annotated[
-    ProxyFault | KillFault | PauseFault | CpuFault | MemoryFault | PartitionFault,
+    ProxyFault | KillFault | PauseFault | CpuFault | MemoryFault | PartitionFault | GpuMemoryFault,
     Field(discriminator="type"),
 ]
 
