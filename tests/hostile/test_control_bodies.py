@@ -49,3 +49,53 @@ async def test_the_agent_refuses_deep_bodies_with_a_400() -> None:
     ):
         assert r.status == 400
         assert "nested more than 32 levels" in (await r.json())["error"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({"id": "p", "action": "partition", "process": {"port": 1}}, "peer"),
+        (
+            {
+                "id": "p",
+                "action": "partition",
+                "process": {"port": 1},
+                "peer": {"port": 2},
+                "mode": "quiet",
+            },
+            "'silent' or 'loud'",
+        ),
+        (
+            {
+                "id": "p",
+                "action": "partition",
+                "process": {"port": 1},
+                "peer": {"port": 2},
+                "direction": "up",
+            },
+            "'both', 'outbound' or 'inbound'",
+        ),
+        ({"id": "g", "action": "gpu_memory", "process": {"port": 1}}, "give one of 'leave_free'"),
+        (
+            {"id": "g", "action": "gpu_memory", "process": {"port": 1}, "leave_free": -1},
+            "greater than or equal to 0",
+        ),
+        (
+            {"id": "g", "action": "gpu_memory", "process": {"port": 1}, "leave_free_share": 1},
+            "less than 1",
+        ),
+    ],
+)
+async def test_the_agent_refuses_a_malformed_partition_or_gpu_fault_with_a_400(
+    body: dict[str, object], said: str
+) -> None:
+    async with (
+        AgentServer() as agent,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {agent.token}"}) as s,
+    ):
+        async with s.post(f"{agent.url}/faults", json=body) as r:
+            assert r.status == 400
+            assert said in (await r.json())["error"]
+        async with s.get(f"{agent.url}/faults") as r:
+            assert (await r.json()) == {"faults": []}

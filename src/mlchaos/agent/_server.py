@@ -155,6 +155,7 @@ class AgentServer:
 
     async def stop(self) -> None:
         if self.table is not None:
+            await self.table.settle()
             self.table.resume_all()
         if self._runner is not None:
             await self._runner.cleanup()

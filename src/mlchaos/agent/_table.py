@@ -8,8 +8,10 @@ the process's GPU, undone by ending it; ``_gpu``). The
 agent, not the runner, holds the lease: a runner that dies (even ``kill -9``) stops renewing,
 and the fault is undone once its lease has passed. Stopping the agent undoes every fault.
 
-Nothing here blocks the agent's event loop: process scans run in a thread, and a pause (or a
-resume) is answered once the kernel shows it in place — or reported unconfirmed, never assumed.
+Nothing here blocks the agent's event loop: process scans, ``ip`` commands and GPU holders run in
+a thread, and a fault (or its undoing) is answered once the kernel shows it in place — or
+reported unconfirmed, never assumed. Only :meth:`PauseTable.resume_all`, as the agent stops,
+undoes everything inline.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class PauseTable:
         self._paused: dict[str, _Paused] = {}
         self._guardian = guardian
         self.resumed_by_lease = 0
+        self._expiring: set[asyncio.Task[bool]] = set()
 
     def __len__(self) -> int:
         return len(self._paused)
@@ -215,35 +218,28 @@ class PauseTable:
         return entry.to_dict(self._loop.time())
 
     def resume(self, fault_id: str) -> bool:
-        """Undo at once (SIGCONT, or out of our cgroup) and forget; True when the process was
-        still there."""
-        entry = self._get(fault_id)
-        entry.handle.cancel()
-        del self._paused[fault_id]
-        if entry.confinement is not None:
-            undone = release(entry.confinement)
-        elif entry.partition is not None:
-            undone = _netns.release(entry.partition)
-        elif entry.gpu is not None:
-            undone = _gpu.release(entry.gpu)
-        else:
-            proc = entry.target.alive()
-            if proc is not None:
-                proc.resume()
-            undone = proc is not None
-        if self._guardian is not None:
-            self._guardian.release(fault_id)
-        return undone
+        """Undo at once (SIGCONT, out of our cgroup, rules deleted, GPU memory freed) and
+        forget; True when what it acted on was still there."""
+        entry = self._forget(fault_id)
+        return self._undone(entry, _undo(entry))
 
     async def resume_confirmed(self, fault_id: str) -> bool:
-        """:meth:`resume`, answered once the kernel shows the process running (at most 0.2 s)."""
-        entry = self._get(fault_id)
+        """:meth:`resume`, answered once the kernel shows it undone (a paused process running
+        again within 0.2 s); the slower undoings (``ip``, a holder's exit) run in a thread."""
+        return await self._finish(self._forget(fault_id))
+
+    async def _finish(self, entry: _Paused) -> bool:
+        if entry.partition is not None or entry.gpu is not None:
+            return self._undone(entry, await asyncio.to_thread(_undo, entry))
         proc = entry.target.alive()
-        resumed = self.resume(fault_id)
-        paused = entry.confinement is None and entry.partition is None and entry.gpu is None
-        if resumed and proc is not None and paused:
+        resumed = self._undone(entry, _undo(entry))
+        if resumed and proc is not None and entry.confinement is None:
             await _shown(proc, stopped=False)
         return resumed
+
+    async def settle(self) -> None:
+        """Wait for the undoings that lapsed leases started."""
+        await asyncio.gather(*self._expiring, return_exceptions=True)
 
     def resume_all(self) -> int:
         return sum(self.resume(fault_id) for fault_id in list(self._paused))
@@ -251,6 +247,19 @@ class PauseTable:
     def list(self) -> list[dict[str, Any]]:
         now = self._loop.time()
         return [p.to_dict(now) for p in self._paused.values()]
+
+    def _forget(self, fault_id: str) -> _Paused:
+        entry = self._get(fault_id)
+        entry.handle.cancel()
+        del self._paused[fault_id]
+        return entry
+
+    def _undone(self, entry: _Paused, undone: bool) -> bool:
+        """Tell the guardian it need not undo it any more (only now: had the agent died while
+        undoing, the guardian would have finished the job)."""
+        if self._guardian is not None:
+            self._guardian.release(entry.id)
+        return undone
 
     def _get(self, fault_id: str) -> _Paused:
         try:
@@ -261,7 +270,24 @@ class PauseTable:
     def _expire(self, fault_id: str) -> None:
         if fault_id in self._paused:
             self.resumed_by_lease += 1
-            self.resume(fault_id)
+            task = self._loop.create_task(self._finish(self._forget(fault_id)))
+            self._expiring.add(task)  # held until done (the loop keeps only a weak reference)
+            task.add_done_callback(self._expiring.discard)
+
+
+def _undo(entry: _Paused) -> bool:
+    """Undo the fault an entry holds (may block: ``ip``, a holder's exit); True when what it
+    acted on was still there."""
+    if entry.confinement is not None:
+        return release(entry.confinement)
+    if entry.partition is not None:
+        return _netns.release(entry.partition)
+    if entry.gpu is not None:
+        return _gpu.release(entry.gpu)
+    proc = entry.target.alive()
+    if proc is not None:
+        proc.resume()
+    return proc is not None
 
 
 def plan_partition(
