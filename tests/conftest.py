@@ -111,6 +111,39 @@ def needs_netns() -> None:
     pytest.skip(why)
 
 
+@dataclass(frozen=True)
+class AgentProcess:
+    """``mlchaos agent serve`` as its own process: kill it to see what its guardian undoes."""
+
+    proc: subprocess.Popen[str]
+    control: str
+    token: str
+
+    def kill(self) -> None:
+        """SIGKILL, as the OOM killer would: no last word."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+@pytest.fixture
+def agent_process(tmp_path: Path) -> Iterator[AgentProcess]:
+    token_file = tmp_path / "agent.token"
+    proc = subprocess.Popen(
+        [*MLCHAOS, "agent", "serve", "--token-file", str(token_file)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        control = json.loads(first_line(proc))["control"]
+        yield AgentProcess(proc, control, token_file.read_text().strip())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
 @pytest.fixture
 def burner() -> Iterator[subprocess.Popen[bytes]]:
     """A process that uses all the CPU it is given."""

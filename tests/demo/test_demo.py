@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -244,25 +245,28 @@ def test_the_naive_gateway_fails_and_each_failed_check_is_named(tmp_path: Path) 
     assert_all_gone(demo_pids(tmp_path))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
-def test_no_demo_process_survives_an_interrupted_demo(tmp_path: Path, sig: signal.Signals) -> None:
+def interrupt_demo(
+    tmp_path: Path, name: str, sig: signal.Signals, check: Callable[[dict[str, int]], None]
+) -> dict[str, int]:
+    """Run one demo experiment; once its fault is in (every service up, traffic flowing), call
+    ``check`` with the demo's pids and send ``sig``. The demo must end as interrupted (130, no
+    traceback) unless SIGKILLed; its pids are returned."""
     proc = subprocess.Popen(
-        [*MLCHAOS, "demo", "--quiet", "--only", "endpoint-failover", "--out", str(tmp_path)],
+        [*MLCHAOS, "demo", "--quiet", "--only", name, "--out", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
         deadline = time.monotonic() + 60
-        # Wait until every service is up and the fault is in (traffic is flowing).
-        journal = tmp_path / "endpoint-failover" / "journal.jsonl"
+        journal = tmp_path / name / "journal.jsonl"
         while not (journal.exists() and '"event":"injected"' in journal.read_text()):
             assert proc.poll() is None, proc.communicate()[0]
             assert time.monotonic() < deadline, "the demo did not start"
             time.sleep(0.1)
         pids = demo_pids(tmp_path)
-        assert len(pids) == 10  # 6 services, 3 proxies and the agent
         assert all(alive(p) for p in pids.values())
+        check(pids)
         proc.send_signal(sig)
         output, _ = proc.communicate(timeout=60)
     finally:
@@ -272,7 +276,15 @@ def test_no_demo_process_survives_an_interrupted_demo(tmp_path: Path, sig: signa
     if sig != signal.SIGKILL:
         assert proc.returncode == 130, output
         assert "Traceback" not in output
-    assert_all_gone(pids)
+    return pids
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_no_demo_process_survives_an_interrupted_demo(tmp_path: Path, sig: signal.Signals) -> None:
+    def ten(pids: dict[str, int]) -> None:
+        assert len(pids) == 10  # 6 services, 3 proxies and the agent
+
+    assert_all_gone(interrupt_demo(tmp_path, "endpoint-failover", sig, ten))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
@@ -280,24 +292,12 @@ def test_an_interrupted_isolated_demo_leaves_no_process_namespace_or_rule(
     tmp_path: Path, sig: signal.Signals, needs_netns: None
 ) -> None:
     """Interrupted while the gateway is cut off from replica A: every service, namespace holder
-    and interface goes, and (SIGTERM) the run says it was interrupted."""
-    proc = subprocess.Popen(
-        [*MLCHAOS, "demo", "--quiet", "--only", "replica-partition", "--out", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        journal = tmp_path / "replica-partition" / "journal.jsonl"
-        while not (journal.exists() and '"event":"injected"' in journal.read_text()):
-            assert proc.poll() is None, proc.communicate()[0]
-            assert time.monotonic() < deadline, "the demo did not start"
-            time.sleep(0.1)
-        pids = demo_pids(tmp_path)
+    and interface goes."""
+
+    def cut_off(pids: dict[str, int]) -> None:
         # 7 services (world, store, pipeline, two replicas, gateway, agent) and 5 namespace
         # holders (the switch, the gateway, the store, two replicas)
-        assert len(pids) == 12 and all(alive(p) for p in pids.values())
+        assert len(pids) == 12
         gateway = pids["replica-partition/gateway"]
         rules = subprocess.run(
             ["nsenter", f"--net=/proc/{gateway}/ns/net", "ip", "rule"],
@@ -307,16 +307,8 @@ def test_an_interrupted_isolated_demo_leaves_no_process_namespace_or_rule(
         ).stdout
         assert "blackhole" in rules  # the cut is in place
         assert isolation_left()
-        proc.send_signal(sig)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    if sig != signal.SIGKILL:
-        assert proc.returncode == 130, output
-        assert "Traceback" not in output
-    assert_all_gone(pids)
+
+    assert_all_gone(interrupt_demo(tmp_path, "replica-partition", sig, cut_off))
     deadline = time.monotonic() + 5
     while isolation_left() and time.monotonic() < deadline:
         time.sleep(0.1)

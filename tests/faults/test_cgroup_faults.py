@@ -11,7 +11,6 @@ elsewhere, naming why, and required in CI (``MLCHAOS_REQUIRE_CGROUPS=1``).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -26,7 +25,7 @@ from mlchaos.errors import ControlAPIError
 from mlchaos.faults import AgentInjector
 from mlchaos.process import ProcessSelector
 from mlchaos.units import Duration
-from tests.conftest import MLCHAOS
+from tests.conftest import AgentProcess
 
 pytestmark = pytest.mark.usefixtures("needs_cgroups")
 
@@ -149,40 +148,22 @@ async def test_a_memory_fault_makes_allocations_past_the_limit_fail_and_goes_awa
 
 
 def test_the_guardian_moves_the_process_back_when_the_agent_is_killed(
-    tmp_path: Path, burner: subprocess.Popen[bytes]
+    tmp_path: Path, burner: subprocess.Popen[bytes], agent_process: AgentProcess
 ) -> None:
     home = cgroups(burner.pid)
-    agent = subprocess.Popen(
-        [*MLCHAOS, "agent", "serve", "--token-file", str(tmp_path / "agent.token")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert agent.stdout is not None
-        ready = json.loads(agent.stdout.readline())
-        token = (tmp_path / "agent.token").read_text().strip()
 
-        async def confine() -> None:
-            async with AgentClient(ready["control"], token) as client:
-                await client.confine(
-                    "cpu-g", selector_of(burner.pid, tmp_path), Duration(60), cpu=0.2
-                )
+    async def confine() -> None:
+        async with AgentClient(agent_process.control, agent_process.token) as client:
+            await client.confine("cpu-g", selector_of(burner.pid, tmp_path), Duration(60), cpu=0.2)
 
-        asyncio.run(confine())
-        assert cgroups(burner.pid) != home
-        agent.send_signal(signal.SIGKILL)
-        agent.wait()
-        t0 = time.monotonic()
-        while cgroups(burner.pid) != home:
-            assert time.monotonic() - t0 < 5, "the guardian did not move it back"
-            time.sleep(0.05)
-        assert not ours_left()
-    finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.wait()
-        if agent.stdout is not None:
-            agent.stdout.close()
+    asyncio.run(confine())
+    assert cgroups(burner.pid) != home
+    agent_process.kill()
+    t0 = time.monotonic()
+    while cgroups(burner.pid) != home:
+        assert time.monotonic() - t0 < 5, "the guardian did not move it back"
+        time.sleep(0.05)
+    assert not ours_left()
 
 
 @pytest.mark.asyncio

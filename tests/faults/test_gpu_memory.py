@@ -11,8 +11,6 @@ what the driver sees.
 from __future__ import annotations
 
 import asyncio
-import json
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +26,7 @@ from mlchaos.errors import EXIT_CANNOT_RUN, ControlAPIError, PreflightError
 from mlchaos.faults._process import AgentInjector, GpuTake
 from mlchaos.process import ProcessSelector
 from mlchaos.units import Duration
-from tests.conftest import MLCHAOS, ROOT
+from tests.conftest import ROOT, AgentProcess
 
 MIB = 2**20
 WHY_NO_GPU = unsupported()
@@ -130,19 +128,13 @@ def test_a_run_with_a_gpu_fault_on_a_host_without_one_stops_at_preflight(
     process: tuple[subprocess.Popen[str], ProcessSelector],
     capsys: pytest.CaptureFixture[str],
     upstream: int,
+    agent_process: AgentProcess,
 ) -> None:
-    agent = subprocess.Popen(
-        [*MLCHAOS, "agent", "serve", "--token-file", str(tmp_path / "agent.token")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert agent.stdout is not None
-        control = json.loads(agent.stdout.readline())["control"]
-        _, selector = process
-        spec = tmp_path / "gpu.yaml"
-        spec.write_text(
-            f"""\
+    control = agent_process.control
+    _, selector = process
+    spec = tmp_path / "gpu.yaml"
+    spec.write_text(
+        f"""\
 title: GPU memory taken
 agents: [{{name: a, connect: {{url: "{control}", token_file: "{tmp_path / "agent.token"}"}}}}]
 traffic:
@@ -158,20 +150,15 @@ faults:
 hypothesis:
   - {{metric: error_rate, arm: control, max: 5%}}
 """
-        )
-        assert main(["validate", str(spec)]) == 0
-        assert "(gpu_memory) takes a shared GPU's memory" in capsys.readouterr().out
-        code = main(["run", str(spec), "--out", str(tmp_path / "out"), "--quiet"])
-        said = capsys.readouterr()
-        out = " ".join((said.out + said.err).split())  # the console wraps long lines
-        assert code == EXIT_CANNOT_RUN, out
-        assert "agent 'a' cannot act" in out and str(WHY_NO_GPU) in out
-        assert "Traceback" not in out
-    finally:
-        agent.kill()
-        agent.wait()
-        if agent.stdout is not None:
-            agent.stdout.close()
+    )
+    assert main(["validate", str(spec)]) == 0
+    assert "(gpu_memory) takes a shared GPU's memory" in capsys.readouterr().out
+    code = main(["run", str(spec), "--out", str(tmp_path / "out"), "--quiet"])
+    said = capsys.readouterr()
+    out = " ".join((said.out + said.err).split())  # the console wraps long lines
+    assert code == EXIT_CANNOT_RUN, out
+    assert "agent 'a' cannot act" in out and str(WHY_NO_GPU) in out
+    assert "Traceback" not in out
 
 
 @needs_gpu
@@ -215,34 +202,18 @@ async def test_gpu_memory_whose_lease_lapses_is_given_back(
 
 @needs_gpu
 def test_gpu_memory_is_given_back_when_the_agent_is_killed(
-    tmp_path: Path, gpu_server: tuple[subprocess.Popen[str], ProcessSelector]
+    gpu_server: tuple[subprocess.Popen[str], ProcessSelector], agent_process: AgentProcess
 ) -> None:
     proc, selector = gpu_server
-    agent = subprocess.Popen(
-        [*MLCHAOS, "agent", "serve", "--token-file", str(tmp_path / "agent.token")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert agent.stdout is not None
-        ready = json.loads(agent.stdout.readline())
-        token = (tmp_path / "agent.token").read_text().strip()
 
-        async def take() -> None:
-            async with AgentClient(ready["control"], token) as client:
-                await client.take_gpu_memory("g", selector, Duration(60), leave_free=256 * MIB)
+    async def take() -> None:
+        async with AgentClient(agent_process.control, agent_process.token) as client:
+            await client.take_gpu_memory("g", selector, Duration(60), leave_free=256 * MIB)
 
-        asyncio.run(take())
-        assert ask(proc, 1024) == "error 2"
-        agent.send_signal(signal.SIGKILL)
-        agent.wait()
-        t0 = time.monotonic()
-        while ask(proc, 1024) != "ok":  # the holder went with the agent, and its memory
-            assert time.monotonic() - t0 < 10, "GPU memory still taken after the agent died"
-            time.sleep(0.1)
-    finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.wait()
-        if agent.stdout is not None:
-            agent.stdout.close()
+    asyncio.run(take())
+    assert ask(proc, 1024) == "error 2"
+    agent_process.kill()
+    t0 = time.monotonic()
+    while ask(proc, 1024) != "ok":  # the holder went with the agent, and its memory
+        assert time.monotonic() - t0 < 10, "GPU memory still taken after the agent died"
+        time.sleep(0.1)

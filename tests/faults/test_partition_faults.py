@@ -12,8 +12,6 @@ and ``nsenter``; skipped elsewhere, naming why; required in CI (``MLCHAOS_REQUIR
 from __future__ import annotations
 
 import asyncio
-import json
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +30,7 @@ from mlchaos.errors import ControlAPIError, PreflightError
 from mlchaos.faults._process import AgentInjector, Cut
 from mlchaos.process import ProcessSelector
 from mlchaos.units import Duration
-from tests.conftest import MLCHAOS
+from tests.conftest import AgentProcess
 
 pytestmark = pytest.mark.usefixtures("needs_netns")
 
@@ -229,33 +227,17 @@ async def test_a_partition_whose_lease_lapses_is_undone(tmp_path: Path, pair: Pa
 
 @pytest.mark.asyncio
 async def test_the_guardian_deletes_the_rules_when_the_agent_is_killed(
-    tmp_path: Path, pair: Pair
+    pair: Pair, agent_process: AgentProcess
 ) -> None:
-    token_file = tmp_path / "agent.token"
-    agent = subprocess.Popen(  # noqa: ASYNC220 - a moment's spawn; the test awaits nothing else
-        [*MLCHAOS, "agent", "serve", "--token-file", str(token_file)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert agent.stdout is not None
-        ready = json.loads(agent.stdout.readline())
-        async with AgentClient(ready["control"], token_file.read_text().strip()) as client:
-            await client.partition("p", pair.a.selector, pair.b.selector, Duration(60))
-        assert "blackhole" in pair.a.rules() and "blackhole" in pair.b.rules()
-        agent.send_signal(signal.SIGKILL)
-        agent.wait()
-        t0 = time.monotonic()
-        while "blackhole" in pair.a.rules() + pair.b.rules():
-            assert time.monotonic() - t0 < 5, "the guardian did not delete the rules"
-            await asyncio.sleep(0.05)
-        assert await asyncio.to_thread(pair.whole)
-    finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.wait()
-        if agent.stdout is not None:
-            agent.stdout.close()
+    async with AgentClient(agent_process.control, agent_process.token) as client:
+        await client.partition("p", pair.a.selector, pair.b.selector, Duration(60))
+    assert "blackhole" in pair.a.rules() and "blackhole" in pair.b.rules()
+    agent_process.kill()
+    t0 = time.monotonic()
+    while "blackhole" in pair.a.rules() + pair.b.rules():
+        assert time.monotonic() - t0 < 5, "the guardian did not delete the rules"
+        await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(pair.whole)
 
 
 @pytest.mark.asyncio
