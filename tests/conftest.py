@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 MLCHAOS = [sys.executable, "-m", "mlchaos"]
+
+pytest_plugins = ("pytester",)  # the pytest plugin's own tests run pytest on test files
 ROOT = Path(__file__).resolve().parent.parent
 
 

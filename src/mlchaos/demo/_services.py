@@ -11,12 +11,9 @@ Nothing survives, even when the supervisor itself is SIGKILLed:
 * every service runs in its own session (``start_new_session``), so its process group holds
   it and its children; stopping signals the group, and grandchildren go too;
 * on Linux every service starts through a tiny Python bootstrap that sets
-  ``PR_SET_PDEATHSIG=SIGKILL`` and then execs the service (same pid). The kernel then
-  kills the service when the supervisor dies, however it dies. A bootstrap is used rather
-  than ``preexec_fn`` because ``preexec_fn`` runs Python (here ctypes) between ``fork`` and
-  ``exec`` in a possibly multi-threaded process, which can deadlock; the bootstrap runs in
-  a fresh single-threaded interpreter. It also closes the race where the supervisor dies
-  before ``prctl``: it checks that its parent is still the supervisor, and exits otherwise.
+  ``PR_SET_PDEATHSIG=SIGKILL`` and then execs the service (same pid;
+  :func:`mlchaos._children.dying_with_us`). The kernel then kills the service when the
+  supervisor dies, however it dies.
 
 Limits: ``PR_SET_PDEATHSIG`` is Linux-only (elsewhere services start directly and only an
 orderly stop cleans up); it covers the service process itself, not grandchildren it
@@ -32,12 +29,12 @@ import contextlib
 import json
 import os
 import signal
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import Self
 
+from mlchaos._children import dying_with_us
 from mlchaos.errors import ConfigError, RunError
 
 __all__ = ["RunningService", "ServiceGroup", "ServiceSpec", "ServiceStartError"]
@@ -46,21 +43,6 @@ _LOG_TAIL_LINES = 50
 _ERROR_TAIL_LINES = 10
 _LINE_LIMIT = 1 << 20  # a longer line is kept as a marker, not an error
 _PIPE_DRAIN_S = 1.0  # after the group is dead, how long its pipe may take to reach EOF
-
-# Runs as ``python -I -S -c _BOOTSTRAP <supervisor pid> <argv...>``: die with the
-# supervisor, make sure it is still there, then become the service (same pid).
-_BOOTSTRAP = """\
-import ctypes, os, signal, sys
-if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) != 0:
-    sys.exit("mlchaos bootstrap: prctl(PR_SET_PDEATHSIG) failed")
-if os.getppid() != int(sys.argv[1]):
-    sys.exit("mlchaos bootstrap: the supervisor is gone")
-try:
-    os.execvp(sys.argv[2], sys.argv[2:])
-except OSError as exc:
-    print(f"mlchaos bootstrap: cannot run {sys.argv[2]!r}: {exc}", file=sys.stderr)
-    sys.exit(127)
-"""
 
 
 class ServiceStartError(RunError):
@@ -205,9 +187,7 @@ class ServiceGroup:
         previous = self._services.get(spec.name)
         if previous is not None and previous.running:
             raise ValueError(f"service {spec.name!r} is already running (pid {previous.pid})")
-        argv = list(spec.argv)
-        if sys.platform == "linux":
-            argv = [sys.executable, "-I", "-S", "-c", _BOOTSTRAP, str(os.getpid()), *argv]
+        argv = dying_with_us(spec.argv)
         process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,

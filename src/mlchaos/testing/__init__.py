@@ -1,4 +1,6 @@
-"""Test aids shipped to users: the toy model upstream, and fakes for the phase machine.
+"""Test aids shipped to users: the toy model upstream, a fault proxy for a test with assertions
+judged on intervals (what the pytest plugin, :mod:`mlchaos.pytest_plugin`, serves), and fakes for
+the phase machine.
 
 The toy model is served over the Open Inference Protocol v2; tests and the example experiments
 run against it, ``mlchaos upstream serve`` runs it as a process, and ``make_dataset`` writes
@@ -9,6 +11,8 @@ sockets on virtual time; they load on first use (``mlchaos upstream serve`` star
 
 from typing import TYPE_CHECKING, Any
 
+from mlchaos.testing._chaos_proxy import ChaosProxy
+from mlchaos.testing._judged import Judged, error_rate, is_error, latency_quantile
 from mlchaos.testing._toy import TOY_FEATURES, TOY_MODEL, make_dataset, toy_predict, toy_score
 from mlchaos.testing._upstream import (
     Upstream,
@@ -29,11 +33,16 @@ if TYPE_CHECKING:
 __all__ = [
     "TOY_FEATURES",
     "TOY_MODEL",
+    "ChaosProxy",
     "FakeInjector",
     "FakeTraffic",
+    "Judged",
     "ManualClock",
     "Upstream",
+    "error_rate",
     "fake_injectors",
+    "is_error",
+    "latency_quantile",
     "make_dataset",
     "no_endpoints",
     "serve_upstream_forever",
