@@ -132,6 +132,26 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", type=Path, help="also write the JSON summary here ('-' = stdout)")
     rep.set_defaults(func=_cmd_report)
 
+    hist = sub.add_parser(
+        "history",
+        help="every run under some folders, per experiment over time, regressions flagged",
+        description="Index every journal.jsonl under the folders into a SQLite file (the "
+        "journals stay the source of truth; the index follows them) and show, per experiment "
+        "over time: verdict, time to detect and to recover, the experiment-vs-control error and "
+        "accuracy differences with their intervals, degraded share, and each run's cost. A run "
+        "is flagged a regression when the intervals say it was worse than the run before it.",
+    )
+    hist.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
+    hist.add_argument(
+        "--format", choices=("html", "json", "markdown"), default="html", help="default: html"
+    )
+    hist.add_argument(
+        "--out", type=Path, help="default: DIR/history.html for html, stdout for the others"
+    )
+    hist.add_argument("--db", type=Path, help="the index (default: DIR/history.sqlite)")
+    hist.add_argument("--rebuild", action="store_true", help="re-read every journal")
+    hist.set_defaults(func=_cmd_history)
+
     px = sub.add_parser("proxy", help="the fault proxy")
     pxs = px.add_subparsers(dest="proxy_command", required=True, parser_class=_Parser)
     serve = pxs.add_parser("serve", help="run a proxy as its own long-lived process")
@@ -374,6 +394,22 @@ def _admission(args: argparse.Namespace) -> Admission:
 
 
 _REPORT_FORMATS = ("terminal", "html", "junit", "markdown", "json")
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from mlchaos.report._history import index_runs, render_history  # noqa: PLC0415
+
+    first = args.dirs[0]
+    runs = index_runs(args.dirs, args.db or first / "history.sqlite", rebuild=args.rebuild)
+    text = render_history(runs, args.format)
+    out = args.out or (first / "history.html" if args.format == "html" else None)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        _write_report(out, text)
+        flagged = sum(bool(r.regression) for r in runs)
+        print(f"{len(runs)} runs, {flagged} regression(s) flagged: {out}")
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
