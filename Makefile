@@ -18,6 +18,11 @@ MLSERVER_PINS  = mlserver==1.7.1 mlserver-sklearn==1.7.1
 KSERVE_VENV    = .venv-kserve
 KSERVE_STAMP   = $(KSERVE_VENV)/.installed
 KSERVE_PINS    = kserve==0.21.0 scikit-learn==1.9.1
+# Real Chaos Toolkit (`chaos run`) with mlchaos installed beside it, as a team using the
+# extension would have it: its own environment (1.19.0 is the last for Python 3.11).
+CHAOSTOOLKIT_VENV  = .venv-chaostoolkit
+CHAOSTOOLKIT_STAMP = $(CHAOSTOOLKIT_VENV)/.installed
+CHAOSTOOLKIT_PINS  = chaostoolkit==1.19.0
 
 .PHONY: demo test lint typecheck unit bench clean
 
@@ -56,7 +61,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-unit: $(STAMP) $(FEAST_STAMP) $(MLSERVER_STAMP) $(KSERVE_STAMP)
+$(CHAOSTOOLKIT_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(CHAOSTOOLKIT_VENV)
+	$(CHAOSTOOLKIT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHAOSTOOLKIT_VENV)/bin/python -m pip install --quiet $(CHAOSTOOLKIT_PINS) -e .
+	touch $(CHAOSTOOLKIT_STAMP)
+
+unit: $(STAMP) $(FEAST_STAMP) $(MLSERVER_STAMP) $(KSERVE_STAMP) $(CHAOSTOOLKIT_STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -152,6 +152,18 @@ def _parser() -> argparse.ArgumentParser:
     hist.add_argument("--rebuild", action="store_true", help="re-read every journal")
     hist.set_defaults(func=_cmd_history)
 
+    exp_ = sub.add_parser(
+        "export",
+        help="write an experiment for another tool (Chaos Toolkit)",
+        description="Write an mlchaos experiment as a Chaos Toolkit experiment that uses "
+        "mlchaos's extension (mlchaos.chaostoolkit), as far as it can be expressed; what cannot "
+        "is listed on stderr and in the description.",
+    )
+    exp_.add_argument("file", type=Path)
+    exp_.add_argument("--format", choices=("chaostoolkit",), required=True)
+    exp_.add_argument("--out", type=Path, help="default: stdout")
+    exp_.set_defaults(func=_cmd_export)
+
     px = sub.add_parser("proxy", help="the fault proxy")
     pxs = px.add_subparsers(dest="proxy_command", required=True, parser_class=_Parser)
     serve = pxs.add_parser("serve", help="run a proxy as its own long-lived process")
@@ -394,6 +406,24 @@ def _admission(args: argparse.Namespace) -> Admission:
 
 
 _REPORT_FORMATS = ("terminal", "html", "junit", "markdown", "json")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+
+    from mlchaos.chaostoolkit._export import to_chaostoolkit  # noqa: PLC0415
+    from mlchaos.spec import load_experiment  # noqa: PLC0415
+
+    exp = load_experiment(args.file)
+    document, left = to_chaostoolkit(exp, Path(args.file).resolve().parent)
+    text = json.dumps(document, indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        _write_report(args.out, text)
+    for what in left:
+        print(f"mlchaos export: not carried over: {what}", file=sys.stderr)
+    return 0
 
 
 def _cmd_history(args: argparse.Namespace) -> int:

@@ -148,7 +148,7 @@ class ChaosProxy:
     def _renew(self, fault_id: str, stop: threading.Event) -> None:
         while not stop.wait(_LEASE_S / 3):
             with contextlib.suppress(RunError):  # the next renewal may still make it
-                self._call("POST", f"/faults/{fault_id}/renew", {})
+                self._call("POST", f"/faults/{fault_id}/renew", {"lease": f"{_LEASE_S:g}s"})
 
     def _call(
         self, method: str, path: str, body: object, *, missing_ok: bool = False
