@@ -60,6 +60,7 @@ PUBLIC = {
         "ControlAPIClient",
         "StatusError",
         "TokenSource",
+        "call_sync",
         "default_token_dir",
         "guarded_app",
         "json_error",

@@ -129,11 +129,6 @@ def device(index: int) -> Gpu:
     return found[index]
 
 
-def free_memory(gpu: Gpu) -> int:
-    nvml = _nvml()
-    return int(nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(gpu.index)).free)
-
-
 def _pids_on(index: int) -> set[int]:
     nvml = _nvml()
     handle = nvml.nvmlDeviceGetHandleByIndex(index)

@@ -6,12 +6,12 @@ renewals stop and the proxy drops the fault within one lease — unlike a fault 
 someone deletes it.
 """
 
-import json
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from mlchaos.control import StatusError, call_sync
+from mlchaos.errors import ControlAPIError
 
 __all__ = ["inject_fault", "remove_fault"]
 
@@ -50,7 +50,9 @@ def remove_fault(proxy_url: str, token_file: str, fault_id: str = "") -> dict[st
         fid = key.removeprefix(prefix)
         try:
             _call(proxy_url, token_file, "DELETE", f"/faults/{fid}", None)
-        except LookupError:
+        except StatusError as exc:
+            if exc.status != 404:
+                raise
             continue  # its lease ran out, or it was removed already
         removed.append(fid)
     return {"removed": removed}
@@ -63,12 +65,14 @@ def _key(proxy_url: str, fault_id: str) -> str:
 def _renew(
     proxy_url: str, token_file: str, fault_id: str, lease: str, stop: threading.Event
 ) -> None:
-    while not stop.wait(_seconds(lease) / 3):
+    every = _seconds(lease) / 3
+    while not stop.wait(every):
         try:
             _call(proxy_url, token_file, "POST", f"/faults/{fault_id}/renew", {"lease": lease})
-        except LookupError:
-            return  # gone: removed, or its lease ran out
-        except OSError:
+        except StatusError as exc:
+            if exc.status == 404:
+                return  # gone: removed, or its lease ran out
+        except ControlAPIError:
             continue  # the next renewal may still make it
 
 
@@ -79,20 +83,7 @@ def _seconds(lease: str) -> float:
 
 
 def _call(proxy_url: str, token_file: str, method: str, path: str, body: object) -> dict[str, Any]:
-    """One control-API call; LookupError on 404, OSError (with the proxy's answer) otherwise."""
+    """One control-API call with the token from ``token_file``; ControlAPIError (StatusError
+    with the status) when it fails."""
     token = Path(token_file).read_text(encoding="utf-8").strip()
-    request = urllib.request.Request(  # noqa: S310 - the proxy's control URL, http://
-        proxy_url.rstrip("/") + path,
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            answer: dict[str, Any] = json.loads(response.read() or b"{}")
-            return answer
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode(errors="replace")
-        if exc.code == 404:
-            raise LookupError(f"{method} {path}: {detail}") from None
-        raise OSError(f"{method} {path}: {exc.code} {detail}") from None
+    return call_sync(proxy_url, token, method, path, body)

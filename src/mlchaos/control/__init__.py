@@ -5,7 +5,7 @@ The proxy's and the agent's control APIs are aiohttp applications built with
 :class:`ControlAPIClient`.
 """
 
-from mlchaos.control._client import ControlAPIClient, StatusError
+from mlchaos.control._client import ControlAPIClient, StatusError, call_sync
 from mlchaos.control._server import BadRequestError, guarded_app, json_error, parse_body, read_body
 from mlchaos.control._token import TokenSource, default_token_dir, resolve_token
 
@@ -14,6 +14,7 @@ __all__ = [
     "ControlAPIClient",
     "StatusError",
     "TokenSource",
+    "call_sync",
     "default_token_dir",
     "guarded_app",
     "json_error",

@@ -3,10 +3,15 @@
 Every failure is a :class:`ControlAPIError` whose message names the URL and the likely fix. The
 calls every control API answers — health, and renewing or removing a leased fault by id — are
 here; :class:`mlchaos.proxy.ControlClient` and :class:`mlchaos.agent.AgentClient` add their own.
+:func:`call_sync` makes one call the same way from code without an event loop (the pytest
+plugin's proxy, the Chaos Toolkit extension).
 """
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from types import TracebackType
 from typing import Any, Self
 
@@ -15,7 +20,7 @@ import aiohttp
 from mlchaos.errors import ControlAPIError
 from mlchaos.units import Duration
 
-__all__ = ["ControlAPIClient", "StatusError"]
+__all__ = ["ControlAPIClient", "StatusError", "call_sync"]
 
 
 class ControlAPIClient:
@@ -82,16 +87,49 @@ class ControlAPIClient:
             raise ControlAPIError(
                 f"cannot reach the control API at {url} ({detail}): is it running?"
             ) from None
-        if status < 300 and isinstance(body, dict):
-            return body
-        message = body.get("error") if isinstance(body, dict) else None
-        if status == 401:
-            raise StatusError(
-                status, f"{method} {url}: wrong token (401): check the token file the server wrote"
-            )
+        return _answer(method, url, status, body)
+
+
+def call_sync(
+    url: str, token: str, method: str, path: str, payload: object = None, *, timeout: float = 10.0
+) -> dict[str, Any]:
+    """One call to the control API at ``url``, blocking; errors as :class:`ControlAPIClient`'s."""
+    target = url.rstrip("/") + path
+    request = urllib.request.Request(  # noqa: S310 - a control API's http:// URL
+        target,
+        data=None if payload is None else json.dumps(payload).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except OSError as exc:
+        detail = str(exc) or type(exc).__name__
+        raise ControlAPIError(
+            f"cannot reach the control API at {target} ({detail}): is it running?"
+        ) from None
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        body = None
+    return _answer(method, target, status, body)
+
+
+def _answer(method: str, url: str, status: int, body: Any) -> dict[str, Any]:
+    """The answer's JSON object, or the :class:`StatusError` its status means."""
+    if status < 300 and isinstance(body, dict):
+        return body
+    message = body.get("error") if isinstance(body, dict) else None
+    if status == 401:
         raise StatusError(
-            status, f"{method} {url} failed with status {status}: {message or 'no error message'}"
+            status, f"{method} {url}: wrong token (401): check the token file the server wrote"
         )
+    raise StatusError(
+        status, f"{method} {url} failed with status {status}: {message or 'no error message'}"
+    )
 
 
 class StatusError(ControlAPIError):

@@ -20,14 +20,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mlchaos._children import dying_with_us
-from mlchaos.errors import ConfigError, RunError
+from mlchaos.control import StatusError, call_sync
+from mlchaos.errors import ConfigError, ControlAPIError, RunError
 
 __all__ = ["ChaosProxy"]
 
@@ -147,30 +146,18 @@ class ChaosProxy:
 
     def _renew(self, fault_id: str, stop: threading.Event) -> None:
         while not stop.wait(_LEASE_S / 3):
-            with contextlib.suppress(RunError):  # the next renewal may still make it
+            with contextlib.suppress(ControlAPIError):  # the next renewal may still make it
                 self._call("POST", f"/faults/{fault_id}/renew", {"lease": f"{_LEASE_S:g}s"})
 
     def _call(
         self, method: str, path: str, body: object, *, missing_ok: bool = False
     ) -> dict[str, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # noqa: S310 - the proxy's own http:// control URL
-            self.control + path,
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
-        )
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-                answer: dict[str, Any] = json.loads(response.read() or b"{}")
-                return answer
-        except urllib.error.HTTPError as exc:
-            if missing_ok and exc.code == 404:
+            return call_sync(self.control, self._token, method, path, body)
+        except StatusError as exc:
+            if missing_ok and exc.status == 404:
                 return {}
-            detail = exc.read().decode(errors="replace")
-            raise RunError(f"{method} {path}: {exc.code} {detail}") from None
-        except OSError as exc:
-            raise RunError(f"{method} {path}: the proxy does not answer ({exc})") from None
+            raise
 
 
 def _rule(spec: dict[str, Any]) -> dict[str, Any]:
