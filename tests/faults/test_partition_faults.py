@@ -129,12 +129,19 @@ class Pair:
                 pass
         return True
 
-    def whole(self) -> bool:
-        """Both ways pass, and neither namespace holds a rule of ours."""
-        pristine = all(
+    def pristine(self) -> bool:
+        """Neither namespace holds a rule of ours: each lists its own three rules."""
+        return all(
             s.rules().startswith("0:\tfrom all lookup local\n32766:") for s in (self.a, self.b)
         )
-        return self.a.connect(self.b)[0] == "ok" and self.b.connect(self.a)[0] == "ok" and pristine
+
+    def whole(self) -> bool:
+        """Both ways pass, and neither namespace holds a rule of ours."""
+        return (
+            self.a.connect(self.b)[0] == "ok"
+            and self.b.connect(self.a)[0] == "ok"
+            and self.pristine()
+        )
 
 
 @pytest_asyncio.fixture
@@ -222,6 +229,7 @@ async def test_a_partition_whose_lease_lapses_is_undone(tmp_path: Path, pair: Pa
         await asyncio.sleep(1.5)  # nobody renews: a runner killed with SIGKILL
         assert await client.paused() == []
         assert agent.table is not None and agent.table.resumed_by_lease == 1
+        await agent.table.settle()  # the undoing runs in a thread: wait for it, not for luck
         assert await asyncio.to_thread(pair.whole)
 
 
@@ -234,7 +242,8 @@ async def test_the_guardian_deletes_the_rules_when_the_agent_is_killed(
     assert "blackhole" in pair.a.rules() and "blackhole" in pair.b.rules()
     agent_process.kill()
     t0 = time.monotonic()
-    while "blackhole" in pair.a.rules() + pair.b.rules():
+    # the guardian deletes the rules, then puts the local table's lookup back: wait for both
+    while not await asyncio.to_thread(pair.pristine):
         assert time.monotonic() - t0 < 5, "the guardian did not delete the rules"
         await asyncio.sleep(0.05)
     assert await asyncio.to_thread(pair.whole)
