@@ -119,6 +119,7 @@ async def test_faults_round_trip_through_the_api(
         "jitter": "0s",
         "arm": "control",
         "probability": "50%",
+        "stream": "both",
     }
     status, body = await call(proxy, "POST", f"/faults/{fault_id}/renew", json={"lease": "10s"})
     assert status == 200

@@ -155,6 +155,11 @@ def test_public_names_are_pinned() -> None:
         "Rule",
         "UnknownFaultError",
         "serve_forever",
+        "LimitDataRule",
+        "SlicerRule",
+        "SlowCloseRule",
+        "Stream",
+        "TimeoutRule",
     }
 
 

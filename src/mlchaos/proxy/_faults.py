@@ -32,6 +32,7 @@ from mlchaos.proxy._rules import (
     FaultArm,
     LatencyRule,
     Rule,
+    http_problem,
 )
 from mlchaos.proxy._stats import ARM_NAMES
 from mlchaos.units import Duration
@@ -142,6 +143,9 @@ class FaultTable:
                 f"rule type '{rule.type}' does not apply in {mode} mode; "
                 f"{mode} rules are: {', '.join(sorted(self.allowed))}"
             )
+        problem = http_problem(rule) if self.protocol is Protocol.HTTP else None
+        if problem is not None:
+            raise ConfigError(problem)
         lease = self._check_lease(lease)
         if fault_id is None:
             fault_id = secrets.token_hex(6)

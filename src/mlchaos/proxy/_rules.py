@@ -24,11 +24,17 @@ __all__ = [
     "Edit",
     "FaultArm",
     "LatencyRule",
+    "LimitDataRule",
     "RefuseRule",
     "ResetRule",
     "RewriteRule",
     "Rule",
+    "SlicerRule",
+    "SlowCloseRule",
+    "Stream",
+    "TimeoutRule",
     "Where",
+    "http_problem",
 ]
 
 
@@ -49,7 +55,23 @@ class _Rule(BaseModel):
     )
 
 
-class LatencyRule(_Rule):
+class Stream(StrEnum):
+    """Which direction of a TCP connection a rule shapes (Toxiproxy's ``stream``)."""
+
+    BOTH = "both"
+    UPSTREAM = "upstream"  # what the client sends towards the upstream
+    DOWNSTREAM = "downstream"  # what the upstream sends back to the client
+
+
+class _StreamRule(_Rule):
+    stream: Stream = Field(
+        Stream.BOTH,
+        description="tcp: the direction it shapes: upstream (client → upstream), downstream "
+        "(upstream → client) or both; http proxies take only 'both'",
+    )
+
+
+class LatencyRule(_StreamRule):
     """Delay the request (http) or every chunk of data (tcp) by ``delay`` plus up to ``jitter``."""
 
     type: Literal["latency"]
@@ -66,10 +88,12 @@ class AbortRule(_Rule):
     content_type: str = "application/json"
 
 
-class ResetRule(_Rule):
-    """Reset the client's connection (TCP RST) instead of answering."""
+class ResetRule(_StreamRule):
+    """Reset the client's connection (TCP RST) instead of answering. In tcp mode: at the first
+    data of the rule's stream, or ``after`` that (the data is dropped meanwhile)."""
 
     type: Literal["reset"]
+    after: NonNegativeDuration = Field(Duration(0.0), description="tcp only")
 
 
 class BlackholeRule(_Rule):
@@ -78,7 +102,7 @@ class BlackholeRule(_Rule):
     type: Literal["hang", "blackhole"]
 
 
-class BandwidthRule(_Rule):
+class BandwidthRule(_StreamRule):
     """Limit the throughput of each faulted connection (tcp only)."""
 
     type: Literal["bandwidth"]
@@ -89,6 +113,44 @@ class RefuseRule(_Rule):
     """Refuse new connections (tcp only): closed at once with a reset."""
 
     type: Literal["refuse"]
+
+
+class SlowCloseRule(_StreamRule):
+    """Hold the end of the stream (FIN) back for ``delay`` before passing it on (tcp only)."""
+
+    type: Literal["slow_close"]
+    delay: NonNegativeDuration
+
+
+class TimeoutRule(_StreamRule):
+    """Drop every byte of the stream; close the connection after ``close_after`` without data
+    (0: never), and when the rule goes (tcp only; Toxiproxy's ``timeout``)."""
+
+    type: Literal["timeout"]
+    close_after: NonNegativeDuration = Duration(0.0)
+
+
+class SlicerRule(_StreamRule):
+    """Cut each chunk of the stream into pieces of ``average_size`` ± ``size_variation`` bytes,
+    ``delay`` apart (tcp only)."""
+
+    type: Literal["slicer"]
+    average_size: int = Field(gt=0)
+    size_variation: int = Field(0, ge=0)
+    delay: NonNegativeDuration = Duration(0.0)
+
+    @model_validator(mode="after")
+    def _variation_below_size(self) -> Self:
+        if self.size_variation >= self.average_size:
+            raise ValueError("size_variation must be less than average_size")
+        return self
+
+
+class LimitDataRule(_StreamRule):
+    """Pass ``bytes`` bytes of the stream, then close the connection (tcp only)."""
+
+    type: Literal["limit_data"]
+    bytes: int = Field(ge=0)
 
 
 class Where(BaseModel):
@@ -186,7 +248,17 @@ class RewriteRule(_Rule):
 
 
 Rule = Annotated[
-    LatencyRule | AbortRule | ResetRule | BlackholeRule | BandwidthRule | RefuseRule | RewriteRule,
+    LatencyRule
+    | AbortRule
+    | ResetRule
+    | BlackholeRule
+    | BandwidthRule
+    | RefuseRule
+    | SlowCloseRule
+    | TimeoutRule
+    | SlicerRule
+    | LimitDataRule
+    | RewriteRule,
     Field(discriminator="type"),
 ]
 
@@ -194,4 +266,26 @@ DATA_RULES: frozenset[str] = frozenset({"rewrite"})
 HTTP_RULES: frozenset[str] = (
     frozenset({"latency", "abort", "reset", "hang", "blackhole"}) | DATA_RULES
 )
-TCP_RULES: frozenset[str] = frozenset({"latency", "reset", "blackhole", "bandwidth", "refuse"})
+TCP_RULES: frozenset[str] = frozenset(
+    {
+        "latency",
+        "reset",
+        "blackhole",
+        "bandwidth",
+        "refuse",
+        "slow_close",
+        "timeout",
+        "slicer",
+        "limit_data",
+    }
+)
+
+
+def http_problem(rule: BaseModel) -> str | None:
+    """Why a rule of an HTTP-relayed type cannot run on an HTTP proxy (None when it can): an
+    HTTP proxy relays whole requests, so a direction or a delayed reset means nothing there."""
+    if getattr(rule, "stream", Stream.BOTH) is not Stream.BOTH:
+        return "'stream' applies to tcp proxies; an http proxy delays or faults whole requests"
+    if isinstance(rule, ResetRule) and rule.after.seconds:
+        return "'after' applies to tcp proxies; an http proxy resets a faulted request at once"
+    return None

@@ -15,11 +15,21 @@ Faults, each decided once per connection and rule with the rule's probability:
   forwarded and the upstream is never contacted. On a connection that was already open when
   the rule arrives, both directions stall instead (nothing is lost), as a network partition
   would, until the rule goes.
-* ``reset`` — at the next data in either direction both sides are reset (RST).
-* ``latency`` — every chunk, in both directions, waits ``delay`` plus up to ``jitter``; order
-  is kept.
-* ``bandwidth`` — each direction is held to ``bytes_per_second`` by a token bucket; while the
-  queue is long the sending side is paused (backpressure reaches the sender through TCP).
+
+The rest shape one direction (the rule's ``stream``: ``upstream`` is what the client sends,
+``downstream`` what comes back, or ``both``), as Toxiproxy's toxics of the same names do:
+
+* ``reset`` — at the stream's next data (dropped), or ``after`` that, both sides are reset.
+* ``latency`` — every chunk waits ``delay`` plus up to ``jitter``; order is kept.
+* ``bandwidth`` — held to ``bytes_per_second`` by a token bucket; while the queue is long the
+  sending side is paused (backpressure reaches the sender through TCP).
+* ``slow_close`` — the end of the stream (FIN) is passed on ``delay`` late.
+* ``timeout`` — the stream's bytes are dropped; the connection is closed after
+  ``close_after`` without data (never when 0), and when the rule goes.
+* ``slicer`` — each chunk is cut into pieces of ``average_size`` ± ``size_variation`` bytes,
+  written ``delay`` apart.
+* ``limit_data`` — ``bytes`` bytes pass (counted across rule changes), then the connection
+  is closed.
 
 Rules added or removed while a connection is open apply to it at once (the plane subscribes
 to the fault table). Each connection ends in exactly one :meth:`Recorder.record`.
@@ -39,6 +49,17 @@ from mlchaos.observations import ErrorKind
 from mlchaos.proxy._answers import reset_transport
 from mlchaos.proxy._config import ProxyConfig
 from mlchaos.proxy._faults import FaultEntry, FaultTable
+from mlchaos.proxy._rules import (
+    BandwidthRule,
+    LatencyRule,
+    LimitDataRule,
+    ResetRule,
+    Rule,
+    SlicerRule,
+    SlowCloseRule,
+    Stream,
+    TimeoutRule,
+)
 from mlchaos.proxy._stats import Recorder
 
 __all__ = ["TcpPlane"]
@@ -114,6 +135,11 @@ class _End(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         if self is self.relay.client:
             self.relay.accepted()
+        else:
+            # Connected: from now on closing the relay closes this transport. (Data can
+            # arrive, and a fault act on it, before the connecting task resumes; cancelling
+            # that task then would leave this connection open.)
+            self.relay.connecting = None
 
     def data_received(self, data: bytes) -> None:
         pipe = self.pipe
@@ -140,24 +166,35 @@ class _End(asyncio.Protocol):
 
 
 class _Pipe:
-    """One direction of a relay: ``src`` → ``dst``, with optional delay and rate limit."""
+    """One direction of a relay: ``src`` → ``dst``, shaped by the rules of its stream."""
 
     __slots__ = (
+        "close_after",
+        "close_delay",
         "delay",
         "direct",
         "discard",
+        "drop",
         "dst",
         "eof",
+        "eof_due",
         "eof_sent",
         "full",
         "hold",
+        "idle_timer",
         "jitter",
         "last_at",
+        "limit",
+        "limit_hit",
+        "passed",
         "paused",
         "queue",
         "queued",
         "rate",
         "relay",
+        "reset_after",
+        "reset_timer",
+        "slices",
         "src",
         "stamp",
         "timer",
@@ -182,21 +219,49 @@ class _Pipe:
         self.paused = False  # we paused src's reading
         self.eof = False
         self.eof_sent = False
+        self.eof_due: float | None = None  # slow_close: when the held-back FIN goes
+        self.close_delay = 0.0  # slow_close
+        self.drop = False  # timeout: drop the stream's bytes
+        self.close_after = 0.0  # timeout: close after this long without data (0: never)
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.reset_after: float | None = None  # reset: this long after the next data
+        self.reset_timer: asyncio.TimerHandle | None = None
+        self.slices: tuple[int, int, float] | None = None  # slicer: size, variation, delay
+        self.limit: int | None = None  # limit_data
+        self.passed = 0  # bytes let through while a limit was set
+        self.limit_hit = False
 
     def feed(self, data: bytes) -> None:
         relay = self.relay
-        if relay.reset_armed:
-            relay.reset()
-            return
         if self.discard:
             return
+        if self.reset_after is not None:
+            self.start_reset()
+            return
+        if self.drop:
+            self.restart_idle()
+            return
+        if self.limit is not None:
+            room = self.limit - self.passed
+            if room <= 0:
+                return
+            data = data[:room]
+            self.passed += len(data)
+            self.limit_hit = self.passed >= self.limit
         loop = relay.plane.loop
         at = loop.time()
         if self.delay or self.jitter:
             at += self.delay + (relay.plane.random() * self.jitter if self.jitter else 0.0)
         at = max(at, self.last_at)  # jitter never reorders the stream
+        if self.slices is None:
+            self.queue.append((at, data))
+        else:
+            step = self.slices[2]
+            pieces = _slice(data, self.slices[0], self.slices[1])
+            for i, piece in enumerate(pieces):
+                self.queue.append((at + i * step, piece))
+            at += step * (len(pieces) - 1)
         self.last_at = at
-        self.queue.append((at, data))
         self.queued += len(data)
         if self.timer is None:
             self.pump()
@@ -235,11 +300,39 @@ class _Pipe:
                     queue.popleft()
                 self.queued -= len(data)
                 dst.write(data)
+            if not queue and self.limit_hit:
+                self.relay.close_both(ErrorKind.OTHER)
+                return
             if not queue and self.eof and not self.eof_sent:
-                self.eof_sent = True
-                self.relay.half_closed(self)
+                if self.close_delay and self.eof_due is None:
+                    self.eof_due = now + self.close_delay
+                if self.eof_due is not None and self.eof_due > now:
+                    self.timer = loop.call_at(self.eof_due, self.pump)
+                else:
+                    self.eof_sent = True
+                    self.relay.half_closed(self)
         self.update_reading()
         self.update_direct()
+
+    def start_reset(self) -> None:
+        """The reset fault met data: reset both sides now, or ``reset_after`` from now."""
+        if self.reset_timer is not None:
+            return
+        assert self.reset_after is not None
+        if self.reset_after:
+            self.reset_timer = self.relay.plane.loop.call_later(self.reset_after, self.relay.reset)
+        else:
+            self.relay.reset()
+
+    def restart_idle(self) -> None:
+        """The timeout fault: close the connection ``close_after`` after the last data."""
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        if self.drop and self.close_after:
+            self.idle_timer = self.relay.plane.loop.call_later(
+                self.close_after, self.relay.close_both, ErrorKind.TIMEOUT
+            )
 
     def end_of_input(self) -> None:
         self.eof = True
@@ -275,14 +368,29 @@ class _Pipe:
             and not self.hold
             and not self.discard
             and not self.eof
-            and not self.relay.reset_armed
+            and not self.drop
+            and self.reset_after is None
+            and self.slices is None
+            and self.limit is None
             and self.dst.transport is not None
         )
 
     def cancel(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        for timer in (self.timer, self.idle_timer, self.reset_timer):
+            if timer is not None:
+                timer.cancel()
+        self.timer = self.idle_timer = self.reset_timer = None
+
+
+def _slice(data: bytes, size: int, variation: int) -> list[bytes]:
+    """``data`` in pieces of about ``size`` ± ``variation`` bytes, halved recursively so that
+    no piece tends to be small or large by its place (as Toxiproxy's slicer cuts)."""
+    if len(data) - size <= variation:
+        return [data]
+    mid = len(data) // 2
+    if variation:
+        mid += random.randrange(-variation, variation)
+    return _slice(data[:mid], size, variation) + _slice(data[mid:], size, variation)
 
 
 class _Relay:
@@ -299,7 +407,6 @@ class _Relay:
         "fault",
         "fixed_arm",
         "plane",
-        "reset_armed",
         "start",
         "t0",
         "u2c",
@@ -319,7 +426,6 @@ class _Relay:
         self.coins: dict[int, bool] = {}
         self.fault = 0
         self.error = ErrorKind.OK
-        self.reset_armed = False
         self.done = False
         self.connecting: asyncio.Task[None] | None = None
         self.start = 0.0
@@ -341,8 +447,8 @@ class _Relay:
         if self.done:
             return False
         rnd = self.plane.random
-        delay = jitter = rate = 0.0
-        reset = stall = False
+        stall = False
+        shaping: list[Rule] = []
         for entry in rules:
             kind = entry.rule.type
             if kind == "refuse" and not accepting:
@@ -368,26 +474,64 @@ class _Relay:
                     self.upstream.closed = True
                     return False
                 stall = True
-            elif kind == "latency":
-                delay += entry.delay
-                jitter += entry.jitter
-            elif kind == "bandwidth":
-                rate = min(rate, entry.rate) if rate else entry.rate
-            elif kind == "reset":
-                reset = True
-        self.reset_armed = reset
-        for pipe in (self.c2u, self.u2c):
-            released = pipe.hold and not stall
-            pipe.delay, pipe.jitter, pipe.hold = delay, jitter, stall
-            if rate != pipe.rate:
-                pipe.rate = rate
-                pipe.tokens = max(512.0, rate / 20)
-                pipe.stamp = self.plane.loop.time()
-            if released or (pipe.queue and pipe.timer is None):
-                pipe.pump()
             else:
-                pipe.update_reading()
-                pipe.update_direct()
+                shaping.append(entry.rule)
+        for pipe, stream in ((self.c2u, Stream.UPSTREAM), (self.u2c, Stream.DOWNSTREAM)):
+            mine = [r for r in shaping if r.stream in (stream, Stream.BOTH)]  # type: ignore[union-attr]
+            if not self._shape(pipe, mine, stall):
+                return True  # the connection is closing
+        return True
+
+    def _shape(self, pipe: _Pipe, rules: list[Rule], stall: bool) -> bool:
+        """Set one direction's shaping from its rules; False when that closed the connection."""
+        delay = jitter = rate = close_delay = 0.0
+        drop = False
+        close_afters: list[float] = []
+        reset_after: float | None = None
+        slices: tuple[int, int, float] | None = None
+        limit: int | None = None
+        for rule in rules:
+            if isinstance(rule, LatencyRule):
+                delay += rule.delay.seconds
+                jitter += rule.jitter.seconds
+            elif isinstance(rule, BandwidthRule):
+                rate = min(rate, rule.bytes_per_second) if rate else rule.bytes_per_second
+            elif isinstance(rule, ResetRule):
+                after = rule.after.seconds
+                reset_after = after if reset_after is None else min(reset_after, after)
+            elif isinstance(rule, SlowCloseRule):
+                close_delay = max(close_delay, rule.delay.seconds)
+            elif isinstance(rule, TimeoutRule):
+                drop = True
+                if rule.close_after.seconds:
+                    close_afters.append(rule.close_after.seconds)
+            elif isinstance(rule, SlicerRule):
+                slices = (rule.average_size, rule.size_variation, rule.delay.seconds)
+            elif isinstance(rule, LimitDataRule):
+                limit = rule.bytes if limit is None else min(limit, rule.bytes)
+        if pipe.drop and not drop:  # a timeout that goes closes the connection (as Toxiproxy's)
+            self.close_both(ErrorKind.TIMEOUT)
+            return False
+        close_after = min(close_afters, default=0.0)
+        released = pipe.hold and not stall
+        pipe.delay, pipe.jitter, pipe.hold = delay, jitter, stall
+        pipe.close_delay, pipe.reset_after, pipe.slices = close_delay, reset_after, slices
+        if drop != pipe.drop or close_after != pipe.close_after:
+            pipe.drop, pipe.close_after = drop, close_after
+            pipe.restart_idle()
+        pipe.limit = limit
+        if limit is not None and pipe.passed >= limit:
+            self.close_both(ErrorKind.OTHER)
+            return False
+        if rate != pipe.rate:
+            pipe.rate = rate
+            pipe.tokens = max(512.0, rate / 20)
+            pipe.stamp = self.plane.loop.time()
+        if released or (pipe.queue and pipe.timer is None):
+            pipe.pump()
+        else:
+            pipe.update_reading()
+            pipe.update_direct()
         return True
 
     async def _connect(self) -> None:
@@ -412,14 +556,25 @@ class _Relay:
         self.c2u.pump()
         self.u2c.update_direct()
 
-    def reset(self) -> None:
-        """The reset fault: RST both sides now."""
-        self.error = ErrorKind.RESET
-        self.reset_armed = False
+    def close_both(self, error: ErrorKind) -> None:
+        """A fault ends the connection: close both sides (FIN), dropping what is queued."""
+        if self.error == ErrorKind.OK:
+            self.error = error
+        self._stop_connecting()
+        for end in (self.client, self.upstream):
+            if end.transport is not None and not end.closed and not end.transport.is_closing():
+                end.transport.close()
+
+    def _stop_connecting(self) -> None:
         if self.connecting is not None:
             self.connecting.cancel()
             self.connecting = None
             self.upstream.closed = True
+
+    def reset(self) -> None:
+        """The reset fault: RST both sides now."""
+        self.error = ErrorKind.RESET
+        self._stop_connecting()
         for end in (self.client, self.upstream):
             if end.transport is not None and not end.closed:
                 reset_transport(end.transport)
@@ -448,24 +603,19 @@ class _Relay:
             pipe = end.pipe
             if exc is not None:
                 reset_transport(other.transport)  # pass a reset on as a reset
-            elif pipe.eof_sent or not pipe.queue:
+            elif pipe.eof_sent or (not pipe.queue and not pipe.close_delay):
                 other.transport.close()
             else:
                 pipe.eof = True  # deliver what is queued, then close the other side
                 if pipe.timer is None:
                     pipe.pump()
         elif not other.closed and self.connecting is not None:
-            self.connecting.cancel()
-            self.connecting = None
-            other.closed = True
+            self._stop_connecting()
         if end.closed and other.closed:
             self._finish()
 
     def abort(self) -> None:
-        if self.connecting is not None:
-            self.connecting.cancel()
-            self.connecting = None
-            self.upstream.closed = True
+        self._stop_connecting()
         for end in (self.client, self.upstream):
             if end.transport is not None and not end.closed:
                 end.transport.abort()

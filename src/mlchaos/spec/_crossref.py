@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from mlchaos.errors import SpecIssue
 from mlchaos.proxy._config import Protocol
-from mlchaos.proxy._rules import HTTP_RULES, TCP_RULES, FaultArm
+from mlchaos.proxy._rules import HTTP_RULES, TCP_RULES, FaultArm, http_problem
 from mlchaos.spec._models import AgentFault, Experiment, KillFault, ProxyFault, ProxySpec
 from mlchaos.spec._traffic import LiveTraffic
 
@@ -123,6 +123,9 @@ def _proxy_fault_issues(
     # A preset is a data fault, on http proxies only (its rule is the rewrite it compiles into)
     allowed = HTTP_RULES | {"feast_missing"} if proxy.protocol is Protocol.HTTP else TCP_RULES
     if fault.type in allowed:
+        problem = http_problem(fault) if proxy.protocol is Protocol.HTTP else None
+        if problem is not None:
+            return [SpecIssue(path, problem)]
         return _arm_issues(fault, path, proxy)
     return [
         SpecIssue(

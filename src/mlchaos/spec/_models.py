@@ -31,10 +31,14 @@ from mlchaos.proxy._rules import (
     Edit,
     FaultArm,
     LatencyRule,
+    LimitDataRule,
     RefuseRule,
     ResetRule,
     RewriteRule,
     Rule,
+    SlicerRule,
+    SlowCloseRule,
+    TimeoutRule,
 )
 from mlchaos.spec._checks import Check, MetricCheck, Probe, PromqlProbe, type_or_http
 from mlchaos.spec._schedule import Schedule
@@ -59,6 +63,7 @@ __all__ = [
     "HttpAction",
     "KillFault",
     "LatencyFault",
+    "LimitDataFault",
     "MemoryFault",
     "PauseFault",
     "ProcessSelector",
@@ -69,8 +74,11 @@ __all__ = [
     "ResetFault",
     "RewriteFault",
     "RollbackAction",
+    "SlicerFault",
+    "SlowCloseFault",
     "Sweep",
     "Target",
+    "TimeoutFault",
 ]
 
 
@@ -179,6 +187,22 @@ class RewriteFault(_Scheduled, RewriteRule):
     pass
 
 
+class SlowCloseFault(_Scheduled, SlowCloseRule):
+    pass
+
+
+class TimeoutFault(_Scheduled, TimeoutRule):
+    pass
+
+
+class SlicerFault(_Scheduled, SlicerRule):
+    pass
+
+
+class LimitDataFault(_Scheduled, LimitDataRule):
+    pass
+
+
 EPOCH = "1970-01-01T00:00:00Z"  # the event timestamp Feast gives a value it did not find
 
 
@@ -236,6 +260,10 @@ ProxyFault = (
     | BandwidthFault
     | RefuseFault
     | RewriteFault
+    | SlowCloseFault
+    | TimeoutFault
+    | SlicerFault
+    | LimitDataFault
     | FeastMissingFault
 )
 
