@@ -23,6 +23,10 @@ KSERVE_PINS    = kserve==0.21.0 scikit-learn==1.9.1
 CHAOSTOOLKIT_VENV  = .venv-chaostoolkit
 CHAOSTOOLKIT_STAMP = $(CHAOSTOOLKIT_VENV)/.installed
 CHAOSTOOLKIT_PINS  = chaostoolkit==1.19.0
+# The Node Toxiproxy client (toxiproxy-node-client, pinned by its lock file), for the tests of
+# the Toxiproxy-compatible API; without npm the step is skipped and so is that test.
+NODE_CLIENT = tests/proxy/toxiproxy_node
+NODE_STAMP  = $(NODE_CLIENT)/node_modules/.installed
 
 .PHONY: demo test lint typecheck unit bench clean
 
@@ -67,7 +71,12 @@ $(CHAOSTOOLKIT_STAMP): pyproject.toml
 	$(CHAOSTOOLKIT_VENV)/bin/python -m pip install --quiet $(CHAOSTOOLKIT_PINS) -e .
 	touch $(CHAOSTOOLKIT_STAMP)
 
-unit: $(STAMP) $(FEAST_STAMP) $(MLSERVER_STAMP) $(KSERVE_STAMP) $(CHAOSTOOLKIT_STAMP)
+$(NODE_STAMP): $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	if command -v npm >/dev/null; then \
+		cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --silent && touch node_modules/.installed; \
+	fi
+
+unit: $(STAMP) $(FEAST_STAMP) $(MLSERVER_STAMP) $(KSERVE_STAMP) $(CHAOSTOOLKIT_STAMP) $(NODE_STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -166,8 +166,19 @@ def _parser() -> argparse.ArgumentParser:
 
     px = sub.add_parser("proxy", help="the fault proxy")
     pxs = px.add_subparsers(dest="proxy_command", required=True, parser_class=_Parser)
-    serve = pxs.add_parser("serve", help="run a proxy as its own long-lived process")
-    serve.add_argument("--config", type=Path, required=True)
+    serve = pxs.add_parser(
+        "serve",
+        help="run a proxy as its own long-lived process",
+        description="Run the proxy of --config, and/or Toxiproxy's REST API (--toxiproxy-api, "
+        "or a toxiproxy: section of the config): with the API alone it is a drop-in "
+        "toxiproxy-server whose toxics lapse when their client stops calling.",
+    )
+    serve.add_argument("--config", type=Path, help="the proxy's config (YAML)")
+    serve.add_argument(
+        "--toxiproxy-api",
+        metavar="HOST:PORT",
+        help="also serve Toxiproxy's REST API here (loopback only; e.g. 127.0.0.1:8474)",
+    )
     serve.add_argument(
         "--announce", action="store_true", help="first print one JSON ready line (for supervisors)"
     )
@@ -508,13 +519,21 @@ def _write_report(path: Path, text: str) -> None:
 
 
 def _cmd_proxy_serve(args: argparse.Namespace) -> int:
-    from mlchaos.proxy import ProxyConfig, serve_forever  # noqa: PLC0415
-    from mlchaos.spec import load_model  # noqa: PLC0415
+    from mlchaos.proxy import ProxyConfig, ToxiproxyConfig, serve_forever  # noqa: PLC0415
+    from mlchaos.spec import load_model, validate_data  # noqa: PLC0415
 
-    config = load_model(args.config, ProxyConfig)
+    if args.config is None and args.toxiproxy_api is None:
+        raise ConfigError("give --config FILE (a proxy), --toxiproxy-api HOST:PORT, or both")
+    config = None if args.config is None else load_model(args.config, ProxyConfig)
+    toxiproxy = None
+    if args.toxiproxy_api is not None:
+        given = None if config is None else config.toxiproxy
+        data = {} if given is None else given.model_dump(mode="json")
+        data["listen"] = args.toxiproxy_api
+        toxiproxy = validate_data(data, ToxiproxyConfig, source="--toxiproxy-api")
 
     async def go() -> int:
-        await serve_forever(config, announce=args.announce)
+        await serve_forever(config, toxiproxy=toxiproxy, announce=args.announce)
         return 0
 
     return _run_async(go)

@@ -10,7 +10,7 @@ the fault table, the statistics, the server and the client load on first use.
 
 from typing import TYPE_CHECKING, Any
 
-from mlchaos.proxy._config import Address, ControlConfig, Protocol, ProxyConfig
+from mlchaos.proxy._config import Address, ControlConfig, Protocol, ProxyConfig, ToxiproxyConfig
 from mlchaos.proxy._rules import (
     HTTP_RULES,
     TCP_RULES,
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from mlchaos.proxy._faults import ActiveFault, FaultTable, UnknownFaultError
     from mlchaos.proxy._server import ProxyServer, serve_forever
     from mlchaos.proxy._stats import ArmStats, ProxyStats
+    from mlchaos.proxy._toxiproxy import ToxiproxyApi
 
 __all__ = [
     "HTTP_RULES",
@@ -66,6 +67,8 @@ __all__ = [
     "SlowCloseRule",
     "Stream",
     "TimeoutRule",
+    "ToxiproxyApi",
+    "ToxiproxyConfig",
     "UnknownFaultError",
     "Where",
     "serve_forever",
@@ -80,6 +83,7 @@ _LAZY = {
     "UnknownFaultError": "mlchaos.proxy._faults",
     "ArmStats": "mlchaos.proxy._stats",
     "ProxyStats": "mlchaos.proxy._stats",
+    "ToxiproxyApi": "mlchaos.proxy._toxiproxy",
 }
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mlchaos.arms import ArmSplit
 from mlchaos.units import Duration, PositiveDuration
 
-__all__ = ["Address", "ControlConfig", "Protocol", "ProxyConfig"]
+__all__ = ["Address", "ControlConfig", "Protocol", "ProxyConfig", "ToxiproxyConfig"]
 
 
 class Protocol(StrEnum):
@@ -55,6 +56,33 @@ class ControlConfig(_Model):
     )
 
 
+class ToxiproxyConfig(_Model):
+    """Toxiproxy's REST API (``mlchaos proxy serve --toxiproxy-api``). It has no token (no
+    Toxiproxy client sends one), so it listens on loopback only and refuses browsers."""
+
+    listen: Address = Address(host="127.0.0.1", port=8474)
+    lease: PositiveDuration = Field(
+        Duration(60.0),
+        description="a toxic lapses this long after the last API call naming its proxy (or "
+        "all proxies): a test suite that dies leaves no toxic behind",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback(cls, v: Address) -> Address:
+        if v.host != "localhost":
+            try:
+                loopback = ipaddress.ip_address(v.host).is_loopback
+            except ValueError:
+                loopback = False
+            if not loopback:
+                raise ValueError(
+                    f"the Toxiproxy API has no token, so it listens on loopback only "
+                    f"(127.0.0.1, ::1 or localhost), not {v.host!r}"
+                )
+        return v
+
+
 class ProxyConfig(_Model):
     """One proxy: ``listen`` → ``upstream`` in ``protocol`` mode."""
 
@@ -73,6 +101,9 @@ class ProxyConfig(_Model):
         "client that knows its arm, e.g. gRPC replay traffic, connects to its arm's listener)",
     )
     control: ControlConfig = ControlConfig()
+    toxiproxy: ToxiproxyConfig | None = Field(
+        None, description="also serve Toxiproxy's REST API, this proxy among its proxies"
+    )
     upstream_timeout: PositiveDuration = Duration(30.0)
     max_idle_upstream: int = Field(64, ge=0, description="pooled idle upstream connections")
     header_timeout: PositiveDuration = Field(

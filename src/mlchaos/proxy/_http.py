@@ -182,9 +182,13 @@ class HttpPlane:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        self.abort_all()
+        self.pool.close()
+
+    def abort_all(self) -> None:
+        """Cut every client connection (the proxy is taken down; the plane stays)."""
         for conn in list(self.conns):
             conn.abort()
-        self.pool.close()
 
     def _sweep(self) -> None:
         """Enforce the timeouts (upstream, client head, idle client): one timer for the plane,

@@ -25,7 +25,7 @@ from mlchaos.arms import Arm, ArmCode
 from mlchaos.control import TokenSource, resolve_token
 from mlchaos.errors import ProxyStartError
 from mlchaos.observations import ObservationStore
-from mlchaos.proxy._config import Address, Protocol, ProxyConfig
+from mlchaos.proxy._config import Address, Protocol, ProxyConfig, ToxiproxyConfig
 from mlchaos.proxy._control import control_app
 from mlchaos.proxy._faults import FaultTable
 from mlchaos.proxy._http import HttpPlane
@@ -34,7 +34,7 @@ from mlchaos.proxy._metrics import ProxyCollector, exposition
 from mlchaos.proxy._stats import ProxyStats, Recorder
 from mlchaos.proxy._tcp import TcpPlane
 
-__all__ = ["ProxyServer", "serve_forever"]
+__all__ = ["ProxyServer", "bind_socket", "serve_forever"]
 
 _UPSTREAM_CHECK_TIMEOUT = 5.0
 
@@ -45,6 +45,8 @@ class ProxyServer:
     ``token`` fixes the control token (else it comes from, or goes to, the token file);
     ``observations`` receives one record per request (http) or connection (tcp) — without a
     store the proxy only counts; ``seed`` makes arm assignment and fault draws reproducible.
+    A proxy made through the Toxiproxy API has no control API of its own (``control_api``)
+    and, as Toxiproxy's, starts whether or not its upstream is up (``check_upstream``).
     """
 
     def __init__(
@@ -54,8 +56,12 @@ class ProxyServer:
         token: str | None = None,
         observations: ObservationStore | None = None,
         seed: int | None = None,
+        control_api: bool = True,
+        check_upstream: bool = True,
     ) -> None:
         self.config = config
+        self._control_api = control_api
+        self._check_upstream = check_upstream
         self._given_token = token
         self._recorder = Recorder(observations)
         self._rng = random.Random(seed)
@@ -123,18 +129,20 @@ class ProxyServer:
         if self._server is not None:
             raise RuntimeError("the proxy is already started")
         config = self.config
-        await _check_upstream(config.upstream)
+        if self._check_upstream:
+            await _check_upstream(config.upstream)
         loop = asyncio.get_running_loop()
-        data_sock: socket.socket | None = _bind(config.listen, "the proxy")
+        data_sock: socket.socket | None = bind_socket(config.listen, "the proxy")
         control_sock: socket.socket | None = None
         try:
             assert data_sock is not None
             self._listen = _bound(data_sock, config.listen)
-            self._token = resolve_token(
-                self._given_token, config.control.token_file, config.listen.port
-            )
-            control_sock = _bind(config.control.listen, "the control API")
-            self._control_address = _bound(control_sock, config.control.listen)
+            if self._control_api:
+                self._token = resolve_token(
+                    self._given_token, config.control.token_file, config.listen.port
+                )
+                control_sock = bind_socket(config.control.listen, "the control API")
+                self._control_address = _bound(control_sock, config.control.listen)
             plane_type = HttpPlane if config.protocol is Protocol.HTTP else TcpPlane
             plane = self._plane = plane_type(config, self.faults, self._recorder, self._rng)
             live = None
@@ -145,6 +153,9 @@ class ProxyServer:
             if isinstance(plane, TcpPlane):
                 await self._arm_listeners(plane)
             plane.start()
+            if control_sock is None:
+                return
+            assert self._token is not None
             collector = ProxyCollector(config.name, self._recorder, self.faults)
             app = control_app(
                 self.faults,
@@ -172,7 +183,7 @@ class ProxyServer:
         """One more listener per arm of ``arm_listen``: its connections are all of that arm."""
         loop = asyncio.get_running_loop()
         for arm, address in self.config.arm_listen.items():
-            sock = _bind(address, f"the proxy's {arm} listener")
+            sock = bind_socket(address, f"the proxy's {arm} listener")
             try:
                 self.arm_addresses[arm] = _bound(sock, address)
                 server = await loop.create_server(
@@ -182,6 +193,32 @@ class ProxyServer:
                 sock.close()
                 raise
             self._arm_servers.append(server)
+
+    @property
+    def listening(self) -> bool:
+        """False while taken down with :meth:`set_listening` (Toxiproxy's ``enabled``)."""
+        return self._server is not None and self._server.is_serving()
+
+    async def set_listening(self, on: bool) -> None:
+        """Take the proxy down (its listener closed, every open connection cut) or bring it
+        back on the same address; its faults stay as they are."""
+        plane, server = self._plane, self._server
+        if plane is None or server is None:
+            raise RuntimeError("the proxy is not started")
+        if on == self.listening:
+            return
+        if not on:
+            server.close()
+            plane.abort_all()
+            return
+        sock = bind_socket(self.listen_address, "the proxy")
+        try:
+            self._server = await asyncio.get_running_loop().create_server(
+                plane.protocol, sock=sock, backlog=1024
+            )
+        except BaseException:
+            sock.close()
+            raise
 
     async def stop(self) -> None:
         """Close the listeners, every open connection and the control API; drop all faults."""
@@ -233,41 +270,71 @@ class ProxyServer:
 
 
 async def serve_forever(
-    config: ProxyConfig, *, print_fn: Callable[[str], object] = print, announce: bool = False
+    config: ProxyConfig | None,
+    *,
+    toxiproxy: ToxiproxyConfig | None = None,
+    print_fn: Callable[[str], object] = print,
+    announce: bool = False,
 ) -> None:
-    """Run one proxy until SIGINT or SIGTERM (or cancellation), then stop it cleanly.
+    """Run one proxy, and/or Toxiproxy's API (``toxiproxy``, else ``config.toxiproxy``), until
+    SIGINT or SIGTERM (or cancellation), then stop cleanly.
 
     With ``announce`` its first line is JSON for supervisors: ``{"ready": true, "port": ...,
-    "control": URL, "token_file": PATH}`` (the port is the one it listens on).
+    "control": URL, "token_file": PATH, "arm_ports": {...}, "toxiproxy": URL}`` (the port is
+    the one the proxy listens on; keys of what is not served are null).
     """
+    from mlchaos.proxy._toxiproxy import ToxiproxyApi  # noqa: PLC0415 - it imports this module
+
+    if toxiproxy is None and config is not None:
+        toxiproxy = config.toxiproxy
+    if config is None and toxiproxy is None:
+        raise ValueError("nothing to serve: give a proxy config or a Toxiproxy API address")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
-    server = ProxyServer(config)
-    await server.start()
+    server = None if config is None else ProxyServer(config)
+    api = None if toxiproxy is None else ToxiproxyApi(toxiproxy, server)
     try:
+        if server is not None:
+            await server.start()
+        if api is not None:
+            await api.start()
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
         if announce:
             ready = {
                 "ready": True,
-                "port": server.listen_address.port,
-                "control": server.control_url,
-                "token_file": None if server.token_file is None else str(server.token_file),
-                "arm_ports": {arm: a.port for arm, a in server.arm_addresses.items()},
+                "port": None if server is None else server.listen_address.port,
+                "control": None if server is None else server.control_url,
+                "token_file": None
+                if server is None or server.token_file is None
+                else str(server.token_file),
+                "arm_ports": {}
+                if server is None
+                else {arm: a.port for arm, a in server.arm_addresses.items()},
+                "toxiproxy": None if api is None else api.url,
             }
             print_fn(json.dumps(ready))
-        print_fn(
-            f"mlchaos proxy ({config.protocol.value}): {server.listen_address} → "
-            f"{config.upstream}; control API {server.control_url} "
-            f"(token file: {server.token_file}); Ctrl-C to stop"
-        )
+        if server is not None:
+            print_fn(
+                f"mlchaos proxy ({server.config.protocol.value}): {server.listen_address} → "
+                f"{server.config.upstream}; control API {server.control_url} "
+                f"(token file: {server.token_file}); Ctrl-C to stop"
+            )
+        if api is not None:
+            print_fn(
+                f"mlchaos proxy: Toxiproxy API on {api.url} (toxics lapse "
+                f"{api.config.lease} after the last call naming their proxy); Ctrl-C to stop"
+            )
         await stop.wait()
         print_fn("mlchaos proxy: stopping")
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
-        await server.stop()
+        if api is not None:
+            await api.stop()
+        if server is not None:
+            await server.stop()
 
 
 async def _check_upstream(upstream: Address) -> None:
@@ -285,7 +352,7 @@ async def _check_upstream(upstream: Address) -> None:
     transport.close()
 
 
-def _bind(address: Address, what: str) -> socket.socket:
+def bind_socket(address: Address, what: str) -> socket.socket:
     try:
         infos = socket.getaddrinfo(
             address.host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE

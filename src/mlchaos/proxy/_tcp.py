@@ -101,6 +101,10 @@ class TcpPlane:
 
     def close(self) -> None:
         self._unsubscribe()
+        self.abort_all()
+
+    def abort_all(self) -> None:
+        """Cut every relayed connection (the proxy is taken down; the plane stays)."""
         for relay in list(self.relays):
             relay.abort()
 
