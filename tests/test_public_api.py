@@ -236,6 +236,7 @@ PUBLIC = {
         "MemoryFault",
         "Metric",
         "MetricCheck",
+        "Notify",
         "PartitionFault",
         "PauseFault",
         "Probe",

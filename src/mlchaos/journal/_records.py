@@ -242,6 +242,13 @@ class AlertRecord(_Record):
     before_injection: bool = False
     polls: int = 0
     failed_polls: int = 0
+    notify_receiver: str | None = Field(None, description="with notify: the receiver expected")
+    notified_at: float | None = None
+    notify_resolved_at: float | None = None
+    time_to_notify_s: float | None = None
+    time_to_notify_resolved_s: float | None = None
+    notified_elsewhere: list[str] = Field([], description="other receivers notified of it")
+    why_not_notified: str | None = Field(None, description="Alertmanager's account, if missing")
 
 
 class VerdictRecord(_Record):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.analysis import CheckResult, CheckStatus
@@ -24,6 +24,7 @@ from mlchaos.stats import Estimate
 if TYPE_CHECKING:
     import aiohttp
 
+    from mlchaos.observe._alertmanager import WebhookReceiver
     from mlchaos.runner._clock import Clock
     from mlchaos.spec import Alerts, ExpectedAlert
 
@@ -38,6 +39,17 @@ class _Seen:
     fired_at: float | None = None  # monotonic, first firing after injection
     resolved_at: float | None = None  # monotonic, first poll after rollback not firing
     before_injection: bool = False  # firing before anything was injected
+    notified_at: float | None = None  # monotonic, first firing notification (its receiver)
+    notify_resolved_at: float | None = None  # monotonic, first resolved one after rollback
+    elsewhere: set[str] = field(default_factory=set)  # other receivers that were notified
+    why_not: str | None = None  # Alertmanager's account, while the notification is missing
+
+    def waits_for_notification(self) -> bool:
+        return (
+            self.expected.notify is not None
+            and self.fired_at is not None
+            and (self.notified_at is None or self.notify_resolved_at is None)
+        )
 
 
 class AlertWatch:
@@ -55,8 +67,25 @@ class AlertWatch:
         self.failures = 0
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._webhook: WebhookReceiver | None = None
+        self.webhook_error: str | None = None
+        self._read = 0  # notifications already matched
+        if spec.webhook is not None and any(e.notify is not None for e in spec.expect):
+            from mlchaos.observe._alertmanager import WebhookReceiver  # noqa: PLC0415
 
-    def start(self) -> None:
+            self._webhook = WebhookReceiver(spec.webhook.host, spec.webhook.port, clock.monotonic)
+
+    async def start(self) -> None:
+        """Start the webhook receiver (when a check needs it) and the polling."""
+        if self._webhook is not None:
+            try:
+                await self._webhook.start()
+            except OSError as exc:
+                self.webhook_error = (
+                    f"cannot listen on {self.spec.webhook} for Alertmanager's notifications: "
+                    f"{exc.strerror or exc}"
+                )
+                self._webhook = None
         self._task = asyncio.create_task(self._loop(), name="alerts")
 
     def mark_injected(self) -> None:
@@ -70,17 +99,38 @@ class AlertWatch:
     async def finish(self) -> None:
         """Keep watching until every alert that fired has resolved or may no longer resolve in
         time (``resolve_within`` after rollback), then stop."""
-        waiting = [s for s in self._seen if s.fired_at is not None and s.resolved_at is None]
-        if waiting and self.rollback_at is not None:
-            deadline = self.rollback_at + max(s.expected.resolve_within.seconds for s in waiting)
-            while self._clock.monotonic() < deadline and any(
-                s.resolved_at is None for s in waiting
-            ):
-                await self._clock.sleep(self.spec.interval.seconds)
+        deadline = self._deadline()
+        while deadline is not None and self._clock.monotonic() < deadline:
+            await self._clock.sleep(self.spec.interval.seconds)
+            deadline = self._deadline()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._webhook is not None:
+            self._read_notifications()
+            await self._webhook.stop()
+
+    def _deadline(self) -> float | None:
+        """Until when to keep watching: the latest bound of what is still awaited (None when
+        nothing is)."""
+        if self.rollback_at is None:
+            return None
+        ends = [
+            self.rollback_at + s.expected.resolve_within.seconds
+            for s in self._seen
+            if s.fired_at is not None and s.resolved_at is None
+        ]
+        if self._webhook is not None and self.injected_at is not None:
+            for s in self._seen:
+                notify = s.expected.notify
+                if notify is None or not s.waits_for_notification():
+                    continue
+                if s.notified_at is None:  # its resolution is not awaited without it
+                    ends.append(self.injected_at + notify.within.seconds)
+                else:
+                    ends.append(self.rollback_at + notify.resolved_within.seconds)
+        return max(ends, default=None)
 
     async def _loop(self) -> None:
         while True:
@@ -113,6 +163,54 @@ class AlertWatch:
                 and self.rollback_at is not None
             ):
                 seen.resolved_at = now
+        if self._webhook is not None:
+            self._read_notifications()
+            await self._ask_why()
+
+    def _read_notifications(self) -> None:
+        """Match the notifications that came since the last poll to the expected alerts."""
+        from mlchaos.observe._alertmanager import matches  # noqa: PLC0415
+
+        assert self._webhook is not None
+        new = self._webhook.notifications[self._read :]
+        self._read += len(new)
+        for n in new:
+            for seen in self._seen:
+                e, notify = seen.expected, seen.expected.notify
+                if notify is None or not matches(n.labels, e.name, e.labels):
+                    continue
+                injected, rollback = self.injected_at, self.rollback_at
+                if n.receiver != notify.receiver:
+                    seen.elsewhere.add(n.receiver)
+                elif n.status == "firing" and injected is not None and n.at >= injected:
+                    seen.notified_at = seen.notified_at or n.at
+                elif n.status == "resolved" and seen.notified_at and rollback is not None:
+                    seen.notify_resolved_at = seen.notify_resolved_at or n.at
+
+    async def _ask_why(self) -> None:
+        """For each alert firing during the faults and still waiting for its notification,
+        Alertmanager's account of why (the last one is the check's detail). After rollback the
+        alert resolves and Alertmanager forgets it: what it said while it fired stands."""
+        from mlchaos.observe._alertmanager import AlertmanagerError, explain  # noqa: PLC0415
+
+        url = self.spec.alertmanager
+        if url is None or self.rollback_at is not None:
+            return
+        for seen in self._seen:
+            notify = seen.expected.notify
+            if notify is None or seen.fired_at is None or seen.notified_at is not None:
+                continue
+            try:
+                seen.why_not = await explain(
+                    self._session,
+                    url,
+                    seen.expected.name,
+                    seen.expected.labels,
+                    notify.receiver,
+                    _CALL_LIMIT_S,
+                )
+            except AlertmanagerError as exc:
+                seen.why_not = str(exc)
 
     def records(self) -> list[dict[str, Any]]:
         """One ``alert`` journal record per expected alert."""
@@ -131,9 +229,24 @@ class AlertWatch:
                     "before_injection": s.before_injection,
                     "polls": self.polls,
                     "failed_polls": self.failures,
+                    **self._notify_record(s),
                 }
             )
         return out
+
+    def _notify_record(self, s: _Seen) -> dict[str, Any]:
+        notify = s.expected.notify
+        if notify is None:
+            return {}
+        return {
+            "notify_receiver": notify.receiver,
+            "notified_at": self._wall(s.notified_at),
+            "notify_resolved_at": self._wall(s.notify_resolved_at),
+            "time_to_notify_s": _since(self.injected_at, s.notified_at),
+            "time_to_notify_resolved_s": _since(self.rollback_at, s.notify_resolved_at),
+            "notified_elsewhere": sorted(s.elsewhere),
+            "why_not_notified": s.why_not if s.notified_at is None else None,
+        }
 
     def _wall(self, monotonic: float | None) -> float | None:
         return None if monotonic is None else monotonic + self._wall_offset
@@ -177,6 +290,51 @@ class AlertWatch:
                 detail = f"resolved {resolve:.1f}s after rollback began"
             title = f"alert {name} resolves within {e.resolve_within}"
             out.append(_result(title, status, resolve, f"<= {e.resolve_within}", detail))
+            out += self._notify_results(s)
+        return out
+
+    def _notify_results(self, s: _Seen) -> list[CheckResult]:
+        """The ``notify`` checks of an alert that fired: paged within, resolution within."""
+        notify = s.expected.notify
+        if notify is None:
+            return []
+        name = s.expected.describe()
+        title = f"alert {name} notifies '{notify.receiver}' within {notify.within}"
+        resolved_title = (
+            f"alert {name}: resolved notification to '{notify.receiver}' within "
+            f"{notify.resolved_within}"
+        )
+        if self.webhook_error is not None:
+            return [
+                _result(title, CheckStatus.NO_DATA, None, "", self.webhook_error),
+                _result(resolved_title, CheckStatus.NO_DATA, None, "", self.webhook_error),
+            ]
+        notify_s = _since(self.injected_at, s.notified_at)
+        if notify_s is None:
+            why = s.why_not or "no notification came"
+            if s.elsewhere:
+                why = f"notified {', '.join(sorted(s.elsewhere))} instead; {why}"
+            status, detail = CheckStatus.VIOLATED, f"not notified: {why}"
+        else:
+            fired = _since(self.injected_at, s.fired_at)
+            ok = notify_s <= notify.within.seconds
+            status = CheckStatus.HELD if ok else CheckStatus.VIOLATED
+            detail = f"notified {notify_s:.1f}s after injection"
+            if fired is not None:
+                detail += f" (fired at {fired:.1f}s)"
+        out = [_result(title, status, notify_s, f"<= {notify.within}", detail)]
+        if notify_s is None:
+            return out
+        resolved_s = _since(self.rollback_at, s.notify_resolved_at)
+        if resolved_s is None:
+            status = CheckStatus.VIOLATED
+            detail = f"no resolved notification {notify.resolved_within} after rollback"
+        else:
+            ok = resolved_s <= notify.resolved_within.seconds
+            status = CheckStatus.HELD if ok else CheckStatus.VIOLATED
+            detail = f"resolved notification {resolved_s:.1f}s after rollback began"
+        bounds = f"<= {notify.resolved_within}"
+        out.append(_result(resolved_title, status, resolved_s, bounds, detail))
         return out
 
 

@@ -307,7 +307,7 @@ class Runner:
                 await self._steady_state_before(session)
             if self.exp.alerts is not None:
                 self._watch = AlertWatch(self.exp.alerts, session, self.clock)
-                self._watch.start()
+                await self._watch.start()
             try:
                 async with self._phase("inject"):
                     await self._inject_and_observe()

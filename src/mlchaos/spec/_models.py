@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from mlchaos.process import ProcessSelector
-from mlchaos.proxy._config import Protocol, ProxyConfig
+from mlchaos.proxy._config import Address, Protocol, ProxyConfig
 from mlchaos.proxy._rules import (
     AbortRule,
     BandwidthRule,
@@ -65,6 +65,7 @@ __all__ = [
     "LatencyFault",
     "LimitDataFault",
     "MemoryFault",
+    "Notify",
     "PauseFault",
     "ProcessSelector",
     "ProxyFault",
@@ -459,6 +460,23 @@ class Analysis(_Model):
     )
 
 
+class Notify(_Model):
+    """What Alertmanager must deliver for an expected alert, after its grouping, routing,
+    inhibition and silences, to mlchaos's webhook receiver (``alerts.webhook``)."""
+
+    receiver: str = Field(
+        description="the Alertmanager receiver the notification must come through (the "
+        "'receiver' of the webhook payload), e.g. ml-platform-pager"
+    )
+    within: PositiveDuration = Field(
+        Duration(60.0), description="the firing notification must arrive within this of injection"
+    )
+    resolved_within: PositiveDuration = Field(
+        Duration(120.0),
+        description="the resolved notification must arrive within this of rollback",
+    )
+
+
 class ExpectedAlert(_Model):
     """An alert the faults must raise (and that must clear after rollback), or one that must
     stay silent."""
@@ -474,6 +492,15 @@ class ExpectedAlert(_Model):
     must_not_fire: bool = Field(
         False, description="instead: it must not fire at all (e.g. an alert on the control arm)"
     )
+    notify: Notify | None = Field(
+        None, description="and Alertmanager must page this receiver (and send the resolution)"
+    )
+
+    @model_validator(mode="after")
+    def _notify_needs_firing(self) -> Self:
+        if self.notify is not None and self.must_not_fire:
+            raise ValueError("an alert that must not fire has no notification to wait for")
+        return self
 
     def describe(self) -> str:
         labels = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()))
@@ -486,6 +513,27 @@ class Alerts(_Model):
     prometheus: str = Field(description="Prometheus base URL; its /api/v1/alerts is polled")
     interval: PositiveDuration = Field(Duration(0.5), description="how often it is polled")
     expect: list[ExpectedAlert] = Field(min_length=1)
+    alertmanager: str | None = Field(
+        None,
+        description="Alertmanager base URL: its /api/v2/alerts says why a notification did "
+        "not come (silenced, inhibited, routed elsewhere); needed by 'notify'",
+    )
+    webhook: Address | None = Field(
+        None,
+        description="where mlchaos's webhook receiver listens during the run (host:port, the "
+        "url of a webhook_configs entry in Alertmanager's configuration); needed by 'notify'",
+    )
+
+    @model_validator(mode="after")
+    def _notify_needs_alertmanager(self) -> Self:
+        if any(e.notify is not None for e in self.expect):
+            missing = [k for k in ("alertmanager", "webhook") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(
+                    f"'notify' checks need {' and '.join(missing)}: the webhook receiver that "
+                    "Alertmanager notifies, and its API that says why a notification is missing"
+                )
+        return self
 
 
 class Sweep(_Model):
