@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from mlchaos.demo._isolation import isolation_unsupported
+from mlchaos.demo._prometheus import alertmanager_binary
 from mlchaos.demo._run import cgroups_unsupported, gpu_unsupported
 from tests.browser import assert_renders, headless_chromium, inspect_report
 from tests.conftest import MLCHAOS
@@ -144,6 +145,13 @@ def test_every_hypothesis_holds_on_the_resilient_gateway(
         (fired, silent) = by_name["alert-validation"]["summary"]["alerts"]
         assert 0 < fired["time_to_detect_s"] < 10 and 0 < fired["time_to_resolve_s"] < 20
         assert silent["must_not_fire"] and silent["fired_at"] is None
+        if alertmanager_binary() is not None:  # and it paged the on-call, then the resolution
+            assert fired["notify_receiver"] == "ml-platform-pager"
+            assert fired["time_to_detect_s"] <= fired["time_to_notify_s"] < 15, fired
+            assert 0 < fired["time_to_notify_resolved_s"] < 25, fired
+            assert "paged ml-platform-pager" in done.stdout
+        else:
+            assert "notify checks are left out" in done.stdout
     else:
         assert "skipping alert-validation: prometheus is not installed" in done.stdout
     if not GPU:  # says why, and which experiment stands in for it

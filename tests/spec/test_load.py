@@ -263,3 +263,30 @@ def test_a_bad_bound_is_reported_at_its_own_line(tmp_path: Path) -> None:
     found = problems(write(tmp_path, text))
     assert any(p.startswith("line 16: hypothesis[0].max") for p in found), found
     assert any(p.startswith("line 19: hypothesis[1].min: error_rate must be") for p in found)
+
+
+def test_notify_checks_need_alertmanager_and_a_webhook_and_a_firing_alert(
+    tmp_path: Path,
+) -> None:
+    alerts = """\
+alerts:
+  prometheus: http://127.0.0.1:9090
+  expect:
+    - {name: A, notify: {receiver: pager}}
+"""
+    [issue] = problems(write(tmp_path, MINIMAL + alerts))
+    assert "'notify' checks need alertmanager and webhook" in issue
+    alerts = """\
+alerts:
+  prometheus: http://127.0.0.1:9090
+  alertmanager: http://127.0.0.1:9093
+  webhook: 127.0.0.1:9095
+  expect:
+    - {name: A, must_not_fire: true, notify: {receiver: pager}}
+"""
+    [issue] = problems(write(tmp_path, MINIMAL + alerts))
+    assert "an alert that must not fire has no notification" in issue
+    exp = load_experiment(write(tmp_path, MINIMAL + alerts.replace("must_not_fire: true, ", "")))
+    assert exp.alerts is not None and exp.alerts.webhook is not None
+    [expected] = exp.alerts.expect
+    assert expected.notify is not None and expected.notify.within.seconds == 60.0

@@ -20,8 +20,10 @@ Services (each binds ``127.0.0.1:--port``, 0 for an ephemeral port, prints one J
                                                     the users: calls at R per second
     netns                                           holds a new network namespace (isolation
                                                     mode; prints port 0) until stopped
-    prometheus --dir DIR --target NAME=HOST:PORT:TOKEN_FILE ... --port P
+    prometheus --dir DIR --target NAME=HOST:PORT:TOKEN_FILE ... [--alertmanager H:P] --port P
                                                     Prometheus scraping the proxies
+    alertmanager --dir DIR --webhook HOST:PORT --port P
+                                                    Alertmanager paging the webhook
     accuracy [--seed N]                             print the models' measured accuracies
 
 Bad options are one line on stderr and exit 2. Only the chosen service's module is imported.
@@ -169,10 +171,28 @@ def _parser() -> argparse.ArgumentParser:
         dest="targets",
         help="NAME=HOST:PORT:TOKEN_FILE, a proxy control API to scrape (repeatable)",
     )
+    prometheus.add_argument("--alertmanager", metavar="HOST:PORT", help="send alerts there")
+
+    alertmanager = sub.add_parser("alertmanager", help="Alertmanager paging the ML platform team")
+    alertmanager.add_argument("--dir", type=Path, required=True, help="config and data directory")
+    alertmanager.add_argument(
+        "--webhook", metavar="HOST:PORT", required=True, help="the pager's webhook receiver"
+    )
 
     sub.add_parser("netns", help="hold a new network namespace (isolation mode) until stopped")
 
-    services = (world, store, pipeline, replica, gateway, redis, feast, clients, prometheus)
+    services = (
+        world,
+        store,
+        pipeline,
+        replica,
+        gateway,
+        redis,
+        feast,
+        clients,
+        prometheus,
+        alertmanager,
+    )
     for service in services:
         service.add_argument("--port", type=_port, default=0, help="0: an ephemeral port")
 
@@ -235,7 +255,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mlchaos.demo._prometheus import serve_prometheus  # noqa: PLC0415
 
             targets = dict(args.targets)
-            return run_service(lambda: serve_prometheus(args.dir, targets, args.port), "prometheus")
+            return run_service(
+                lambda: serve_prometheus(args.dir, targets, args.port, args.alertmanager),
+                "prometheus",
+            )
+        case "alertmanager":
+            from mlchaos.demo._prometheus import serve_alertmanager  # noqa: PLC0415
+
+            return run_service(
+                lambda: serve_alertmanager(args.dir, args.webhook, args.port), "alertmanager"
+            )
         case "netns":
             from mlchaos.demo._isolation import hold  # noqa: PLC0415
 

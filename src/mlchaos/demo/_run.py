@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlchaos.demo._isolation import isolation_unsupported
+from mlchaos.demo._prometheus import alertmanager_binary
 from mlchaos.demo._stack import DemoStack, FeatureStore, Variant
 from mlchaos.errors import EXIT_FAILED, EXIT_OK, ConfigError
 from mlchaos.units import Duration
@@ -58,6 +59,12 @@ _HTTP_STORE_ONLY = frozenset({"feature-missing"})
 _LIVE = frozenset({"live-harmless", "live-kill-switch"})
 # Experiments that validate alerts: they need Debian's prometheus, and are skipped without it.
 _ALERTING = frozenset({"alert-validation"})
+# Without prometheus-alertmanager these stand in for its addresses while the experiment loads;
+# the notify checks that use them are then removed (and the demo says so).
+_NO_ALERTMANAGER = {
+    "MLCHAOS_DEMO_ALERTMANAGER": "http://127.0.0.1:9",
+    "MLCHAOS_DEMO_WEBHOOK": "127.0.0.1:9",
+}
 # Experiments whose fault is a cgroup (the agent needs root and the controller).
 _CGROUPS = frozenset({"replica-cpu-starvation", "replica-memory-exhaustion"})
 # Experiments on a GPU (replica A's workspace is device memory): skipped on hosts without one,
@@ -98,7 +105,14 @@ def load_demo_experiment(
     (not a sweep's: the lengths it varies are what it measures)."""
     from mlchaos.spec import KillFault, load_experiment  # noqa: PLC0415
 
-    exp = load_experiment(experiment_path(name), variables=variables)
+    absent = {k: v for k, v in _NO_ALERTMANAGER.items() if k not in variables}
+    exp = load_experiment(experiment_path(name), variables={**variables, **absent})
+    if absent and exp.alerts is not None:  # no Alertmanager runs: no notify checks
+        expect = [e.model_copy(update={"notify": None}) for e in exp.alerts.expect]
+        alerts = exp.alerts.model_copy(
+            update={"expect": expect, "alertmanager": None, "webhook": None}
+        )
+        exp = exp.model_copy(update={"alerts": alerts})
     if duration is None or exp.sweep is not None:  # a sweep's lengths are what it measures
         return exp
     factor = duration / exp.traffic.duration.seconds
@@ -169,6 +183,12 @@ async def run_demo(
                 "(apt-get install prometheus)[/]"
             )
         names = [n for n in names if n not in _ALERTING]
+    elif alertmanager_binary() is None:
+        for name in [n for n in names if n in _ALERTING]:
+            console.print(
+                f"[yellow]{name}: prometheus-alertmanager is not installed, so its notify "
+                "checks are left out (apt-get install prometheus-alertmanager)[/]"
+            )
     why = cgroups_unsupported()
     if why is not None:
         for name in [n for n in names if n in _CGROUPS]:
@@ -358,9 +378,19 @@ def _alert_times(alert: dict[str, Any]) -> str:
     if alert["time_to_detect_s"] is None:
         return "did not fire"
     text = f"fired {alert['time_to_detect_s']:.1f}s after injection"
+    if alert.get("notify_receiver") is not None:
+        notified = alert.get("time_to_notify_s")
+        text += (
+            f", paged {alert['notify_receiver']} {notified:.1f}s after injection"
+            if notified is not None
+            else f", never paged {alert['notify_receiver']}"
+        )
     if alert["time_to_resolve_s"] is None:
         return text + ", did not resolve"
-    return text + f", resolved {alert['time_to_resolve_s']:.1f}s after rollback began"
+    text += f", resolved {alert['time_to_resolve_s']:.1f}s after rollback began"
+    if alert.get("time_to_notify_resolved_s") is not None:
+        text += f" (the resolution paged {alert['time_to_notify_resolved_s']:.1f}s after it)"
+    return text
 
 
 def _print_sweep_failures(console: Console, sweep: SweepOutcome) -> None:

@@ -5,7 +5,9 @@
 each of the gateway's links (replica A, replica B, feature store) and runs the supervisor's
 control API. With ``clients`` (a rate) it also puts an edge proxy in front of the gateway and
 starts the client simulator calling through it: live traffic, for live experiments. With
-``prometheus`` it runs Prometheus scraping the replica proxies, with alert rules. With
+``prometheus`` it runs Prometheus scraping the replica proxies, with alert rules, and, when
+``prometheus-alertmanager`` is installed, Alertmanager paging a webhook on :attr:`webhook`
+(where the experiment's run receives the pages). With
 ``isolation`` the gateway, the feature store and both replicas each run in a network namespace
 of their own on a bridge (:mod:`~mlchaos.demo._isolation`), linked directly rather than through
 proxies, so that partitions between them are the kernel's. With ``gpu`` replica A's
@@ -31,6 +33,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
 
 from mlchaos.demo._isolation import IsolatedNetwork
+from mlchaos.demo._prometheus import alertmanager_binary
+from mlchaos.demo._serve import free_port
 from mlchaos.demo._services import RunningService, ServiceGroup, ServiceSpec
 from mlchaos.errors import ConfigError
 
@@ -81,6 +85,8 @@ class DemoStack:
         self.seed = seed
         self.clients = clients
         self.prometheus = prometheus
+        self.webhook: str | None = None
+        """with Prometheus and Alertmanager: where the experiment's run receives the pages"""
         self.isolation = isolation
         self.gpu = gpu
         self.group = ServiceGroup(grace=3.0)
@@ -216,6 +222,14 @@ class DemoStack:
             link = self.links[name]
             address = link.control.removeprefix("http://")
             targets += ["--target", f"proxy-{name}={address}:{link.token_file}"]
+        if alertmanager_binary() is not None:  # then the alerts go on to page someone
+            self.webhook = f"127.0.0.1:{free_port()}"
+            await self._service(
+                "alertmanager",
+                "alertmanager",
+                *("--dir", str(self.run_dir / "alertmanager"), "--webhook", self.webhook),
+            )
+            targets += ["--alertmanager", self.url("alertmanager").removeprefix("http://")]
         await self._service(
             "prometheus", "prometheus", "--dir", str(self.run_dir / "prometheus"), *targets
         )
@@ -392,6 +406,9 @@ class DemoStack:
             v["MLCHAOS_DEMO_EDGE"] = self.links["edge"].listen
         if self.prometheus:
             v["MLCHAOS_DEMO_PROMETHEUS"] = self.url("prometheus")
+        if self.webhook is not None:
+            v["MLCHAOS_DEMO_ALERTMANAGER"] = self.url("alertmanager")
+            v["MLCHAOS_DEMO_WEBHOOK"] = self.webhook
         for link in self.links.values():
             v[f"MLCHAOS_DEMO_{_env(link.name)}_PROXY"] = link.control
         return v
