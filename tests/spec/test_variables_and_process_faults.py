@@ -96,6 +96,8 @@ def test_the_bundled_demo_experiments_are_valid_once_their_variables_are_set(nam
         "MLCHAOS_DEMO_EDGE_PROXY": "http://127.0.0.1:11",
         "MLCHAOS_DEMO_PROMETHEUS": "http://127.0.0.1:12",
         "MLCHAOS_DEMO_STORE": "http://127.0.0.1:13",
+        "MLCHAOS_DEMO_ALERTMANAGER": "http://127.0.0.1:14",
+        "MLCHAOS_DEMO_WEBHOOK": "127.0.0.1:15",
     }
     exp = load_experiment(experiment_path(name), variables=names)
     assert exp.hypothesis
