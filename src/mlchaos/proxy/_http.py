@@ -476,7 +476,18 @@ class ClientConn(asyncio.Protocol):
                 delay += entry.delay + (rnd() * entry.jitter if entry.jitter else 0.0)
                 _fired(req, entry)
         if delay > 0.0:
-            self._timer = self._loop.call_later(delay, self._act, req, chosen)
+            due = time.monotonic() + delay
+            self._timer = self._loop.call_later(delay, self._act_when_due, req, chosen, due)
+        else:
+            self._act(req, chosen)
+
+    def _act_when_due(self, req: _Request, chosen: FaultEntry | None, due: float) -> None:
+        """A latency fault's timer fired: act, unless that is early. uvloop's timers run on a
+        clock of whole milliseconds and may fire up to one early: wait out the rest, so a
+        latency fault never delivers less than it asked."""
+        rest = due - time.monotonic()
+        if rest > 0.0:
+            self._timer = self._loop.call_later(rest, self._act_when_due, req, chosen, due)
         else:
             self._act(req, chosen)
 

@@ -65,6 +65,10 @@ from mlchaos.proxy._stats import Recorder
 __all__ = ["TcpPlane"]
 
 _HIGH_WATER = 256 * 1024
+# Due times of delayed data are kept on this clock, not the loop's: uvloop's counts whole
+# milliseconds (read once per iteration), so data could leave up to a millisecond early. A
+# timer that fires early only finds the data not yet due, and waits out the rest.
+_clock = time.monotonic
 
 
 class TcpPlane:
@@ -252,8 +256,7 @@ class _Pipe:
             data = data[:room]
             self.passed += len(data)
             self.limit_hit = self.passed >= self.limit
-        loop = relay.plane.loop
-        at = loop.time()
+        at = _clock()
         if self.delay or self.jitter:
             at += self.delay + (relay.plane.random() * self.jitter if self.jitter else 0.0)
         at = max(at, self.last_at)  # jitter never reorders the stream
@@ -279,11 +282,11 @@ class _Pipe:
         queue = self.queue
         loop = self.relay.plane.loop
         if dst is not None and not self.hold and not self.dst.closed:
-            now = loop.time()
+            now = _clock()
             while queue:
                 at, data = queue[0]
                 if at > now:
-                    self.timer = loop.call_at(at, self.pump)
+                    self.timer = loop.call_later(at - now, self.pump)
                     break
                 if self.rate:
                     burst = max(512.0, self.rate / 20)
@@ -291,7 +294,8 @@ class _Pipe:
                     self.stamp = now
                     want = min(float(len(data)), burst)
                     if self.tokens < want:
-                        self.timer = loop.call_at(now + (want - self.tokens) / self.rate, self.pump)
+                        wait = (want - self.tokens) / self.rate
+                        self.timer = loop.call_later(wait, self.pump)
                         break
                     n = min(len(data), int(self.tokens))
                     self.tokens -= n
@@ -311,7 +315,7 @@ class _Pipe:
                 if self.close_delay and self.eof_due is None:
                     self.eof_due = now + self.close_delay
                 if self.eof_due is not None and self.eof_due > now:
-                    self.timer = loop.call_at(self.eof_due, self.pump)
+                    self.timer = loop.call_later(self.eof_due - now, self.pump)
                 else:
                     self.eof_sent = True
                     self.relay.half_closed(self)
@@ -530,7 +534,7 @@ class _Relay:
         if rate != pipe.rate:
             pipe.rate = rate
             pipe.tokens = max(512.0, rate / 20)
-            pipe.stamp = self.plane.loop.time()
+            pipe.stamp = _clock()
         if released or (pipe.queue and pipe.timer is None):
             pipe.pump()
         else:
