@@ -61,6 +61,7 @@ class _Proxy:
     own: bool = False  # the proxy `mlchaos proxy serve` was started with
     toxics: dict[str, Toxic] = field(default_factory=dict)
     fault_ids: dict[str, str] = field(default_factory=dict)
+    unsubscribe: Callable[[], None] = lambda: None
 
     def json(self) -> dict[str, Any]:
         return {
@@ -311,12 +312,13 @@ class ToxiproxyApi:
 
     def _add(self, proxy: _Proxy) -> _Proxy:
         self._proxies[proxy.name] = proxy
-        proxy.server.faults.subscribe(lambda: self._prune(proxy))
+        proxy.unsubscribe = proxy.server.faults.subscribe(lambda: self._prune(proxy))
         return proxy
 
     async def _remove(self, proxy: _Proxy) -> None:
         if self._proxies.get(proxy.name) is proxy:
             del self._proxies[proxy.name]
+        proxy.unsubscribe()
         if proxy.own:
             for name in list(proxy.toxics):
                 self._drop_toxic(proxy, name)
