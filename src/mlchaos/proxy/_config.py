@@ -105,7 +105,12 @@ class ProxyConfig(_Model):
         None, description="also serve Toxiproxy's REST API, this proxy among its proxies"
     )
     upstream_timeout: PositiveDuration = Duration(30.0)
-    max_idle_upstream: int = Field(64, ge=0, description="pooled idle upstream connections")
+    max_idle_upstream: int = Field(
+        1024,
+        ge=0,
+        description="idle upstream connections kept at most; within it the pool keeps as many "
+        "as were in use at the recent peak (it follows the concurrency it sees)",
+    )
     header_timeout: PositiveDuration = Field(
         Duration(10.0),
         description="a client must send a request's whole head within this (slowloris)",

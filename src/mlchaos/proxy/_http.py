@@ -170,6 +170,7 @@ class HttpPlane:
         self.conns: set[ClientConn] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._period = min(1.0, max(0.01, min(self.timeout, self.header_timeout) / 10))
+        self._trimmed = self.loop.time()  # when the pool's peak last decayed
 
     def protocol(self) -> ClientConn:
         return ClientConn(self)
@@ -197,6 +198,9 @@ class HttpPlane:
         for conn in list(self.conns):
             conn.check_timeout(now, self.timeout)
             conn.check_client(now, self.header_timeout, self.idle_timeout)
+        if now - self._trimmed >= 1.0:
+            self._trimmed = now
+            self.pool.trim()
         self._sweeper = self.loop.call_later(self._period, self._sweep)
 
 

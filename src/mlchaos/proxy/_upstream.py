@@ -4,7 +4,7 @@ An :class:`UpstreamConn` carries one request at a time and parses the response w
 httptools, handing the pieces to a :class:`ResponseSink` (the client connection that asked)
 as they arrive, so the response streams through without being buffered. When the response
 ends on a reusable connection it goes back to the :class:`UpstreamPool` (most recently used
-first, at most ``max_idle`` of them).
+first, as many as the concurrency it has recently seen needs, at most ``max_idle``).
 
 The response head is passed on as the raw bytes the upstream sent, less its hop-by-hop
 headers, instead of being rebuilt from one Python callback per header: on the hot path that
@@ -23,6 +23,8 @@ from httptools import HttpParserError, HttpResponseParser
 from mlchaos.observations import ErrorKind
 
 __all__ = ["ResponseSink", "UpstreamConn", "UpstreamPool"]
+
+_FEW = 8  # idle connections kept even when the recent peak is lower
 
 # Response headers the proxy does not pass on: hop-by-hop ones (it frames the body itself), and
 # the arm header and fault mark of a proxy further upstream (this proxy writes its own).
@@ -252,7 +254,15 @@ class UpstreamConn(asyncio.Protocol):
 
 
 class UpstreamPool:
-    """Idle keep-alive connections to one upstream, most recently used first."""
+    """Idle keep-alive connections to one upstream, most recently used first.
+
+    How many idle ones it keeps follows the concurrency it sees: as many as were in use at once
+    at the recent peak, at most ``max_idle``. A fixed small number would close most connections
+    of a burst as they come back and open them again for the next one (at 1000 concurrent
+    clients, 64 idle meant 28 times more connections opened). :meth:`trim`, once a second,
+    halves the remembered peak towards what is in use now and closes the idle connections
+    beyond it, so a quiet proxy does not hold a burst's connections for ever.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, max_idle: int):
         self.loop = loop
@@ -262,6 +272,12 @@ class UpstreamPool:
         self._idle: list[UpstreamConn] = []
         self.last_head: _Head | None = None  # the last response head read, for reuse
         self._all: set[UpstreamConn] = set()
+        self.peak = 0  # the most connections in use at once, recently
+        self.opened = 0  # connections opened since the start
+
+    @property
+    def in_use(self) -> int:
+        return len(self._all) - len(self._idle)
 
     def acquire(self) -> UpstreamConn | None:
         """An idle connection, or None when a new one must be opened."""
@@ -277,6 +293,8 @@ class UpstreamPool:
             lambda: UpstreamConn(self), self.host, self.port
         )
         self._all.add(conn)
+        self.opened += 1
+        self.peak = max(self.peak, self.in_use)  # only a new one can raise it
         return conn
 
     def release(self, conn: UpstreamConn) -> None:
@@ -285,12 +303,29 @@ class UpstreamPool:
             return
         conn.resume()
         conn.reused = True
-        if len(self._idle) < self.max_idle:
+        if len(self._idle) < self._keep():
             self._idle.append(conn)
         else:
-            conn.closed = True
-            assert conn.transport is not None
-            conn.transport.close()
+            self._close(conn)
+
+    def trim(self) -> None:
+        """Let the remembered peak decay towards what is in use now, and close the idle
+        connections beyond it (the least recently used)."""
+        self.peak = max(self.in_use, self.peak // 2)
+        extra = len(self._idle) - self._keep()
+        if extra > 0:
+            stale, self._idle = self._idle[:extra], self._idle[extra:]
+            for conn in stale:
+                self._close(conn)
+
+    def _keep(self) -> int:
+        """How many idle connections to keep: the recent peak, a few at least."""
+        return min(self.max_idle, max(self.peak, _FEW))
+
+    def _close(self, conn: UpstreamConn) -> None:
+        conn.closed = True
+        assert conn.transport is not None
+        conn.transport.close()
 
     def forget(self, conn: UpstreamConn) -> None:
         self._all.discard(conn)
