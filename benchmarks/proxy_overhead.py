@@ -1,5 +1,4 @@
-"""The fault proxy at production load: its cost against a direct connection, and its faults'
-fidelity.
+"""The fault proxy at production load: its cost against direct, and its faults' fidelity.
 
 Run: ``.venv/bin/python benchmarks/proxy_overhead.py [--duration 10] [--runs 3]``
 (``make bench``; needs ``apt-get install nginx-light wrk``; ``TOXIPROXY_BIN=/path/toxiproxy-server``
