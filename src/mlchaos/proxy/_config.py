@@ -108,8 +108,8 @@ class ProxyConfig(_Model):
     max_idle_upstream: int = Field(
         1024,
         ge=0,
-        description="idle upstream connections kept at most; within it the pool keeps as many "
-        "as were in use at the recent peak (it follows the concurrency it sees)",
+        description="idle upstream connections kept at most; within it the pool keeps one per "
+        "client connection (it follows the concurrency it sees)",
     )
     header_timeout: PositiveDuration = Field(
         Duration(10.0),

@@ -157,8 +157,13 @@ class HttpPlane:
         self.assigner = ArmAssigner(config.arms, rng)
         self.live: LiveState | None = None  # set by the server: cohorts and the edge's log
         self.upstream = config.upstream
+        self.conns: set[ClientConn] = set()
         self.pool = UpstreamPool(
-            self.loop, config.upstream.host, config.upstream.port, config.max_idle_upstream
+            self.loop,
+            config.upstream.host,
+            config.upstream.port,
+            config.max_idle_upstream,
+            self.conns.__len__,
         )
         self.timeout = config.upstream_timeout.seconds
         self.header_timeout = config.header_timeout.seconds
@@ -167,7 +172,6 @@ class HttpPlane:
         self.max_buffered = config.max_buffered
         self.buffered = 0  # bytes of request bodies held now, all connections together
         self.host_line = b"host: %s\r\n" % str(config.upstream).encode()
-        self.conns: set[ClientConn] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._period = min(1.0, max(0.01, min(self.timeout, self.header_timeout) / 10))
         self._trimmed = self.loop.time()  # when the pool's peak last decayed

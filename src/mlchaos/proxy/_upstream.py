@@ -4,7 +4,7 @@ An :class:`UpstreamConn` carries one request at a time and parses the response w
 httptools, handing the pieces to a :class:`ResponseSink` (the client connection that asked)
 as they arrive, so the response streams through without being buffered. When the response
 ends on a reusable connection it goes back to the :class:`UpstreamPool` (most recently used
-first, as many as the concurrency it has recently seen needs, at most ``max_idle``).
+first, as many as there are client connections, at most ``max_idle``).
 
 The response head is passed on as the raw bytes the upstream sent, less its hop-by-hop
 headers, instead of being rebuilt from one Python callback per header: on the hot path that
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from typing import Protocol, cast
 
 from httptools import HttpParserError, HttpResponseParser
@@ -24,7 +25,7 @@ from mlchaos.observations import ErrorKind
 
 __all__ = ["ResponseSink", "UpstreamConn", "UpstreamPool"]
 
-_FEW = 8  # idle connections kept even when the recent peak is lower
+_FEW = 8  # idle connections kept even with fewer clients
 
 # Response headers the proxy does not pass on: hop-by-hop ones (it frames the body itself), and
 # the arm header and fault mark of a proxy further upstream (this proxy writes its own).
@@ -256,28 +257,31 @@ class UpstreamConn(asyncio.Protocol):
 class UpstreamPool:
     """Idle keep-alive connections to one upstream, most recently used first.
 
-    How many idle ones it keeps follows the concurrency it sees: as many as were in use at once
-    at the recent peak, at most ``max_idle``. A fixed small number would close most connections
-    of a burst as they come back and open them again for the next one (at 1000 concurrent
-    clients, 64 idle meant 28 times more connections opened). :meth:`trim`, once a second,
-    halves the remembered peak towards what is in use now and closes the idle connections
-    beyond it, so a quiet proxy does not hold a burst's connections for ever.
+    How many idle ones it keeps follows the concurrency it sees: as many as there are client
+    connections now (``demand``; a client has one request at the upstream at a time), at most
+    ``max_idle``. A fixed small number closed most connections of a burst as they came back and
+    opened them again for the next request (at 1000 concurrent clients, 64 idle meant 28 times
+    more connections opened than clients). :meth:`trim`, once a second, closes the idle
+    connections beyond that when clients have gone.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, host: str, port: int, max_idle: int):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        host: str,
+        port: int,
+        max_idle: int,
+        demand: Callable[[], int],
+    ):
         self.loop = loop
         self.host = host
         self.port = port
         self.max_idle = max_idle
+        self._demand = demand
         self._idle: list[UpstreamConn] = []
         self.last_head: _Head | None = None  # the last response head read, for reuse
         self._all: set[UpstreamConn] = set()
-        self.peak = 0  # the most connections in use at once, recently
         self.opened = 0  # connections opened since the start
-
-    @property
-    def in_use(self) -> int:
-        return len(self._all) - len(self._idle)
 
     def acquire(self) -> UpstreamConn | None:
         """An idle connection, or None when a new one must be opened."""
@@ -294,7 +298,6 @@ class UpstreamPool:
         )
         self._all.add(conn)
         self.opened += 1
-        self.peak = max(self.peak, self.in_use)  # only a new one can raise it
         return conn
 
     def release(self, conn: UpstreamConn) -> None:
@@ -309,9 +312,8 @@ class UpstreamPool:
             self._close(conn)
 
     def trim(self) -> None:
-        """Let the remembered peak decay towards what is in use now, and close the idle
-        connections beyond it (the least recently used)."""
-        self.peak = max(self.in_use, self.peak // 2)
+        """Close the idle connections beyond what the clients now need (the least recently
+        used)."""
         extra = len(self._idle) - self._keep()
         if extra > 0:
             stale, self._idle = self._idle[:extra], self._idle[extra:]
@@ -319,8 +321,8 @@ class UpstreamPool:
                 self._close(conn)
 
     def _keep(self) -> int:
-        """How many idle connections to keep: the recent peak, a few at least."""
-        return min(self.max_idle, max(self.peak, _FEW))
+        """How many idle connections to keep: one per client connection, a few at least."""
+        return min(self.max_idle, max(self._demand(), _FEW))
 
     def _close(self, conn: UpstreamConn) -> None:
         conn.closed = True

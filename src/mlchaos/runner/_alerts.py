@@ -42,6 +42,9 @@ class _Seen:
     notified_at: float | None = None  # monotonic, first firing notification (its receiver)
     notify_resolved_at: float | None = None  # monotonic, first resolved one after rollback
     elsewhere: set[str] = field(default_factory=set)  # other receivers that were notified
+    # The alert's series (one per label set: e.g. one per proxy) as last notified; it is
+    # resolved when every one of them is.
+    series: dict[tuple[tuple[str, str], ...], str] = field(default_factory=dict)
     why_not: str | None = None  # Alertmanager's account, while the notification is missing
 
     def waits_for_notification(self) -> bool:
@@ -182,9 +185,17 @@ class AlertWatch:
                 injected, rollback = self.injected_at, self.rollback_at
                 if n.receiver != notify.receiver:
                     seen.elsewhere.add(n.receiver)
-                elif n.status == "firing" and injected is not None and n.at >= injected:
+                    continue
+                if injected is None or n.at < injected:
+                    continue
+                seen.series[tuple(sorted(n.labels.items()))] = n.status
+                if n.status == "firing":
                     seen.notified_at = seen.notified_at or n.at
-                elif n.status == "resolved" and seen.notified_at and rollback is not None:
+                elif (
+                    seen.notified_at is not None
+                    and rollback is not None
+                    and all(status == "resolved" for status in seen.series.values())
+                ):
                     seen.notify_resolved_at = seen.notify_resolved_at or n.at
 
     async def _ask_why(self) -> None:
