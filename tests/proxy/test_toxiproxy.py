@@ -318,6 +318,7 @@ async def test_hostile_requests_get_toxiproxys_errors_and_change_nothing(
             ({"type": "bandwidth", "attributes": {"rate": 0}}, 400, "rate"),
             ({"type": "slicer", "attributes": {"average_size": 0}}, 400, "slicer"),
             ({"type": "latency", "attributes": {"arm": "both"}}, 400, "arm"),
+            ({"type": "latency", "attributes": {"arm": "control"}}, 400, "would never act"),
         ]:
             got, answer = await call(session, api, "POST", "/proxies/p/toxics", json=toxic)
             assert (got, answer["status"]) == (status, status), (toxic, answer)

@@ -35,7 +35,8 @@ from pydantic import ValidationError
 
 from mlchaos import __version__
 from mlchaos.errors import ConfigError, ProxyStartError
-from mlchaos.proxy._config import Address, ProxyConfig, ToxiproxyConfig
+from mlchaos.proxy._config import Address, Protocol, ProxyConfig, ToxiproxyConfig
+from mlchaos.proxy._rules import FaultArm
 from mlchaos.proxy._server import ProxyServer, bind_socket
 from mlchaos.proxy._toxics import Toxic, ToxicError, parse_toxic, toxic_rule, update_toxic
 
@@ -341,7 +342,14 @@ class ToxiproxyApi:
 
     def _add_toxic(self, proxy: _Proxy, toxic: Toxic) -> None:
         """Add (or replace) ``toxic`` as a fault of the proxy's table, under the API's lease."""
-        rule = toxic_rule(toxic, proxy.server.config.protocol)
+        config = proxy.server.config
+        if toxic.arm is not FaultArm.ALL and not _has_arms(config):
+            raise ToxicError(
+                f"attribute 'arm' needs a proxy that puts connections in arms; proxy "
+                f"{proxy.name!r} puts none in any (a TCP proxy made here has no shares), so "
+                "the toxic would never act"
+            )
+        rule = toxic_rule(toxic, config.protocol)
         fault_id = proxy.fault_ids.get(toxic.name)
         if fault_id is None:
             self._next_id += 1
@@ -377,6 +385,14 @@ class ToxiproxyApi:
 
 
 _LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # a proxy name that can be a metrics label
+
+
+def _has_arms(config: ProxyConfig) -> bool:
+    """Whether any request or connection of the proxy can be in an arm: an HTTP proxy reads it
+    from a header or a key; a TCP one only has its shares and arm listeners."""
+    arms = config.arms
+    shares = arms.experiment.fraction + arms.control.fraction
+    return config.protocol is Protocol.HTTP or shares > 0 or bool(config.arm_listen)
 
 
 def _proxy_fields(body: object, where: str = "") -> tuple[str, str, str, bool]:
