@@ -4,6 +4,7 @@ server and a real upstream that records what reaches it and when."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -33,17 +34,17 @@ class Recording:
 @pytest_asyncio.fixture
 async def recording() -> AsyncIterator[Recording]:
     state = Recording()
-    loop = asyncio.get_running_loop()
+    now = time.monotonic  # precise: uvloop's loop.time() counts whole ms, read once per turn
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if state.answer:
             writer.write(state.answer)
         try:
             while data := await reader.read(65536):
-                state.reads.append((loop.time(), len(data)))
+                state.reads.append((now(), len(data)))
         except OSError:
             pass
-        state.closed_at.append(loop.time())
+        state.closed_at.append(now())
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -58,11 +59,10 @@ async def recording() -> AsyncIterator[Recording]:
 async def echo_time(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes
 ) -> float:
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
+    t0 = time.monotonic()
     writer.write(payload)
     assert await asyncio.wait_for(reader.readexactly(len(payload)), 3) == payload
-    return loop.time() - t0
+    return time.monotonic() - t0
 
 
 async def tcp_proxy(make_proxy: MakeProxy, upstream: str) -> ProxyServer:
@@ -94,12 +94,11 @@ async def test_slow_close_holds_the_end_of_the_stream_back(
 ) -> None:
     proxy = await tcp_proxy(make_proxy, recording.address)
     proxy.faults.add(rule(type="slow_close", delay="400ms", stream="upstream"))
-    loop = asyncio.get_running_loop()
     _reader, writer = await connect(proxy)
     writer.write(b"data")
     await writer.drain()
     await asyncio.sleep(0.05)
-    t0 = loop.time()
+    t0 = time.monotonic()
     writer.close()
     for _ in range(300):
         if len(recording.closed_at) == 2:
@@ -117,13 +116,12 @@ async def test_timeout_drops_the_stream_and_closes_after_its_time(
 ) -> None:
     proxy = await tcp_proxy(make_proxy, recording.address)
     proxy.faults.add(rule(type="timeout", close_after="300ms", stream="upstream"))
-    loop = asyncio.get_running_loop()
     reader, writer = await connect(proxy)
-    t0 = loop.time()
+    t0 = time.monotonic()
     writer.write(b"lost")
     await writer.drain()
     assert await asyncio.wait_for(reader.read(), 3) == b"", "closed by the proxy"
-    elapsed = loop.time() - t0
+    elapsed = time.monotonic() - t0
     writer.close()
     assert 0.3 <= elapsed < 2.0
     assert recording.reads == [], "nothing reached the upstream"
@@ -157,13 +155,12 @@ async def test_reset_after_a_delay_resets_that_long_after_the_first_data(
 ) -> None:
     proxy = await tcp_proxy(make_proxy, tcp_echo.address)
     proxy.faults.add(rule(type="reset", after="300ms", stream="upstream"))
-    loop = asyncio.get_running_loop()
     reader, writer = await connect(proxy)
-    t0 = loop.time()
+    t0 = time.monotonic()
     writer.write(b"hello")
     with pytest.raises(ConnectionResetError):
         await asyncio.wait_for(reader.read(), 3)
-    assert loop.time() - t0 >= 0.3
+    assert time.monotonic() - t0 >= 0.3
     writer.close()
     assert tcp_echo.received == 0, "the data that met the fault was dropped"
 
@@ -204,6 +201,21 @@ async def test_limit_data_passes_that_many_bytes_then_closes(
     writer.close()
     assert got == bytes(range(37))
     await settled(proxy)
+
+
+@pytest.mark.asyncio
+async def test_a_limit_of_no_bytes_closes_a_new_connection_and_ends_its_record(
+    tcp_echo: Echo, make_proxy: MakeProxy
+) -> None:
+    proxy = await tcp_proxy(make_proxy, tcp_echo.address)
+    proxy.faults.add(rule(type="limit_data", bytes=0, stream="upstream"))
+    reader, writer = await connect(proxy)
+    assert await asyncio.wait_for(reader.read(), 3) == b""
+    writer.close()
+    await settled(proxy)  # the relay ended (one record), even though it never connected
+    store = proxy.observations
+    assert store is not None
+    assert list(store.column("error")) == [ErrorKind.OTHER]
 
 
 def test_http_proxies_refuse_a_stream_or_a_delayed_reset() -> None:

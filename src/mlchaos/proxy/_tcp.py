@@ -451,7 +451,7 @@ class _Relay:
         self.connecting = plane.loop.create_task(self._connect())
 
     def replan(self, rules: list[FaultEntry], *, accepting: bool) -> bool:
-        """Apply the rules of this connection's arm; False when the connection is refused."""
+        """Apply the rules of this connection's arm; False when that refused or closed it."""
         if self.done:
             return False
         rnd = self.plane.random
@@ -487,7 +487,7 @@ class _Relay:
         for pipe, stream in ((self.c2u, Stream.UPSTREAM), (self.u2c, Stream.DOWNSTREAM)):
             mine = [r for r in shaping if r.stream in (stream, Stream.BOTH)]  # type: ignore[union-attr]
             if not self._shape(pipe, mine, stall):
-                return True  # the connection is closing
+                return False  # the fault closed the connection (limit_data of 0 bytes ...)
         return True
 
     def _shape(self, pipe: _Pipe, rules: list[Rule], stall: bool) -> bool:
@@ -569,6 +569,8 @@ class _Relay:
         if self.error == ErrorKind.OK:
             self.error = error
         self._stop_connecting()
+        if self.upstream.transport is None:  # never connected: nothing to close there
+            self.upstream.closed = True
         for end in (self.client, self.upstream):
             if end.transport is not None and not end.closed and not end.transport.is_closing():
                 end.transport.close()
