@@ -100,8 +100,8 @@ class AlertWatch:
         self.rollback_at = self._clock.monotonic()
 
     async def finish(self) -> None:
-        """Keep watching until every alert that fired has resolved or may no longer resolve in
-        time (``resolve_within`` after rollback), then stop."""
+        """Keep watching until every alert that fired has resolved, and has been notified and
+        its resolution too (with ``notify``), or may no longer be in time, then stop."""
         deadline = self._deadline()
         while deadline is not None and self._clock.monotonic() < deadline:
             await self._clock.sleep(self.spec.interval.seconds)
