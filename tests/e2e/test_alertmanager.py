@@ -22,8 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Spawn, free_port, start_proxy
-from tests.e2e.test_prometheus_alerts import PROMETHEUS, Stack, run, write_experiment
+from tests.conftest import Spawn, free_port, start_proxy, stop_process
+from tests.e2e.test_prometheus_alerts import (
+    PROMETHEUS,
+    Stack,
+    _scraped,
+    run,
+    write_experiment,
+)
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 if ALERTMANAGER is None and os.environ.get("MLCHAOS_REQUIRE_PROMETHEUS") == "1":
@@ -67,12 +73,6 @@ def _start(argv: list[str], log: Path, ready: str) -> subprocess.Popen[bytes]:
         assert proc.poll() is None, log.read_text()
         assert time.monotonic() < deadline, f"{argv[0]} did not get ready: {log.read_text()}"
         time.sleep(0.2)
-
-
-def _scraped(url: str) -> bool:
-    with urllib.request.urlopen(f"{url}/api/v1/query?query=up", timeout=2) as r:
-        result = json.loads(r.read())["data"]["result"]
-    return any(s["value"][1] == "1" for s in result)
 
 
 @pytest.fixture
@@ -146,12 +146,7 @@ scrape_configs:
         yield AmStack(proxy.listen, proxy.control, proxy.token_file, prom_url, am_url, webhook)
     finally:
         for proc in procs:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 def experiment(tmp_path: Path, s: AmStack, expect: str) -> Path:

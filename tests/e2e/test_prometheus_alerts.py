@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MLCHAOS, ROOT, Spawn, free_port, start_proxy
+from tests.conftest import MLCHAOS, ROOT, Spawn, free_port, start_proxy, stop_process
 
 PROMETHEUS = shutil.which("prometheus")
 if PROMETHEUS is None and os.environ.get("MLCHAOS_REQUIRE_PROMETHEUS") == "1":
@@ -92,12 +92,7 @@ scrape_configs:
             time.sleep(0.2)
         yield Stack(listen, control, token_file, url)
     finally:
-        prom.terminate()
-        try:
-            prom.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            prom.kill()
-            prom.wait()
+        stop_process(prom)
         log.close()
 
 

@@ -11,7 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from mlchaos.arms import ArmSplit
 from mlchaos.units import Duration, PositiveDuration
 
-__all__ = ["Address", "ControlConfig", "Protocol", "ProxyConfig", "ToxiproxyConfig"]
+__all__ = [
+    "Address",
+    "ControlConfig",
+    "Protocol",
+    "ProxyConfig",
+    "ToxiproxyConfig",
+    "is_loopback",
+]
 
 
 class Protocol(StrEnum):
@@ -21,6 +28,16 @@ class Protocol(StrEnum):
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP address) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Address(_Model):
@@ -70,16 +87,11 @@ class ToxiproxyConfig(_Model):
     @field_validator("listen")
     @classmethod
     def _loopback(cls, v: Address) -> Address:
-        if v.host != "localhost":
-            try:
-                loopback = ipaddress.ip_address(v.host).is_loopback
-            except ValueError:
-                loopback = False
-            if not loopback:
-                raise ValueError(
-                    f"the Toxiproxy API has no token, so it listens on loopback only "
-                    f"(127.0.0.1, ::1 or localhost), not {v.host!r}"
-                )
+        if not is_loopback(v.host):
+            raise ValueError(
+                f"the Toxiproxy API has no token, so it listens on loopback only "
+                f"(127.0.0.1, ::1 or localhost), not {v.host!r}"
+            )
         return v
 
 

@@ -21,8 +21,6 @@ is not a loopback name, so a web page cannot reach it through DNS rebinding.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
 import json
 import re
 import sys
@@ -35,7 +33,7 @@ from pydantic import ValidationError
 
 from mlchaos import __version__
 from mlchaos.errors import ConfigError, ProxyStartError
-from mlchaos.proxy._config import Address, Protocol, ProxyConfig, ToxiproxyConfig
+from mlchaos.proxy._config import Address, Protocol, ProxyConfig, ToxiproxyConfig, is_loopback
 from mlchaos.proxy._rules import FaultArm
 from mlchaos.proxy._server import ProxyServer, bind_socket
 from mlchaos.proxy._toxics import Toxic, ToxicError, parse_toxic, toxic_rule, update_toxic
@@ -426,15 +424,14 @@ def _same(proxy: _Proxy, listen: str, upstream: str) -> bool:
 
 
 def _loopback_host(host: str | None) -> bool:
+    """Whether an HTTP ``Host`` (``name``, ``name:port``, ``[v6]:port``) names loopback."""
     if not host:
         return False
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.endswith("]") else host
-    name = name.strip("[]")
-    if name == "localhost":
-        return True
-    with contextlib.suppress(ValueError):
-        return ipaddress.ip_address(name).is_loopback
-    return False
+    if host.startswith("["):
+        name = host[1 : host.find("]")]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return is_loopback(name)
 
 
 async def _body(request: web.Request) -> object:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mlchaos.observe._alertmanager import WebhookReceiver
     from mlchaos.runner._clock import Clock
     from mlchaos.spec import Alerts, ExpectedAlert
+    from mlchaos.units import Duration
 
 __all__ = ["AlertWatch"]
 
@@ -279,28 +280,26 @@ class AlertWatch:
                 out.append(_result(f"alert {name} does not fire", status, None, "never", detail))
                 continue
             detect = _since(self.injected_at, s.fired_at)
-            if s.before_injection:
-                status, detail = CheckStatus.VIOLATED, "it was already firing before injection"
-            elif detect is None:
-                status, detail = CheckStatus.VIOLATED, f"it did not fire ({self.polls} polls)"
-            else:
-                ok = detect <= e.fire_within.seconds
-                status = CheckStatus.HELD if ok else CheckStatus.VIOLATED
-                detail = f"fired {detect:.1f}s after injection"
             title = f"alert {name} fires within {e.fire_within}"
-            out.append(_result(title, status, detect, f"<= {e.fire_within}", detail))
+            if s.before_injection:
+                why = "it was already firing before injection"
+                out.append(_result(title, CheckStatus.VIOLATED, detect, f"<= {e.fire_within}", why))
+            else:
+                missing = f"it did not fire ({self.polls} polls)"
+                out.append(
+                    _timed(title, detect, e.fire_within, missing, "fired {:.1f}s after injection")
+                )
             if detect is None:
                 continue
-            resolve = _since(self.rollback_at, s.resolved_at)
-            if resolve is None:
-                status = CheckStatus.VIOLATED
-                detail = f"still firing {e.resolve_within} after rollback"
-            else:
-                ok = resolve <= e.resolve_within.seconds
-                status = CheckStatus.HELD if ok else CheckStatus.VIOLATED
-                detail = f"resolved {resolve:.1f}s after rollback began"
-            title = f"alert {name} resolves within {e.resolve_within}"
-            out.append(_result(title, status, resolve, f"<= {e.resolve_within}", detail))
+            out.append(
+                _timed(
+                    f"alert {name} resolves within {e.resolve_within}",
+                    _since(self.rollback_at, s.resolved_at),
+                    e.resolve_within,
+                    f"still firing {e.resolve_within} after rollback",
+                    "resolved {:.1f}s after rollback began",
+                )
+            )
             out += self._notify_results(s)
         return out
 
@@ -321,39 +320,44 @@ class AlertWatch:
                 _result(resolved_title, CheckStatus.NO_DATA, None, "", self.webhook_error),
             ]
         notify_s = _since(self.injected_at, s.notified_at)
-        if notify_s is None:
-            why = s.why_not or "no notification came"
-            if s.elsewhere:
-                why = f"notified {', '.join(sorted(s.elsewhere))} instead; {why}"
-            status, detail = CheckStatus.VIOLATED, f"not notified: {why}"
-        else:
-            fired = _since(self.injected_at, s.fired_at)
-            ok = notify_s <= notify.within.seconds
-            status = CheckStatus.HELD if ok else CheckStatus.VIOLATED
-            detail = f"notified {notify_s:.1f}s after injection"
-            if fired is not None:
-                detail += f" (fired at {fired:.1f}s)"
-        out = [_result(title, status, notify_s, f"<= {notify.within}", detail)]
+        why = s.why_not or "no notification came"
+        if s.elsewhere:
+            why = f"notified {', '.join(sorted(s.elsewhere))} instead; {why}"
+        fired = _since(self.injected_at, s.fired_at)
+        done = "notified {:.1f}s after injection"
+        if fired is not None:
+            done += f" (fired at {fired:.1f}s)"
+        out = [_timed(title, notify_s, notify.within, f"not notified: {why}", done)]
         if notify_s is None:
             return out
-        resolved_s = _since(self.rollback_at, s.notify_resolved_at)
-        if resolved_s is None:
-            status = CheckStatus.VIOLATED
-            detail = f"no resolved notification {notify.resolved_within} after rollback"
-        else:
-            ok = resolved_s <= notify.resolved_within.seconds
-            status = CheckStatus.HELD if ok else CheckStatus.VIOLATED
-            detail = f"resolved notification {resolved_s:.1f}s after rollback began"
-        bounds = f"<= {notify.resolved_within}"
-        out.append(_result(resolved_title, status, resolved_s, bounds, detail))
+        out.append(
+            _timed(
+                resolved_title,
+                _since(self.rollback_at, s.notify_resolved_at),
+                notify.resolved_within,
+                f"no resolved notification {notify.resolved_within} after rollback",
+                "resolved notification {:.1f}s after rollback began",
+            )
+        )
         return out
 
 
 def _matches(alert: dict[str, Any], expected: ExpectedAlert) -> bool:
+    from mlchaos.observe._alertmanager import matches  # noqa: PLC0415
+
     labels = alert.get("labels")
-    if not isinstance(labels, dict) or labels.get("alertname") != expected.name:
-        return False
-    return all(labels.get(k) == v for k, v in expected.labels.items())
+    return isinstance(labels, dict) and matches(labels, expected.name, expected.labels)
+
+
+def _timed(
+    title: str, seconds: float | None, bound: Duration, missing: str, happened: str
+) -> CheckResult:
+    """A "happens within ``bound``" check: violated when it did not happen (``missing``) or
+    took longer; ``happened`` is formatted with the seconds it took."""
+    if seconds is None:
+        return _result(title, CheckStatus.VIOLATED, None, f"<= {bound}", missing)
+    status = CheckStatus.HELD if seconds <= bound.seconds else CheckStatus.VIOLATED
+    return _result(title, status, seconds, f"<= {bound}", happened.format(seconds))
 
 
 def _since(start: float | None, end: float | None) -> float | None:

@@ -10,6 +10,7 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+from mlchaos.proxy._config import is_loopback
 from mlchaos.safety._site import Profile
 from mlchaos.spec import (
     AgentFault,
@@ -174,12 +175,3 @@ def _normal(host: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return host  # a name: never one of the machine's addresses
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
