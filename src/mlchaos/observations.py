@@ -1,7 +1,9 @@
 """The observation store: one record per request, held column by column.
 
 Columns are typed Python arrays that grow by appending (cheap on the hot path) and are read as
-numpy arrays without copying. One million records take about 40 bytes each.
+numpy arrays without copying. One million records take about 40 bytes each. A proxy's records
+(:meth:`ObservationStore.add_request`) wait in one flat list until the store is next read: one
+append per request instead of one per column.
 """
 
 from __future__ import annotations
@@ -81,6 +83,13 @@ COLUMNS: dict[str, str] = {
 }
 # What a column holds for a record that lacks it (an older journal): "none".
 _MISSING: dict[str, float] = {"model": -1, "degradation": -1, "key": -1}
+# The columns a proxy records (add_request), in order; the others are "none" for its records.
+_REQUEST = ("arm", "start", "latency", "status", "error", "fault")
+_REQUEST_NONE = {
+    name: math.nan if code == "d" else _MISSING.get(name, 0)
+    for name, code in COLUMNS.items()
+    if name not in _REQUEST
+}
 
 
 def class_code(text: str) -> float:
@@ -123,13 +132,14 @@ class ObservationStore:
 
     def __init__(self) -> None:
         self._cols: dict[str, array[Any]] = {name: array(code) for name, code in COLUMNS.items()}
+        self._pending: list[float] = []  # add_request's records not yet in the columns, flat
         self.models: list[str] = []
         self._model_index: dict[str, int] = {}
         self.degradations: list[str] = []
         self._degradation_index: dict[str, int] = {}
 
     def __len__(self) -> int:
-        return len(self._cols["arm"])
+        return len(self._cols["arm"]) + len(self._pending) // len(_REQUEST)
 
     def model_code(self, name: str | None) -> int:
         if name is None:
@@ -181,7 +191,9 @@ class ObservationStore:
         feature_age: float = math.nan,
         key: int = -1,
     ) -> None:
-        """Append one record from already-encoded values (the hot-path form)."""
+        """Append one record from already-encoded values."""
+        if self._pending:
+            self._flush()
         c = self._cols
         c["arm"].append(arm)
         c["start"].append(start)
@@ -196,10 +208,31 @@ class ObservationStore:
         c["feature_age"].append(feature_age)
         c["key"].append(key)
 
+    def add_request(
+        self, arm: int, start: float, latency: float, status: int, error: int, fault: int
+    ) -> None:
+        """Append one proxy's record (the hot path: no prediction, model or key)."""
+        self._pending.extend((arm, start, latency, status, error, fault))
+
+    def _flush(self) -> None:
+        """Move add_request's waiting records into the columns."""
+        pending = self._pending
+        if not pending:
+            return
+        cols = self._cols
+        width = len(_REQUEST)
+        for i, name in enumerate(_REQUEST):
+            cols[name].extend(pending[i::width])
+        count = len(pending) // width
+        for name, none in _REQUEST_NONE.items():
+            cols[name].extend(array(COLUMNS[name], [none]) * count)
+        pending.clear()
+
     def column(self, name: str) -> npt.NDArray[Any]:
         """A read-only numpy view of one column (no copy)."""
         import numpy as np  # noqa: PLC0415 - keep the proxy and CLI start-up free of numpy
 
+        self._flush()
         arr = self._cols[name]
         view: np.ndarray[Any, Any] = (
             np.frombuffer(arr, dtype=arr.typecode)
@@ -210,6 +243,7 @@ class ObservationStore:
 
     def columns(self, start: int = 0, stop: int | None = None) -> dict[str, list[Any]]:
         """Plain lists of a slice of every column, for the journal."""
+        self._flush()
         return {name: arr[start:stop].tolist() for name, arr in self._cols.items()}
 
     def extend_columns(
@@ -220,6 +254,7 @@ class ObservationStore:
     ) -> None:
         """Append a batch written by :meth:`columns`, re-coding model and degradation indices
         to this store's; a column the batch lacks (an older journal) is filled with 'none'."""
+        self._flush()
         recode = {
             "model": [self.model_code(m) for m in models],
             "degradation": [self.degradation_code(d) for d in degradations or []],
@@ -242,6 +277,7 @@ class ObservationStore:
             raise ValueError("observation batch has columns of unequal length")
 
     def nbytes(self) -> int:
+        self._flush()
         return sum(a.itemsize * len(a) for a in self._cols.values())
 
 

@@ -577,17 +577,22 @@ class ClientConn(asyncio.Protocol):
         has_length: bool,
         chunked: bool,
         faulted: bool,
-    ) -> None:
+    ) -> list[bytes] | None:
         req = self._cur
         assert req is not None
         req.status = status
         if faulted:
             req.fault = 1
         req.head_sent = True
-        if _rewrites_response(req) and req.method != b"HEAD" and status not in {204, 304}:
+        if (
+            req.rewrites is not None
+            and _rewrites_response(req)
+            and req.method != b"HEAD"
+            and status not in {204, 304}
+        ):
             self._mode = _BUFFER  # held back until complete, then rewritten (response_end)
             req.buffer = [status_line, _CONTENT_LENGTH.sub(b"", lines)]
-            return
+            return None
         tail = ARM_LINES[req.arm] + FAULT_LINE if req.fault else ARM_LINES[req.arm]
         if req.method == b"HEAD" or status in {204, 304}:
             self._mode = _NO_BODY
@@ -609,6 +614,8 @@ class ClientConn(asyncio.Protocol):
         out.append(status_line)
         out.append(lines)
         out.append(tail + b"\r\n")
+        # A body sent as it came (a length, or until the end): its pieces go straight out.
+        return out if self._mode == _RAW and req.capture is None else None
 
     def response_body(self, data: bytes) -> None:
         capture = self._cur.capture if self._cur is not None else None

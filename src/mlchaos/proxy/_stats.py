@@ -58,7 +58,7 @@ class Recorder:
 
     def __init__(self, store: ObservationStore | None) -> None:
         self.store = store
-        self._add = store.add if store is not None else None
+        self._add = store.add_request if store is not None else None
         self.requests = [0, 0, 0]
         self.errors = [0, 0, 0]
         self.faults = [0, 0, 0]
@@ -78,7 +78,7 @@ class Recorder:
         self.latency_sum[arm] += latency
         add = self._add
         if add is not None:
-            add(arm=arm, start=start, latency=latency, status=status, error=error, fault=fault)
+            add(arm, start, latency, status, error, fault)
 
     def snapshot(self, protocol: Protocol, active_faults: int, open_connections: int) -> ProxyStats:
         arms = {

@@ -79,7 +79,9 @@ class ResponseSink(Protocol):
         has_length: bool,
         chunked: bool,
         faulted: bool,
-    ) -> None: ...
+    ) -> list[bytes] | None:
+        """Take the head; return a list to append the body's pieces to as they are, or None
+        to have each passed to :meth:`response_body`."""
 
     def response_body(self, data: bytes) -> None: ...
 
@@ -102,6 +104,7 @@ class UpstreamConn(asyncio.Protocol):
         "_pool",
         "_raw",
         "_stale_parser",
+        "body_out",
         "closed",
         "got_bytes",
         "head_done",
@@ -117,6 +120,7 @@ class UpstreamConn(asyncio.Protocol):
         self._parser = HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.sink: ResponseSink | None = None
+        self.body_out: list[bytes] | None = None  # where body bytes go as they are, if anywhere
         self.closed = False
         self.reused = False
         self.paused = False
@@ -137,6 +141,7 @@ class UpstreamConn(asyncio.Protocol):
         self.sink = sink
         self._no_body = no_body
         self.got_bytes = self.head_done = self._chunked = self._has_length = False
+        self.body_out = None
         self._raw = b""
         self.rx += 1
         assert self.transport is not None
@@ -231,7 +236,7 @@ class UpstreamConn(asyncio.Protocol):
             head = pool.last_head = _Head(raw)
         self._has_length = head.has_length
         self._chunked = head.chunked
-        sink.response_head(
+        self.body_out = sink.response_head(
             status, head.status_line, head.lines, head.has_length, head.chunked, head.faulted
         )
         if self._no_body:  # HEAD: the parser cannot know the body is absent; end here
@@ -240,8 +245,10 @@ class UpstreamConn(asyncio.Protocol):
             sink.response_end(self, self._parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
-        sink = self.sink
-        if sink is not None:
+        out = self.body_out
+        if out is not None:
+            out.append(body)
+        elif (sink := self.sink) is not None:
             sink.response_body(body)
 
     def on_message_complete(self) -> None:
@@ -304,10 +311,13 @@ class UpstreamPool:
         """Take back a connection whose exchange ended cleanly; close it if the pool is full."""
         if conn.closed:
             return
-        conn.resume()
+        if conn.paused:
+            conn.resume()
         conn.reused = True
-        if len(self._idle) < self._keep():
-            self._idle.append(conn)
+        idle = self._idle
+        kept = len(idle)
+        if kept < self.max_idle and (kept < _FEW or kept < self._demand()):
+            idle.append(conn)
         else:
             self._close(conn)
 
