@@ -13,6 +13,12 @@ interleaved (run 1 of every path, then run 2 ...), after a 1 s warm-up each. Per
 the median requests/s, the ratio to direct measured in the same run, p99 and its ratio, the
 proxy's CPU per request, and (http) the upstream connections it opened.
 
+A reference path, ``floor``: the least an HTTP proxy on httptools and uvloop can do, a bare
+relay with none of mlchaos's features (no arms, faults, records, limits or timeouts; one
+upstream connection per client, responses passed on as they come). The gap between it and the
+http proxy is what the features cost; the gap between it and direct is what any Python proxy
+costs on this machine.
+
 Fidelity, against the http proxy through its control API: the delivered latency of 10 ms and
 50 ms latency faults (minimum, p50, p99 of 20 clients x 25 requests, and what they add to the
 same proxy without the fault), and the delivered rate of a 1 MB/s bandwidth fault on the tcp
@@ -43,8 +49,9 @@ import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
+import httptools
 import uvloop
 
 from mlchaos.observations import ObservationStore
@@ -190,6 +197,106 @@ def run_child(spec_json: str) -> None:
         print(json.dumps({"observations": len(store)}), flush=True)
 
     uvloop.run(main())
+
+
+class _FloorUpstream(asyncio.Protocol):
+    """The bare relay's upstream side: the response, passed on whole when it is complete."""
+
+    def __init__(self, client: _FloorClient) -> None:
+        self.client = client
+        self.parser = httptools.HttpResponseParser(self)
+        self.out: list[bytes] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.out.append(data)
+        self.parser.feed_data(data)
+
+    def on_message_complete(self) -> None:
+        client = self.client.transport
+        if client is not None and not client.is_closing():
+            client.write(b"".join(self.out))
+        self.out.clear()
+
+
+class _FloorClient(asyncio.Protocol):
+    """The bare relay's client side: each request re-written (as a proxy must) and sent on
+    over this client's own upstream connection."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream_port = upstream
+        self.parser = httptools.HttpRequestParser(self)
+        self.upstream: _FloorUpstream | None = None
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.lines: list[bytes] = []
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.upstream is not None and self.upstream.transport is not None:
+            self.upstream.transport.close()
+
+    def on_url(self, url: bytes) -> None:
+        self.url = url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.lines.append(b"%s: %s\r\n" % (name, value))
+
+    def on_message_complete(self) -> None:
+        request = b"".join([b"GET ", self.url, b" HTTP/1.1\r\n", *self.lines, b"\r\n"])
+        self.lines = []
+        if self.upstream is None:
+            asyncio.get_running_loop().create_task(self.connect(request))
+        else:
+            assert self.upstream.transport is not None
+            self.upstream.transport.write(request)
+
+    async def connect(self, request: bytes) -> None:
+        transport, self.upstream = await asyncio.get_running_loop().create_connection(
+            lambda: _FloorUpstream(self), "127.0.0.1", self.upstream_port
+        )
+        if self.closed:  # the client left while this connected
+            transport.close()
+        else:
+            transport.write(request)
+
+
+def run_floor(spec_json: str) -> None:
+    """The ``floor`` path's process: the bare relay on uvloop until SIGTERM."""
+    spec = json.loads(spec_json)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stopping.set)
+        server = await loop.create_server(
+            lambda: _FloorClient(spec["upstream"]), "127.0.0.1", spec["listen"]
+        )
+        async with server:
+            await stopping.wait()
+
+    uvloop.run(main())
+
+
+def start_floor(upstream: int, log: BinaryIO) -> Route:
+    listen = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    spec = json.dumps({"listen": listen, "upstream": upstream})
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--floor", spec], env=env, stdout=log, stderr=log
+    )
+    wait_for_port(listen, proc)
+    return Route("floor", listen, proc.pid, proc)
 
 
 def upstream_opened(path: Route) -> int | None:
@@ -423,10 +530,16 @@ def main() -> int:
         "--connections", type=int, nargs="+", default=[50, 1000], help="wrk -c, each in turn"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--floor", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         run_child(args.child)
         return 0
+    if args.floor:
+        run_floor(args.floor)
+        return 0
+    # Stopped by a signal, the ExitStack below still stops every process this started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     for tool in (NGINX, WRK):
         if shutil.which(tool) is None:
             print(f"{tool} is not installed; this benchmark needs nginx and wrk")
@@ -451,6 +564,10 @@ def main() -> int:
             assert path.proc is not None
             stack.callback(stop, path.proc)
             paths.append(path)
+        floor = start_floor(nginx_port, log_file)
+        assert floor.proc is not None
+        stack.callback(stop, floor.proc)
+        paths.append(floor)
         if toxiproxy is not None:
             path = start_toxiproxy(toxiproxy, nginx_port, log_file)
             assert path.proc is not None
@@ -497,6 +614,11 @@ def main() -> int:
             for name in ("tcp", "http"):
                 ratio = r[name]["rps"] / r["toxiproxy"]["rps"]
                 checks.append((f"50 conns: {name} vs Toxiproxy (req/s)", ratio, ratio >= 1.0))
+    references = [
+        (f"{connections} conns: {name} vs the floor (req/s)", r[name]["rps"] / r["floor"]["rps"])
+        for connections, r in results.items()
+        for name in ("http", "tcp")
+    ]
     if 50 in results and 1000 in results:
         kept = results[1000]["http"]["rps"] / results[50]["http"]["rps"]
         checks.append(("1000 conns: http keeps >= 0.8x its 50-conn rate", kept, kept >= 0.8))
@@ -510,6 +632,8 @@ def main() -> int:
             f"note: {os.cpu_count()} cores for wrk, nginx and the proxy together: through the "
             "proxy the three compete for them, directly only two run"
         )
+    for name, value in references:
+        print(f"INFO  {name}: {value:.3f}")
     for name, value, ok in checks:
         print(f"{'PASS' if ok else 'MISS'}  {name}: {value:.3f}")
     return 0 if all(ok for _, _, ok in checks) else 1
