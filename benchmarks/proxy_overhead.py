@@ -331,7 +331,8 @@ RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
 UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(port: int, duration: int, connections: int) -> dict[str, float]:
+def wrk(port: int, duration: int, connections: int, name: str = "") -> dict[str, float]:
+    """One wrk run; its errors are said (with ``name``, the path) unless it is a warm-up."""
     url = f"http://127.0.0.1:{port}/index.html"
     out = subprocess.run(
         [WRK, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url],
@@ -350,7 +351,8 @@ def wrk(port: int, duration: int, connections: int) -> dict[str, float]:
             line.strip() for line in out.splitlines() if "non-2xx" in line or "errors" in line
         ]
         result["errors"] = 1.0
-        print("   wrk reported: " + "; ".join(errors))
+        if name:
+            print(f"   {name} at {connections} conns, wrk reported: " + "; ".join(errors))
     return result
 
 
@@ -379,7 +381,7 @@ def bench(paths: list[Route], duration: int, connections: int, runs: int, nginx:
             pids = {"nginx": nginx} | ({} if path.pid is None else {"proxy": path.pid})
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             opened = upstream_opened(path)
-            result = wrk(path.port, duration, connections)
+            result = wrk(path.port, duration, connections, path.name)
             for name, pid in pids.items():
                 result[f"cpu_{name}"] = cpu_seconds(pid) - before[name]
             after = upstream_opened(path)
