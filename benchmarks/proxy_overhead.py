@@ -280,7 +280,7 @@ def run_floor(spec_json: str) -> None:
         stopping = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stopping.set)
         server = await loop.create_server(
-            lambda: _FloorClient(spec["upstream"]), "127.0.0.1", spec["listen"]
+            lambda: _FloorClient(spec["upstream"]), "127.0.0.1", spec["listen"], backlog=1024
         )
         async with server:
             await stopping.wait()
