@@ -211,7 +211,8 @@ class ObservationStore:
     def add_request(
         self, arm: int, start: float, latency: float, status: int, error: int, fault: int
     ) -> None:
-        """Append one proxy's record (the hot path: no prediction, model or key)."""
+        """Append one proxy's record (the hot path: no prediction, model or key). Like the
+        rest of the store, for one thread: a proxy writes and reads it on its event loop."""
         self._pending.extend((arm, start, latency, status, error, fault))
 
     def _flush(self) -> None:
