@@ -15,9 +15,9 @@ proxy's CPU per request, and (http) the upstream connections it opened.
 
 A reference path, ``floor``: the least an HTTP proxy on httptools and uvloop can do, a bare
 relay with none of mlchaos's features (no arms, faults, records, limits or timeouts; one
-upstream connection per client, responses passed on as they come). The gap between it and the
-http proxy is what the features cost; the gap between it and direct is what any Python proxy
-costs on this machine.
+upstream connection per client, responses passed on as they come; accepting as the proxy
+does). The gap between it and the http proxy is what the features cost; the gap between it and
+direct is what any Python proxy costs on this machine.
 
 Fidelity, against the http proxy through its control API: the delivered latency of 10 ms and
 50 ms latency faults (minimum, p50, p99 of 20 clients x 25 requests, and what they add to the
@@ -56,6 +56,7 @@ import uvloop
 
 from mlchaos.observations import ObservationStore
 from mlchaos.proxy import AbortRule, ProxyConfig, ProxyServer
+from mlchaos.proxy._accept import Acceptor
 from mlchaos.proxy._http import HttpPlane
 from mlchaos.units import Duration, Share
 
@@ -279,11 +280,12 @@ def run_floor(spec_json: str) -> None:
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stopping.set)
-        server = await loop.create_server(
-            lambda: _FloorClient(spec["upstream"]), "127.0.0.1", spec["listen"], backlog=1024
-        )
-        async with server:
-            await stopping.wait()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", spec["listen"]))
+        sock.listen(1024)
+        acceptor = Acceptor(sock, lambda: _FloorClient(spec["upstream"]))  # as the proxy accepts
+        await stopping.wait()
+        acceptor.close()
 
     uvloop.run(main())
 

@@ -8,7 +8,6 @@ nothing stays bound after a failed start. :func:`serve_forever` is ``mlchaos pro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import json
 import random
@@ -25,6 +24,7 @@ from mlchaos.arms import Arm, ArmCode
 from mlchaos.control import TokenSource, resolve_token
 from mlchaos.errors import ProxyStartError
 from mlchaos.observations import ObservationStore
+from mlchaos.proxy._accept import Acceptor
 from mlchaos.proxy._config import Address, Protocol, ProxyConfig, ToxiproxyConfig
 from mlchaos.proxy._control import control_app
 from mlchaos.proxy._faults import FaultTable
@@ -70,10 +70,10 @@ class ProxyServer:
         )
         self._token: TokenSource | None = None
         self._plane: HttpPlane | TcpPlane | None = None
-        self._server: asyncio.Server | None = None
+        self._server: Acceptor | None = None
         self._control: web.AppRunner | None = None
         self._listen: Address | None = None
-        self._arm_servers: list[asyncio.Server] = []
+        self._arm_servers: list[Acceptor] = []
         self.arm_addresses: dict[str, Address] = {}
         """where each arm's own listener listens (tcp, ``arm_listen``)"""
         self._control_address: Address | None = None
@@ -131,7 +131,6 @@ class ProxyServer:
         config = self.config
         if self._check_upstream:
             await _check_upstream(config.upstream)
-        loop = asyncio.get_running_loop()
         data_sock: socket.socket | None = bind_socket(config.listen, "the proxy")
         control_sock: socket.socket | None = None
         try:
@@ -148,7 +147,7 @@ class ProxyServer:
             live = None
             if isinstance(plane, HttpPlane):
                 live = plane.live = LiveState(plane.assigner, config.control.default_lease)
-            self._server = await loop.create_server(plane.protocol, sock=data_sock, backlog=1024)
+            self._server = Acceptor(data_sock, plane.protocol)
             data_sock = None  # the server owns it now
             if isinstance(plane, TcpPlane):
                 await self._arm_listeners(plane)
@@ -181,14 +180,11 @@ class ProxyServer:
 
     async def _arm_listeners(self, plane: TcpPlane) -> None:
         """One more listener per arm of ``arm_listen``: its connections are all of that arm."""
-        loop = asyncio.get_running_loop()
         for arm, address in self.config.arm_listen.items():
             sock = bind_socket(address, f"the proxy's {arm} listener")
             try:
                 self.arm_addresses[arm] = _bound(sock, address)
-                server = await loop.create_server(
-                    plane.protocol_of(ArmCode.of(Arm(arm))), sock=sock, backlog=1024
-                )
+                server = Acceptor(sock, plane.protocol_of(ArmCode.of(Arm(arm))))
             except BaseException:
                 sock.close()
                 raise
@@ -213,9 +209,7 @@ class ProxyServer:
             return
         sock = bind_socket(self.listen_address, "the proxy")
         try:
-            self._server = await asyncio.get_running_loop().create_server(
-                plane.protocol, sock=sock, backlog=1024
-            )
+            self._server = Acceptor(sock, plane.protocol)
         except BaseException:
             sock.close()
             raise
@@ -234,9 +228,6 @@ class ProxyServer:
             if isinstance(plane, HttpPlane) and plane.live is not None:
                 plane.live.clear()
             plane.close()
-        if server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 2.0)
         if control is not None:
             await control.cleanup()
         self.faults.clear()
