@@ -465,3 +465,25 @@ async def test_repeated_and_changed_upstream_heads_each_reach_the_client_intact(
         (200, "chunks", b"ab", False),
         (200, "same", b"ok", False),
     ]
+
+
+@pytest.mark.asyncio
+async def test_bytes_an_upstream_sends_after_its_answer_never_reach_the_client(
+    make_proxy: MakeProxy,
+) -> None:
+    """An answer followed, in the same packet, by a second one nobody asked for: the client
+    gets the answer, and nothing of the extra one, then or with its next answer."""
+    smuggled = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!"
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    async with scripted_upstream([answer + smuggled]) as address:
+        proxy = await make_proxy(address)
+        reader, writer = await connect(proxy)
+        try:
+            for _ in range(2):
+                writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head  # nothing before it
+                assert b"content-length: 2\r\n" in head.lower()
+                assert await reader.readexactly(2) == b"ok"
+        finally:
+            writer.close()

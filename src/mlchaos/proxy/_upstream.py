@@ -159,7 +159,7 @@ class UpstreamConn(asyncio.Protocol):
 
     def discard(self) -> None:
         """Drop this connection mid-exchange: it will never be reused."""
-        self.sink = None
+        self.sink = self.body_out = None
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
@@ -200,6 +200,7 @@ class UpstreamConn(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._pool.forget(self)
+        self.body_out = None
         sink, self.sink = self.sink, None
         if sink is None:
             return
@@ -241,7 +242,7 @@ class UpstreamConn(asyncio.Protocol):
         )
         if self._no_body:  # HEAD: the parser cannot know the body is absent; end here
             self._stale_parser = True
-            self.sink = None
+            self.sink = self.body_out = None
             sink.response_end(self, self._parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
@@ -257,7 +258,8 @@ class UpstreamConn(asyncio.Protocol):
             return
         sink = self.sink
         if sink is not None:
-            self.sink = None
+            # The exchange is over: whatever the upstream sends after it goes nowhere.
+            self.sink = self.body_out = None
             sink.response_end(self, self._parser.should_keep_alive())
 
 
