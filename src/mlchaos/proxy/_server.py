@@ -150,7 +150,7 @@ class ProxyServer:
             self._server = Acceptor(data_sock, plane.protocol)
             data_sock = None  # the server owns it now
             if isinstance(plane, TcpPlane):
-                await self._arm_listeners(plane)
+                self._arm_listeners(plane)
             plane.start()
             if control_sock is None:
                 return
@@ -178,7 +178,7 @@ class ProxyServer:
             await self.stop()
             raise
 
-    async def _arm_listeners(self, plane: TcpPlane) -> None:
+    def _arm_listeners(self, plane: TcpPlane) -> None:
         """One more listener per arm of ``arm_listen``: its connections are all of that arm."""
         for arm, address in self.config.arm_listen.items():
             sock = bind_socket(address, f"the proxy's {arm} listener")

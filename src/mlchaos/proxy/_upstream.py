@@ -318,6 +318,7 @@ class UpstreamPool:
         conn.reused = True
         idle = self._idle
         kept = len(idle)
+        # kept < self._keep(), without its calls on the hot path
         if kept < self.max_idle and (kept < _FEW or kept < self._demand()):
             idle.append(conn)
         else:
