@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import re
@@ -197,6 +198,7 @@ def run_child(spec_json: str) -> None:
             await stopping.wait()
         print(json.dumps({"observations": len(store)}), flush=True)
 
+    gc.freeze()  # as `mlchaos proxy serve` does before it serves
     uvloop.run(main())
 
 
@@ -287,6 +289,7 @@ def run_floor(spec_json: str) -> None:
         await stopping.wait()
         acceptor.close()
 
+    gc.freeze()  # as the proxy does
     uvloop.run(main())
 
 

@@ -7,6 +7,7 @@ Exit codes: 0 hypothesis held, 1 hypothesis failed or experiment aborted, 2 inva
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -531,6 +532,11 @@ def _cmd_proxy_serve(args: argparse.Namespace) -> int:
         data = {} if given is None else given.model_dump(mode="json")
         data["listen"] = args.toxiproxy_api
         toxiproxy = validate_data(data, ToxiproxyConfig, source="--toxiproxy-api")
+
+    # Everything made so far (modules, the parsed config) lives as long as the process, so the
+    # garbage collector's full passes need not walk it: they took 17 ms each, 2-3 ms frozen, and
+    # at 1000 connections the http proxy's p99 fell from 45 to 28 ms (docs/architecture.md).
+    gc.freeze()
 
     async def go() -> int:
         await serve_forever(config, toxiproxy=toxiproxy, announce=args.announce)
