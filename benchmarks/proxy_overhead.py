@@ -7,7 +7,8 @@ adds Toxiproxy to the same run.)
 Starts nginx (one worker, a 539-byte file on loopback) and, each its own process on uvloop:
 a tcp-mode proxy, an http-mode proxy, and an http-mode proxy with a fault (an abort on the
 experiment arm at 0%: every request is planned and drawn, none is faulted), all with arms
-50/50 and observations recorded; with ``TOXIPROXY_BIN``, a Toxiproxy proxy without toxics. Then,
+50/50 and observations recorded; with ``TOXIPROXY_BIN``, a Toxiproxy proxy without toxics
+(``LOG_LEVEL=info``: no log line per connection). Then,
 at 50 and at 1000 connections, ``wrk -t1 -cN -dS --latency`` runs against each path in turn,
 interleaved (run 1 of every path, then run 2 ...), after a 1 s warm-up each. Per path it prints
 the median requests/s, the ratio to direct measured in the same run, p99 and its ratio, the
@@ -25,7 +26,8 @@ same proxy without the fault), and the delivered rate of a 1 MB/s bandwidth faul
 proxy (a 3 MB download, net of the same download without the fault).
 
 Targets (issue 17): at 50 connections http >= 0.53x direct, tcp >= 0.66x, p99 <= 2x direct in
-both; at 1000 connections http keeps >= 0.8x its own 50-connection rate and opens at most 2
+both, and with Toxiproxy in the run, http >= 1.2x and tcp >= 1.5x its rate (the issue's own
+reading of those ratios); at 1000 connections http keeps >= 0.8x its own 50-connection rate and opens at most 2
 upstream connections per client connection; the latency faults' minimum is at least their delay;
 the bandwidth within 5%. Every process it starts is stopped at the end, whatever happens.
 """
@@ -316,7 +318,10 @@ def upstream_opened(path: Route) -> int | None:
 def start_toxiproxy(binary: str, upstream: int, log: BinaryIO) -> Route:
     api, listen = free_port(), free_port()
     proc = subprocess.Popen(
-        [binary, "-host", "127.0.0.1", "-port", str(api)], stdout=log, stderr=log
+        [binary, "-host", "127.0.0.1", "-port", str(api)],
+        stdout=log,
+        stderr=log,
+        env={**os.environ, "LOG_LEVEL": "info"},  # not a line per connection, as in a load test
     )
     wait_for_port(api, proc)
     body = {"name": "bench", "listen": f"127.0.0.1:{listen}", "upstream": f"127.0.0.1:{upstream}"}
@@ -617,14 +622,19 @@ def main() -> int:
                 r["tcp"]["p99"] <= 2 * d["p99"],
             ),
         ]
-        if "toxiproxy" in r:
-            for name in ("tcp", "http"):
+        if "toxiproxy" in r:  # the issue's targets as it states them against Toxiproxy
+            for name, factor in (("http", 1.2), ("tcp", 1.5)):
                 ratio = r[name]["rps"] / r["toxiproxy"]["rps"]
-                checks.append((f"50 conns: {name} vs Toxiproxy (req/s)", ratio, ratio >= 1.0))
+                checks.append(
+                    (f"50 conns: {name} >= {factor}x Toxiproxy (req/s)", ratio, ratio >= factor)
+                )
     references = [
-        (f"{connections} conns: {name} vs the floor (req/s)", r[name]["rps"] / r["floor"]["rps"])
+        (f"{connections} conns: {name} vs {ref} ({what})", r[name][key] / r[ref][key])
         for connections, r in results.items()
+        for ref in ("floor", "toxiproxy")
+        if ref in r
         for name in ("http", "tcp")
+        for key, what in (("rps", "req/s"), ("p99", "p99"))
     ]
     if 50 in results and 1000 in results:
         kept = results[1000]["http"]["rps"] / results[50]["http"]["rps"]

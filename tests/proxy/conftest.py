@@ -206,7 +206,8 @@ class RawResponse:
 async def read_response(
     reader: asyncio.StreamReader, *, head: bool = False, limit: float = 5.0
 ) -> RawResponse:
-    """Read exactly one HTTP response, leaving whatever follows in ``reader``.
+    """Read exactly one HTTP response, leaving whatever follows in ``reader``; its first line
+    must be a status line, nothing before it.
 
     The body is read as its framing says (content length, chunks, or until the connection
     closes); a response to HEAD, a 1xx, 204 or 304 has none.
@@ -217,7 +218,11 @@ async def read_response(
         except asyncio.IncompleteReadError as exc:
             raise ConnectionError("connection closed before a complete response") from exc
         status_line, *lines = head_bytes.decode("latin-1").split("\r\n")[:-2]
-        status = int(status_line.split(" ", 2)[1])
+        version, code, *_ = status_line.split(" ", 2) + [""]
+        if version not in ("HTTP/1.0", "HTTP/1.1") or not (len(code) == 3 and code.isdigit()):
+            # Bytes in front of a response (a smuggled one's tail) are a failure, not noise.
+            raise AssertionError(f"not a status line: {status_line!r}")
+        status = int(code)
         raw_headers = [(k.strip().lower(), v.strip()) for k, v in (h.split(":", 1) for h in lines)]
         headers = dict(raw_headers)
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
