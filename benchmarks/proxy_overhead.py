@@ -8,7 +8,7 @@ Starts nginx (one worker, a 539-byte file on loopback) and, each its own process
 a tcp-mode proxy, an http-mode proxy, and an http-mode proxy with a fault (an abort on the
 experiment arm at 0%: every request is planned and drawn, none is faulted), all with arms
 50/50 and observations recorded; with ``TOXIPROXY_BIN``, a Toxiproxy proxy without toxics
-(``LOG_LEVEL=info``: no log line per connection). Then,
+(``LOG_LEVEL=error``: no log line per connection). Then,
 at 50 and at 1000 connections, ``wrk -t1 -cN -dS --latency`` runs against each path in turn,
 interleaved (run 1 of every path, then run 2 ...), after a 1 s warm-up each. Per path it prints
 the median requests/s, the ratio to direct measured in the same run, p99 and its ratio, the
@@ -321,7 +321,7 @@ def start_toxiproxy(binary: str, upstream: int, log: BinaryIO) -> Route:
         [binary, "-host", "127.0.0.1", "-port", str(api)],
         stdout=log,
         stderr=log,
-        env={**os.environ, "LOG_LEVEL": "info"},  # not a line per connection, as in a load test
+        env={**os.environ, "LOG_LEVEL": "error"},  # not a line per connection, as in a load test
     )
     wait_for_port(api, proc)
     body = {"name": "bench", "listen": f"127.0.0.1:{listen}", "upstream": f"127.0.0.1:{upstream}"}
