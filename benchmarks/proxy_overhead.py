@@ -27,9 +27,10 @@ proxy (a 3 MB download, net of the same download without the fault).
 
 Targets (issue 17): at 50 connections http >= 0.53x direct, tcp >= 0.66x, p99 <= 2x direct in
 both, and with Toxiproxy in the run, http >= 1.2x and tcp >= 1.5x its rate (the issue's own
-reading of those ratios); at 1000 connections http keeps >= 0.8x its own 50-connection rate and opens at most 2
-upstream connections per client connection; the latency faults' minimum is at least their delay;
-the bandwidth within 5%. Every process it starts is stopped at the end, whatever happens.
+reading of those ratios); at 1000 connections http keeps >= 0.8x its own 50-connection rate
+and opens at most 2 upstream connections per client connection; the latency faults' minimum is
+at least their delay; the bandwidth within 5%. Every process it starts is stopped at the end,
+whatever happens.
 """
 
 from __future__ import annotations

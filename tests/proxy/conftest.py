@@ -218,7 +218,7 @@ async def read_response(
         except asyncio.IncompleteReadError as exc:
             raise ConnectionError("connection closed before a complete response") from exc
         status_line, *lines = head_bytes.decode("latin-1").split("\r\n")[:-2]
-        version, code, *_ = status_line.split(" ", 2) + [""]
+        version, code, *_ = [*status_line.split(" ", 2), ""]
         if version not in ("HTTP/1.0", "HTTP/1.1") or not (len(code) == 3 and code.isdigit()):
             # Bytes in front of a response (a smuggled one's tail) are a failure, not noise.
             raise AssertionError(f"not a status line: {status_line!r}")
