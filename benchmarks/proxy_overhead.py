@@ -492,8 +492,10 @@ def latency_fidelity(http: Route) -> list[tuple[str, float, bool]]:
             f"  {delay_ms:>2} ms fault: delivered min {row['min'] * 1e3:.3f}  p50 "
             f"{row['p50'] * 1e3:.3f}  p99 {row['p99'] * 1e3:.3f}; without the fault min "
             f"{without['min'] * 1e3:.3f}  p50 {without['p50'] * 1e3:.3f}  p99 "
-            f"{without['p99'] * 1e3:.3f}; added p50 {(row['p50'] - without['p50']) * 1e3:.3f}"
-            f"  p99 {(row['p99'] - without['p99']) * 1e3:.3f}"
+            f"{without['p99'] * 1e3:.3f}; added (quantile minus quantile) min "
+            f"{(row['min'] - without['min']) * 1e3:.3f}  p50 "
+            f"{(row['p50'] - without['p50']) * 1e3:.3f}  p99 "
+            f"{(row['p99'] - without['p99']) * 1e3:.3f}"
         )
         checks.append(
             (
