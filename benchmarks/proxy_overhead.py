@@ -59,9 +59,10 @@ import httptools
 import uvloop
 
 from mlchaos.observations import ObservationStore
-from mlchaos.proxy import AbortRule, ProxyConfig, ProxyServer
+from mlchaos.proxy import AbortRule, Address, ProxyConfig, ProxyServer
 from mlchaos.proxy._accept import Acceptor
 from mlchaos.proxy._http import HttpPlane
+from mlchaos.proxy._server import bind_socket
 from mlchaos.units import Duration, Share
 
 NGINX = "/usr/sbin/nginx"
@@ -285,9 +286,7 @@ def run_floor(spec_json: str) -> None:
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stopping.set)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", spec["listen"]))
-        sock.listen(1024)
+        sock = bind_socket(Address(host="127.0.0.1", port=spec["listen"]), "the floor")
         acceptor = Acceptor(sock, lambda: _FloorClient(spec["upstream"]))  # as the proxy accepts
         await stopping.wait()
         acceptor.close()

@@ -26,8 +26,8 @@ _PAUSE = 0.5  # seconds without accepting after an error (out of file descriptor
 class Acceptor:
     """Serves one listening socket (bound and listening already) with ``factory``'s protocols.
 
-    :meth:`close` stops accepting and closes the socket; connections already made are the
-    caller's to cut.
+    It owns the socket from the start: :meth:`close` stops accepting and closes it, and so does
+    a failure to start serving it. Connections already made are the caller's to cut.
     """
 
     def __init__(self, sock: socket.socket, factory: Callable[[], asyncio.Protocol]) -> None:
@@ -38,8 +38,12 @@ class Acceptor:
         self._handing: set[asyncio.Task[object]] = set()  # accepted, not yet connected
         self._pause: asyncio.TimerHandle | None = None
         self._closed = False
-        sock.setblocking(False)
-        self._loop.add_reader(self._fd, self._accept)
+        try:
+            sock.setblocking(False)
+            self._loop.add_reader(self._fd, self._accept)
+        except BaseException:
+            sock.close()
+            raise
 
     def is_serving(self) -> bool:
         return not self._closed

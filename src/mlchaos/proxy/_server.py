@@ -182,13 +182,8 @@ class ProxyServer:
         """One more listener per arm of ``arm_listen``: its connections are all of that arm."""
         for arm, address in self.config.arm_listen.items():
             sock = bind_socket(address, f"the proxy's {arm} listener")
-            try:
-                self.arm_addresses[arm] = _bound(sock, address)
-                server = Acceptor(sock, plane.protocol_of(ArmCode.of(Arm(arm))))
-            except BaseException:
-                sock.close()
-                raise
-            self._arm_servers.append(server)
+            self._arm_servers.append(Acceptor(sock, plane.protocol_of(ArmCode.of(Arm(arm)))))
+            self.arm_addresses[arm] = _bound(sock, address)
 
     @property
     def listening(self) -> bool:
@@ -207,12 +202,7 @@ class ProxyServer:
             server.close()
             plane.abort_all()
             return
-        sock = bind_socket(self.listen_address, "the proxy")
-        try:
-            self._server = Acceptor(sock, plane.protocol)
-        except BaseException:
-            sock.close()
-            raise
+        self._server = Acceptor(bind_socket(self.listen_address, "the proxy"), plane.protocol)
 
     async def stop(self) -> None:
         """Close the listeners, every open connection and the control API; drop all faults."""
