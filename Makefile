@@ -81,8 +81,9 @@ unit: $(STAMP) $(FEAST_STAMP) $(MLSERVER_STAMP) $(KSERVE_STAMP) $(CHAOSTOOLKIT_S
 
 test: lint typecheck unit
 
-bench: $(STAMP)
+bench: $(STAMP) $(MLSERVER_STAMP)
 	$(BIN)/python benchmarks/proxy_overhead.py
+	$(BIN)/python benchmarks/proxy_model_server.py
 	$(BIN)/python benchmarks/observations.py
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/kill_switch.py

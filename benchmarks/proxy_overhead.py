@@ -341,11 +341,22 @@ RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
 UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(port: int, duration: int, connections: int, name: str = "") -> dict[str, float]:
+@dataclass(frozen=True)
+class Load:
+    """What wrk asks for: a path, and a Lua script setting method, body and headers."""
+
+    path: str = "/index.html"
+    script: Path | None = None
+
+
+def wrk(
+    port: int, duration: int, connections: int, name: str = "", load: Load = Load()
+) -> dict[str, float]:
     """One wrk run; its errors are said (with ``name``, the path) unless it is a warm-up."""
-    url = f"http://127.0.0.1:{port}/index.html"
+    script = [] if load.script is None else ["-s", str(load.script)]
+    url = f"http://127.0.0.1:{port}{load.path}"
     out = subprocess.run(
-        [WRK, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        [WRK, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", *script, url],
         capture_output=True,
         text=True,
         check=True,
@@ -382,16 +393,24 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def bench(paths: list[Route], duration: int, connections: int, runs: int, nginx: int) -> None:
-    """Warm each path up, then ``runs`` rounds of one wrk run per path, interleaved."""
+def bench(
+    paths: list[Route],
+    duration: int,
+    connections: int,
+    runs: int,
+    upstream: int,
+    load: Load = Load(),
+) -> None:
+    """Warm each path up, then ``runs`` rounds of one wrk run per path, interleaved; the CPU of
+    the process ``upstream`` (and its children) is measured too."""
     for path in paths:
-        wrk(path.port, 1, connections)
+        wrk(path.port, 1, connections, load=load)
     for _ in range(runs):
         for path in paths:
-            pids = {"nginx": nginx} | ({} if path.pid is None else {"proxy": path.pid})
+            pids = {"upstream": upstream} | ({} if path.pid is None else {"proxy": path.pid})
             before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             opened = upstream_opened(path)
-            result = wrk(path.port, duration, connections, path.name)
+            result = wrk(path.port, duration, connections, path.name, load)
             for name, pid in pids.items():
                 result[f"cpu_{name}"] = cpu_seconds(pid) - before[name]
             after = upstream_opened(path)
