@@ -48,7 +48,7 @@ VALUES = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.dictionaries(KEYS, VALUES, max_size=6))
 def test_any_structure_gives_a_spec_error_or_a_model(data: dict[str, Any]) -> None:
     try:
@@ -58,7 +58,7 @@ def test_any_structure_gives_a_spec_error_or_a_model(data: dict[str, Any]) -> No
         assert all(issue.message for issue in exc.issues)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.text(max_size=200))
 def test_any_text_parses_or_gives_a_spec_error(text: str) -> None:
     try:
@@ -67,9 +67,7 @@ def test_any_text_parses_or_gives_a_spec_error(text: str) -> None:
         assert exc.issues
 
 
-@settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=100))
 def test_binary_files_are_refused_cleanly(tmp_path: Path, blob: bytes) -> None:
     path = tmp_path / "blob.yaml"

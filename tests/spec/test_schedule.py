@@ -437,7 +437,7 @@ instants = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(schedules(st.sampled_from(ZONES)), instants)
 def test_next_open_is_open_not_before_now_and_nothing_opens_earlier(
     sched: Schedule, now: datetime
@@ -463,7 +463,7 @@ def test_next_open_is_open_not_before_now_and_nothing_opens_earlier(
         t += MINUTE
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(schedules(st.sampled_from(ZONES)), instants)
 def test_closes_at_is_where_the_open_stretch_ends(sched: Schedule, now: datetime) -> None:
     closes = sched.closes_at(now)
@@ -481,7 +481,7 @@ def test_closes_at_is_where_the_open_stretch_ends(sched: Schedule, now: datetime
         t += MINUTE
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(schedules(st.sampled_from(["UTC", "Asia/Kolkata"])), instants)
 def test_open_at_without_dst_matches_minute_of_week_arithmetic(
     sched: Schedule, now: datetime
