@@ -71,7 +71,7 @@ def start_mlserver(python: Path, work: Path, log: Path) -> tuple[subprocess.Pope
         wait_for_port(http, server, timeout=120)
         wait_ready(f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready")
     except BaseException:
-        stop_group(server)
+        stop(server, group=True)
         raise
     return server, http
 
@@ -88,17 +88,6 @@ def wait_ready(url: str, timeout: float = 120.0) -> None:
             pass
         time.sleep(0.2)
     raise TimeoutError(f"the model was not ready within {timeout:.0f} s: {url}")
-
-
-def stop_group(server: subprocess.Popen[bytes]) -> None:
-    """Stop the model server and every process it started."""
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 def inference_body(work: Path) -> bytes:
@@ -186,7 +175,7 @@ def main() -> int:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlchaos-bench-")))
         server, port = start_mlserver(python, tmp, tmp / "mlserver.log")
-        stack.callback(stop_group, server)
+        stack.callback(stop, server, group=True)
         log_file = stack.enter_context((tmp / "proxies.log").open("wb"))
         paths = [Route("direct", port)]
         for protocol in ("tcp", "http"):

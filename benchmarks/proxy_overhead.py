@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -89,13 +90,16 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes], group: bool = False) -> None:
+    """Stop ``proc`` (with ``group``, every process of the session it leads), killing what a
+    SIGTERM leaves running after 10 s."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        send = functools.partial(os.killpg, proc.pid) if group else proc.send_signal
+        send(signal.SIGTERM)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            send(signal.SIGKILL)
             proc.wait()
 
 
