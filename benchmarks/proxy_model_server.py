@@ -1,7 +1,8 @@
 """The fault proxy in front of a real model server: what it costs an experiment's traffic.
 
 Run: ``.venv/bin/python benchmarks/proxy_model_server.py [--duration 10] [--runs 3]``
-(needs ``wrk`` and the MLServer environment ``.venv-mlserver`` that ``make test`` makes.)
+(``make bench``; needs ``wrk`` and the MLServer environment ``.venv-mlserver``, which ``make
+bench`` and ``make test`` make.)
 
 ``proxy_overhead.py`` measures the proxy against nginx serving a small file: an upstream that
 does almost no work, so the proxy's own cost is as large a share as it can be. This measures
@@ -165,7 +166,7 @@ def main() -> int:
     python = Path(os.environ.get("MLCHAOS_MLSERVER_VENV", ROOT / ".venv-mlserver")) / "bin"
     python /= "python"
     if shutil.which(WRK) is None or not python.exists():
-        print(f"this benchmark needs wrk and MLServer at {python.parent.parent} (make test)")
+        print(f"this benchmark needs wrk and MLServer at {python.parent.parent} (make bench)")
         return 2
     print(
         f"cores: {os.cpu_count()}; MLServer (one process); wrk -t1 -d{args.duration}s "
