@@ -45,7 +45,6 @@ from proxy_overhead import (
     median,
     start_proxy,
     stop,
-    wait_for_port,
 )
 
 EXAMPLE = ROOT / "examples" / "your-service"
@@ -69,18 +68,22 @@ def start_mlserver(python: Path, work: Path, log: Path) -> tuple[subprocess.Pope
             start_new_session=True,
         )
     try:
-        wait_for_port(http, server, timeout=120)
-        wait_ready(f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready")
+        wait_ready(f"http://127.0.0.1:{http}/v2/models/{MODEL}/ready", server, log)
     except BaseException:
         stop(server, group=True)
         raise
     return server, http
 
 
-def wait_ready(url: str, timeout: float = 120.0) -> None:
-    """Until ``url`` answers 200: the port opens before the model has loaded."""
+def wait_ready(
+    url: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 120.0
+) -> None:
+    """Until ``url`` answers 200 (the model has loaded); its log if the server exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if server.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"MLServer exited with {server.returncode}:\n{tail}")
         try:
             with urllib.request.urlopen(url, timeout=2) as answer:
                 if answer.status == 200:
